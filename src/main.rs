@@ -1,0 +1,2 @@
+//! The `driftless` binary: a thin shell over the library.
+fn main() {}
