@@ -1,2 +1,279 @@
-//! The `driftless` binary: a thin shell over the library.
-fn main() {}
+//! The `driftless` binary: a thin shell over the library. Parses arguments, calls the
+//! pipeline, prints results, maps outcomes to exit codes.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use driftless::apply::{Engine, SyncError, SyncOptions};
+use driftless::change::ChangeSet;
+use driftless::cluster::{self, Catalog, Connection};
+use driftless::object::Manifest;
+use driftless::plan::{Plan, ValidationError, static_scope, validate};
+use driftless::render::{LoadOptions, load_dir};
+
+/// driftless: make a Kubernetes cluster match a directory of manifests (and, as an agent, a
+/// Git branch).
+#[derive(Parser)]
+#[command(name = "driftless", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true, env = "KUBECONFIG", hide_env_values = true)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    context: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the ordered, validated multi-document YAML that would be applied.
+    Render(RenderArgs),
+    /// Apply a directory of manifests: validate, dry-run, server-side apply, prune, wait.
+    Apply(ApplyArgs),
+    /// Show what `apply` would change as unified diffs (exit 0: none, 1: changes, 2: error).
+    Diff(DiffArgs),
+}
+
+#[derive(Args)]
+struct RenderArgs {
+    /// The directory of manifests.
+    dir: PathBuf,
+    /// Namespace for namespaced objects that name none.
+    #[arg(long, short = 'n', default_value = "default")]
+    namespace: String,
+}
+
+#[derive(Args)]
+struct SetArgs {
+    /// The directory of manifests.
+    dir: PathBuf,
+    /// The inventory name: the set of objects this directory owns in the cluster.
+    #[arg(long)]
+    inventory: String,
+    /// Namespace where the inventory is stored.
+    #[arg(long, default_value = "driftless-system")]
+    inventory_namespace: String,
+    /// Namespace for namespaced objects that name none.
+    #[arg(long, short = 'n', default_value = "default")]
+    namespace: String,
+    /// Concurrent API requests.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    set: SetArgs,
+    /// Delete objects of the inventory that left the directory.
+    #[arg(long)]
+    prune: bool,
+    /// Allow an empty directory to prune every object of the inventory.
+    #[arg(long)]
+    allow_empty: bool,
+    /// Validate against the server (dry-run) and report; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Wait until every object is healthy (Deployments Available, Jobs complete, ...).
+    #[arg(long)]
+    wait: bool,
+    /// Bound of --wait, e.g. 90s, 5m.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Recreate objects whose immutable fields changed.
+    #[arg(long)]
+    force: bool,
+    /// Fail instead of taking over fields owned by other field managers.
+    #[arg(long)]
+    no_force_conflicts: bool,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    #[command(flatten)]
+    set: SetArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 90s, 5m, 1h"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        "ms" => Ok(Duration::from_millis(n)),
+        _ => Err(format!("invalid duration unit in {s:?}: use s, m or h")),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DRIFTLESS_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let conn = Connection {
+        kubeconfig: cli.kubeconfig.as_deref(),
+        context: cli.context.as_deref(),
+    };
+    match cli.command {
+        Command::Render(args) => render(&conn, args).await,
+        Command::Apply(args) => apply(&conn, args).await,
+        Command::Diff(args) => diff(&conn, args).await,
+    }
+}
+
+fn load(dir: &Path) -> Result<Vec<Manifest>> {
+    load_dir(dir, &LoadOptions::default())
+        .with_context(|| format!("cannot load manifests from {}", dir.display()))
+}
+
+async fn render(conn: &Connection<'_>, args: RenderArgs) -> Result<ExitCode> {
+    let manifests = load(&args.dir)?;
+    let valid = match validate(manifests.clone(), &static_scope(), &args.namespace) {
+        Ok(valid) => valid,
+        Err(errors)
+            if errors
+                .iter()
+                .all(|e| matches!(e, ValidationError::UnknownKind { .. })) =>
+        {
+            // Kinds that are not built in: ask the cluster.
+            let client = cluster::client(conn).await.context(
+                "the set has kinds that are not built into Kubernetes; resolving them needs API \
+                 discovery, and no cluster could be reached",
+            )?;
+            let catalog = Catalog::discover(&client).await?;
+            validate(manifests, &catalog, &args.namespace).map_err(SyncError::Invalid)?
+        }
+        Err(errors) => return Err(SyncError::Invalid(errors).into()),
+    };
+    let mut out = std::io::stdout().lock();
+    for m in Plan::new(valid).manifests() {
+        writeln!(out, "---\n# Source: {}", m.source)?;
+        write!(out, "{}", driftless::diff::to_yaml(&m.object))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sync_options(set: &SetArgs) -> SyncOptions {
+    SyncOptions {
+        inventory: set.inventory.clone(),
+        inventory_namespace: set.inventory_namespace.clone(),
+        default_namespace: set.namespace.clone(),
+        concurrency: set.concurrency,
+        ..SyncOptions::default()
+    }
+}
+
+async fn engine(conn: &Connection<'_>) -> Result<Engine> {
+    let client = cluster::client(conn).await?;
+    Ok(Engine::new(client).await?)
+}
+
+async fn apply(conn: &Connection<'_>, args: ApplyArgs) -> Result<ExitCode> {
+    let manifests = load(&args.set.dir)?;
+    let opts = SyncOptions {
+        prune: args.prune,
+        allow_empty: args.allow_empty,
+        dry_run: args.dry_run,
+        wait: args.wait,
+        timeout: args.timeout,
+        force: args.force,
+        force_conflicts: !args.no_force_conflicts,
+        ..sync_options(&args.set)
+    };
+    let mut engine = engine(conn).await?;
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "applying {} object(s) from {} ...",
+            manifests.len(),
+            args.set.dir.display()
+        );
+    }
+    match engine.sync(manifests, &opts).await {
+        Ok(changes) => {
+            print_changes(&changes, args.output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if let Some(changes) = e.changes() {
+                print_changes(changes, args.output)?;
+            }
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn print_changes(changes: &ChangeSet, output: Output) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(changes)?)?,
+        Output::Text => {
+            for c in &changes.changes {
+                writeln!(out, "{c}")?;
+            }
+            writeln!(out, "{}", changes.summary())?;
+        }
+    }
+    Ok(())
+}
+
+async fn diff(conn: &Connection<'_>, args: DiffArgs) -> Result<ExitCode> {
+    let manifests = load(&args.set.dir)?;
+    let opts = SyncOptions {
+        prune: true,
+        ..sync_options(&args.set)
+    };
+    let mut engine = engine(conn).await?;
+    let preview = engine.preview(manifests, &opts).await?;
+    let mut out = std::io::stdout().lock();
+    for (_, d) in &preview.diffs {
+        write!(out, "{d}")?;
+    }
+    for p in &preview.prunes {
+        writeln!(out, "{p} would be pruned")?;
+    }
+    Ok(if preview.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -9,11 +9,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::discovery::ApiResource;
-use kube::Client;
 use serde_json::json;
-use support::{eventually, kubectl, TestNamespace};
+use support::{TestNamespace, eventually, kubectl};
 
 /// The version the wrapper module pins, read from its go.mod.
 fn pinned_kubernetes_version() -> String {
@@ -28,7 +28,11 @@ fn pinned_kubernetes_version() -> String {
 #[tokio::test]
 async fn version_is_the_pinned_one() {
     let cluster = support::cluster().await;
-    let info = cluster.client.apiserver_version().await.expect("GET /version");
+    let info = cluster
+        .client
+        .apiserver_version()
+        .await
+        .expect("GET /version");
     assert_eq!(info.git_version, pinned_kubernetes_version());
     assert_eq!(info.major, "1");
 }
@@ -53,22 +57,38 @@ async fn deployment_becomes_available_on_kwok_nodes() {
             }
         }
     }));
-    api.create(&PostParams::default(), &deploy).await.expect("create deployment");
-    let available = eventually("deployment web to become Available", Duration::from_secs(60), || {
-        let api = api.clone();
-        async move {
-            let d = api.get("web").await.ok()?;
-            let status = d.status?;
-            (status.available_replicas == Some(2)).then_some(status)
-        }
-    })
+    api.create(&PostParams::default(), &deploy)
+        .await
+        .expect("create deployment");
+    let available = eventually(
+        "deployment web to become Available",
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move {
+                let d = api.get("web").await.ok()?;
+                let status = d.status?;
+                (status.available_replicas == Some(2)).then_some(status)
+            }
+        },
+    )
     .await;
     assert_eq!(available.ready_replicas, Some(2));
 
-    let out = ns.kubectl(&["get", "pods", "-n", &ns.name, "-o", "jsonpath={.items[*].spec.nodeName}"]);
+    let out = ns.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={.items[*].spec.nodeName}",
+    ]);
     let nodes = String::from_utf8_lossy(&out.stdout);
     assert!(
-        nodes.split_whitespace().count() == 2 && nodes.split_whitespace().all(|n| n.starts_with("kwok-node-")),
+        nodes.split_whitespace().count() == 2
+            && nodes
+                .split_whitespace()
+                .all(|n| n.starts_with("kwok-node-")),
         "pods should run on kwok nodes, got {nodes:?}"
     );
 }
@@ -85,13 +105,18 @@ async fn job_completes() {
             "containers": [{"name": "once", "image": "busybox:1.36", "command": ["true"]}]
         }}}
     }));
-    api.create(&PostParams::default(), &job).await.expect("create job");
+    api.create(&PostParams::default(), &job)
+        .await
+        .expect("create job");
     eventually("job once to complete", Duration::from_secs(60), || {
         let api = api.clone();
         async move {
             let j = api.get("once").await.ok()?;
             let conds = j.status?.conditions?;
-            conds.iter().any(|c| c.type_ == "Complete" && c.status == "True").then_some(())
+            conds
+                .iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+                .then_some(())
         }
     })
     .await;
@@ -114,7 +139,9 @@ async fn crd_becomes_established_and_serves_custom_resources() {
         }
     }));
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &crd).await.expect("create CRD");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("create CRD");
     let name = format!("widgets.{group}");
     eventually("CRD to become Established", Duration::from_secs(30), || {
         let crds = crds.clone();
@@ -122,7 +149,10 @@ async fn crd_becomes_established_and_serves_custom_resources() {
         async move {
             let c = crds.get(&name).await.ok()?;
             let conds = c.status?.conditions?;
-            conds.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+            conds
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
         }
     })
     .await;
@@ -140,14 +170,20 @@ async fn crd_becomes_established_and_serves_custom_resources() {
         "metadata": {"name": "w1"}, "spec": {"size": 3}
     }));
     // Discovery of a new CRD can lag its Established condition by a moment.
-    let created = eventually("custom resource to be created", Duration::from_secs(30), || {
-        let widgets = widgets.clone();
-        let widget = widget.clone();
-        async move { widgets.create(&PostParams::default(), &widget).await.ok() }
-    })
+    let created = eventually(
+        "custom resource to be created",
+        Duration::from_secs(30),
+        || {
+            let widgets = widgets.clone();
+            let widget = widget.clone();
+            async move { widgets.create(&PostParams::default(), &widget).await.ok() }
+        },
+    )
     .await;
     assert_eq!(created.data["spec"]["size"], 3);
-    crds.delete(&name, &Default::default()).await.expect("delete CRD");
+    crds.delete(&name, &Default::default())
+        .await
+        .expect("delete CRD");
 }
 
 #[tokio::test]
@@ -163,17 +199,32 @@ async fn user_without_rbac_rights_is_denied() {
     config.auth_info.impersonate = Some("alice@example.com".into());
     let alice = Client::try_from(config).expect("client");
     let api: Api<ConfigMap> = Api::namespaced(alice, &ns.name);
-    let err = api.list(&Default::default()).await.expect_err("alice must be denied");
+    let err = api
+        .list(&Default::default())
+        .await
+        .expect_err("alice must be denied");
     match err {
         kube::Error::Api(status) => assert_eq!(status.code, 403, "{status:?}"),
         other => panic!("expected 403 Forbidden, got {other}"),
     }
     // The same request as admin succeeds: the denial is RBAC, not a broken client.
     let admin: Api<ConfigMap> = Api::namespaced(ns.client(), &ns.name);
-    admin.list(&Default::default()).await.expect("admin may list");
+    admin
+        .list(&Default::default())
+        .await
+        .expect("admin may list");
     let out = kubectl(
         &ns.cluster.kubeconfig,
-        &["auth", "can-i", "list", "configmaps", "-n", &ns.name, "--as", "alice@example.com"],
+        &[
+            "auth",
+            "can-i",
+            "list",
+            "configmaps",
+            "-n",
+            &ns.name,
+            "--as",
+            "alice@example.com",
+        ],
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
 }

@@ -157,7 +157,13 @@ impl Drop for TestNamespace {
     fn drop(&mut self) {
         let _ = kubectl(
             &self.cluster.kubeconfig,
-            &["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"],
+            &[
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ],
         );
     }
 }

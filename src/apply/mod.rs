@@ -1,0 +1,187 @@
+//! Apply: make the cluster hold exactly a validated set of manifests.
+//!
+//! [`Engine::sync`] is the one entry point the CLI (`driftless apply`) and the agent share:
+//! validate → read the inventory → read live metadata → classify → dry-run every object that
+//! needs a write → record the union inventory → apply Namespaces and CRDs and wait for them →
+//! apply the rest → prune what left the set → record the final inventory → wait for health.
+//!
+//! Safety rules (see docs/architecture.md): nothing is written before the whole set passed
+//! validation and server-side dry-run (objects that depend on a Namespace or CRD created by the
+//! same set are dry-run right after that stage, before anything else is written); nothing is
+//! pruned when any step failed; an empty set never prunes without `allow_empty`; an object
+//! labelled for another inventory is an error, never a silent takeover.
+
+mod live;
+mod preview;
+mod prune;
+mod ssa;
+mod store;
+mod sync;
+mod wait;
+
+use std::time::Duration;
+
+pub use preview::Preview;
+pub use store::{InventoryStore, Stored};
+pub use sync::Engine;
+
+use crate::change::ChangeSet;
+use crate::cluster::ClusterError;
+use crate::inventory::ParseError;
+use crate::plan::ValidationError;
+
+/// Options of one sync, as `driftless apply` takes them.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// The inventory name: which set of objects this sync owns (a DNS-1123 label).
+    pub inventory: String,
+    /// Where the inventory is stored.
+    pub inventory_namespace: String,
+    /// The namespace of namespaced objects that name none.
+    pub default_namespace: String,
+    /// Delete objects that left the set.
+    pub prune: bool,
+    /// Allow an empty set to prune everything.
+    pub allow_empty: bool,
+    /// Validate and report, write nothing.
+    pub dry_run: bool,
+    /// Recreate objects whose immutable fields changed.
+    pub force: bool,
+    /// Take fields owned by other field managers (server-side apply `force`).
+    pub force_conflicts: bool,
+    /// Wait for every object to become healthy.
+    pub wait: bool,
+    /// Bound of the health wait.
+    pub timeout: Duration,
+    /// Concurrent API requests.
+    pub concurrency: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            inventory: String::new(),
+            inventory_namespace: "driftless-system".into(),
+            default_namespace: "default".into(),
+            prune: true,
+            allow_empty: false,
+            dry_run: false,
+            force: false,
+            force_conflicts: true,
+            wait: false,
+            timeout: Duration::from_secs(300),
+            concurrency: 8,
+        }
+    }
+}
+
+/// Why a sync stopped. Each names the objects, their files and the API server's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The inventory name is not usable as a label value and object name.
+    #[error("invalid inventory name {0:?}: use lower-case letters, digits and '-' (at most 50)")]
+    InventoryName(String),
+    /// The manifests are invalid; nothing was written.
+    #[error("{} invalid object(s); nothing was changed:\n  {}", .0.len(), join(.0))]
+    Invalid(Vec<ValidationError>),
+    /// The set is empty and pruning would delete everything.
+    #[error(
+        "the set is empty and pruning would delete all {0} object(s) of the inventory; \
+         nothing was changed (pass --allow-empty to prune everything)"
+    )]
+    EmptySet(usize),
+    /// Objects belong to another inventory.
+    #[error("{} object(s) belong to another inventory; nothing was changed:\n  {}", .0.len(), .0.join("\n  "))]
+    Conflict(Vec<String>),
+    /// The server-side dry-run refused objects; nothing was written (but the Namespaces and
+    /// CRDs of the set when the refused objects depend on them).
+    #[error("dry-run failed for {} object(s); nothing was changed:\n  {}", .0.len(), .0.join("\n  "))]
+    DryRun(Vec<String>),
+    /// Applying some objects failed; the others were applied; nothing was pruned.
+    #[error("apply failed for {} object(s); nothing was pruned:\n  {}", failures(.0).len(), failures(.0).join("\n  "))]
+    Apply(ChangeSet),
+    /// Objects did not become healthy.
+    #[error("{} object(s) not healthy: \n  {}", .failures.len(), .failures.join("\n  "))]
+    Health {
+        changes: ChangeSet,
+        failures: Vec<String>,
+    },
+    /// The inventory could not be read or written.
+    #[error("{message}")]
+    Inventory { message: String },
+    /// A corrupt inventory shard.
+    #[error(transparent)]
+    InventoryCorrupt(#[from] ParseError),
+    /// An API call failed.
+    #[error("failed to {what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Discovery or connection failure.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+impl SyncError {
+    /// The change set of a sync that got as far as writing, if any.
+    pub fn changes(&self) -> Option<&ChangeSet> {
+        match self {
+            SyncError::Apply(c) | SyncError::Health { changes: c, .. } => Some(c),
+            _ => None,
+        }
+    }
+
+    /// A short stable label for metrics and status reasons.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SyncError::InventoryName(_)
+            | SyncError::Invalid(_)
+            | SyncError::EmptySet(_)
+            | SyncError::Conflict(_) => "ValidationFailed",
+            SyncError::DryRun(_) => "ValidationFailed",
+            SyncError::Apply(_)
+            | SyncError::Inventory { .. }
+            | SyncError::InventoryCorrupt(_)
+            | SyncError::Api { .. } => "ApplyFailed",
+            SyncError::Health { .. } => "HealthCheckFailed",
+            SyncError::Cluster(_) => "ApplyFailed",
+        }
+    }
+}
+
+fn join(errors: &[ValidationError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+fn failures(c: &ChangeSet) -> Vec<String> {
+    c.changes
+        .iter()
+        .filter(|c| c.action == crate::change::Action::Failed)
+        .map(|c| match &c.source {
+            Some(s) => format!("{s}: {c}"),
+            None => c.to_string(),
+        })
+        .collect()
+}
+
+/// Checks an inventory name: a DNS-1123 label short enough for `driftless-inv-<name>-<n>`.
+pub fn check_inventory_name(name: &str) -> Result<(), SyncError> {
+    let ok = !name.is_empty()
+        && name.len() <= 50
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(SyncError::InventoryName(name.to_string()))
+    }
+}

@@ -1,0 +1,144 @@
+//! Preview: what a sync would change, as unified diffs — `driftless diff`.
+//!
+//! Every object is dry-run with server-side apply and compared with the live object (noise
+//! removed, Secret values masked by [`crate::diff`]). Objects the inventory owns that left the
+//! set are listed as prunes.
+
+use std::collections::HashSet;
+
+use futures::{StreamExt, stream};
+
+use super::live::api_for;
+use super::sync::{Engine, Item, api_message};
+use super::{InventoryStore, SyncError, SyncOptions, check_inventory_name};
+use crate::diff::unified_diff;
+use crate::object::{LABEL_INVENTORY, ObjectKey, ObjectRef};
+use crate::plan::to_prune;
+
+/// What `driftless diff` reports.
+#[derive(Debug, Default)]
+pub struct Preview {
+    /// Per object that would change, its unified diff (live → desired).
+    pub diffs: Vec<(ObjectRef, String)>,
+    /// Objects that would be pruned.
+    pub prunes: Vec<ObjectRef>,
+}
+
+impl Preview {
+    /// True when a sync would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.diffs.is_empty() && self.prunes.is_empty()
+    }
+}
+
+impl Engine {
+    /// Computes the [`Preview`] of syncing `manifests` under `opts.inventory`. Writes nothing.
+    ///
+    /// # Errors
+    /// Invalid manifests, or a dry-run refused by the server (naming file, object and reason).
+    pub async fn preview(
+        &mut self,
+        manifests: Vec<crate::object::Manifest>,
+        opts: &SyncOptions,
+    ) -> Result<Preview, SyncError> {
+        check_inventory_name(&opts.inventory)?;
+        let manifests = self.validate_set(manifests, opts).await?;
+        let items = self.items_of(manifests, opts);
+        let stored = InventoryStore::new(
+            self.client().clone(),
+            &opts.inventory_namespace,
+            &opts.inventory,
+        )
+        .read()
+        .await?;
+        let client = self.client();
+        let results: Vec<Result<Option<(ObjectRef, String)>, String>> = stream::iter(
+            items
+                .iter()
+                .filter(|i| i.todo != super::sync::Todo::Skip)
+                .map(|item| async move { diff_one(client, item).await }),
+        )
+        .buffered(opts.concurrency.max(1))
+        .collect()
+        .await;
+        let mut preview = Preview::default();
+        let mut failures = Vec::new();
+        for r in results {
+            match r {
+                Ok(Some(d)) => preview.diffs.push(d),
+                Ok(None) => {}
+                Err(m) => failures.push(m),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(SyncError::DryRun(failures));
+        }
+        let desired: HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
+        let old: Vec<ObjectRef> = stored
+            .inventory
+            .entries
+            .iter()
+            .map(|(k, e)| ObjectRef {
+                group: k.group.clone(),
+                version: e.version.clone(),
+                kind: k.kind.clone(),
+                namespace: k.namespace.clone(),
+                name: k.name.clone(),
+            })
+            .collect();
+        let keep: Vec<ObjectRef> = old
+            .iter()
+            .filter(|r| desired.contains(&r.key()))
+            .cloned()
+            .collect();
+        if opts.prune {
+            preview.prunes = to_prune(&old, &keep);
+        }
+        Ok(preview)
+    }
+}
+
+async fn diff_one(
+    client: &kube::Client,
+    item: &Item,
+) -> Result<Option<(ObjectRef, String)>, String> {
+    let desired = &item.manifest.object;
+    let Some(resource) = &item.resource else {
+        // A kind its CRD (in the same set) will define: everything is new.
+        return Ok(Some((
+            item.id.clone(),
+            unified_diff(&item.id, None, desired),
+        )));
+    };
+    let api = api_for(client, resource, item.key.namespace.as_deref());
+    let live = api
+        .get_opt(&item.key.name)
+        .await
+        .map_err(|e| format!("{}: {}: {}", item.manifest.source, item.id, api_message(&e)))?;
+    let live = live.map(|l| serde_json::to_value(l).unwrap_or_default());
+    if let Some(owner) = live
+        .as_ref()
+        .and_then(|l| l["metadata"]["labels"][LABEL_INVENTORY].as_str())
+        && Some(owner) != desired["metadata"]["labels"][LABEL_INVENTORY].as_str()
+    {
+        return Err(format!(
+            "{}: {} belongs to inventory {owner:?}",
+            item.manifest.source, item.id
+        ));
+    }
+    let after = match super::ssa::apply(client, resource, desired, true, true).await {
+        Ok(obj) => serde_json::to_value(obj).unwrap_or_default(),
+        // Its namespace does not exist yet (created by the same set): show the manifest.
+        Err(kube::Error::Api(s)) if s.code == 404 && live.is_none() => desired.clone(),
+        Err(e) => {
+            return Err(format!(
+                "{}: {}: {}",
+                item.manifest.source,
+                item.id,
+                api_message(&e)
+            ));
+        }
+    };
+    let diff = unified_diff(&item.id, live.as_ref(), &after);
+    Ok((!diff.is_empty()).then(|| (item.id.clone(), diff)))
+}

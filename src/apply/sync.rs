@@ -1,0 +1,590 @@
+//! The sync pipeline of [`Engine::sync`]: one function per step, data passed along.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
+
+use futures::{StreamExt, stream};
+use kube::Client;
+use serde_json::Value;
+
+use super::live::{self, LiveMap, owned_fields_hash};
+use super::{InventoryStore, SyncError, SyncOptions, check_inventory_name, prune, ssa, wait};
+use crate::change::{Action, ChangeSet};
+use crate::cluster::{Catalog, Resource};
+use crate::inventory::{Entry, Inventory, hash_json};
+use crate::object::{
+    ANNOTATION_IGNORE, IGNORE_TRUE, LABEL_INVENTORY, Manifest, ObjectKey, ObjectRef,
+};
+use crate::plan::{Plan, STAGE_CLUSTER, ValidationError, validate};
+
+/// Applies manifest sets to one cluster. Holds the client and the API catalog, which it
+/// refreshes when a set names a kind it does not know (a CRD installed since).
+pub struct Engine {
+    client: Client,
+    catalog: Catalog,
+}
+
+/// One desired object on its way through the pipeline.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    pub manifest: Manifest,
+    pub id: ObjectRef,
+    pub key: ObjectKey,
+    /// None until its kind is served (a CRD of the same set not applied yet).
+    pub resource: Option<Resource>,
+    pub hash: String,
+    pub todo: Todo,
+}
+
+/// What an item needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Todo {
+    /// Nothing: manifest and owned fields unchanged since the last apply.
+    Nothing,
+    /// A write; `adopt` first when kubectl's client-side fields must be taken over.
+    Apply { adopt: bool, recreate: bool },
+    /// Dry-run only after the Namespaces and CRDs of the set exist.
+    Deferred,
+    /// Left alone (ignore annotation).
+    Skip,
+}
+
+impl Engine {
+    /// Connects the engine: runs API discovery once.
+    ///
+    /// # Errors
+    /// When discovery fails.
+    pub async fn new(client: Client) -> Result<Engine, SyncError> {
+        let catalog = Catalog::discover(&client).await?;
+        Ok(Engine { client, catalog })
+    }
+
+    /// The client the engine uses.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Makes the cluster hold exactly `manifests` under `opts.inventory`. See the module docs.
+    ///
+    /// # Errors
+    /// See [`SyncError`]: every variant leaves the cluster at the last good state or, for
+    /// [`SyncError::Apply`] and [`SyncError::Health`], reports per object what was written.
+    pub async fn sync(
+        &mut self,
+        manifests: Vec<Manifest>,
+        opts: &SyncOptions,
+    ) -> Result<ChangeSet, SyncError> {
+        let start = Instant::now();
+        check_inventory_name(&opts.inventory)?;
+        let manifests = self.validate_set(manifests, opts).await?;
+        let store = InventoryStore::new(
+            self.client.clone(),
+            &opts.inventory_namespace,
+            &opts.inventory,
+        );
+        let stored = store.read().await?;
+        if manifests.is_empty()
+            && opts.prune
+            && !opts.allow_empty
+            && !stored.inventory.entries.is_empty()
+        {
+            return Err(SyncError::EmptySet(stored.inventory.entries.len()));
+        }
+        let mut items = self.items_of(manifests, opts);
+        let live = self.fetch_live(&items, &stored.inventory, opts).await?;
+        check_conflicts(&items, &live, opts)?;
+        let mut changes = ChangeSet {
+            dry_run: opts.dry_run,
+            ..ChangeSet::default()
+        };
+        classify(&mut items, &live, &stored.inventory, &mut changes);
+        self.dry_run(&mut items, &live, opts, false).await?;
+        if opts.dry_run {
+            self.report_dry_run(&items, &live, &mut changes).await;
+            changes.elapsed = start.elapsed();
+            return Ok(changes);
+        }
+        let union = union_inventory(&stored.inventory, &items);
+        let stored = store.write(&stored, &union).await?;
+        let mut applied = self
+            .apply_stage(&mut items, &live, opts, true, &mut changes)
+            .await;
+        if !changes.has_failures() {
+            wait::cluster_stage(&self.client, &items, opts).await;
+            self.catalog = Catalog::discover(&self.client).await?;
+            self.resolve_deferred(&mut items);
+            self.dry_run(&mut items, &live, opts, true).await?;
+            applied.extend(
+                self.apply_stage(&mut items, &live, opts, false, &mut changes)
+                    .await,
+            );
+        }
+        let mut inventory = union.clone();
+        for (key, entry) in applied {
+            inventory.entries.insert(key, entry);
+        }
+        if changes.has_failures() {
+            store.write(&stored, &inventory).await?;
+            changes.elapsed = start.elapsed();
+            return Err(SyncError::Apply(changes));
+        }
+        let desired: HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
+        let kept = prune::prune(
+            &self.client,
+            &self.catalog,
+            &stored.inventory,
+            &desired,
+            &live,
+            opts,
+            &mut changes,
+        )
+        .await;
+        inventory
+            .entries
+            .retain(|k, _| desired.contains(k) || kept.contains(k));
+        store.write(&stored, &inventory).await?;
+        changes.elapsed = start.elapsed();
+        if changes.has_failures() {
+            return Err(SyncError::Apply(changes));
+        }
+        if opts.wait {
+            wait::healthy(&self.client, &items, opts, &mut changes).await?;
+            changes.elapsed = start.elapsed();
+        }
+        Ok(changes)
+    }
+
+    /// Validates the set against the catalog; on unknown kinds, rediscovers once and retries.
+    pub(super) async fn validate_set(
+        &mut self,
+        manifests: Vec<Manifest>,
+        opts: &SyncOptions,
+    ) -> Result<Vec<Manifest>, SyncError> {
+        match validate(manifests.clone(), &self.catalog, &opts.default_namespace) {
+            Ok(valid) => Ok(valid),
+            Err(errors)
+                if errors
+                    .iter()
+                    .any(|e| matches!(e, ValidationError::UnknownKind { .. })) =>
+            {
+                self.catalog = Catalog::discover(&self.client).await?;
+                validate(manifests, &self.catalog, &opts.default_namespace)
+                    .map_err(SyncError::Invalid)
+            }
+            Err(errors) => Err(SyncError::Invalid(errors)),
+        }
+    }
+
+    /// Orders the set, labels each object with the inventory and resolves its API resource.
+    pub(super) fn items_of(&self, manifests: Vec<Manifest>, opts: &SyncOptions) -> Vec<Item> {
+        let plan = Plan::new(manifests);
+        let mut items = Vec::with_capacity(plan.len());
+        for (stage, manifests) in plan.stages.into_iter().enumerate() {
+            for mut manifest in manifests {
+                let Ok(id) = manifest.object_ref() else {
+                    continue;
+                }; // validated above
+                let skip = manifest.annotation(ANNOTATION_IGNORE) == Some(IGNORE_TRUE);
+                set_label(&mut manifest.object, LABEL_INVENTORY, &opts.inventory);
+                let resource = self.catalog.get(&id.group, &id.version, &id.kind).cloned();
+                let todo = match (skip, &resource) {
+                    (true, _) => Todo::Skip,
+                    // A kind defined by a CRD of this set: known after the cluster stage.
+                    (false, None) if stage != STAGE_CLUSTER => Todo::Deferred,
+                    _ => Todo::Apply {
+                        adopt: false,
+                        recreate: false,
+                    },
+                };
+                items.push(Item {
+                    hash: hash_json(&manifest.object),
+                    key: id.key(),
+                    id,
+                    manifest,
+                    resource,
+                    todo,
+                });
+            }
+        }
+        items
+    }
+
+    async fn fetch_live(
+        &self,
+        items: &[Item],
+        previous: &Inventory,
+        opts: &SyncOptions,
+    ) -> Result<LiveMap, SyncError> {
+        let mut targets = BTreeMap::new();
+        let mut add = |r: &Resource, ns: Option<&String>| {
+            let ns = ns.cloned();
+            targets.insert(
+                (
+                    r.api.group.clone(),
+                    r.api.version.clone(),
+                    r.api.kind.clone(),
+                    ns,
+                ),
+                r.clone(),
+            );
+        };
+        for item in items {
+            if let Some(r) = &item.resource {
+                add(r, item.key.namespace.as_ref());
+            }
+        }
+        for (key, entry) in &previous.entries {
+            if let Some(r) = self.catalog.get(&key.group, &entry.version, &key.kind) {
+                add(r, key.namespace.as_ref());
+            }
+        }
+        live::fetch(&self.client, targets, opts.concurrency).await
+    }
+
+    /// Namespaced items whose namespace does not exist yet wait for the cluster stage; items
+    /// whose kind is now served get their resource.
+    fn resolve_deferred(&self, items: &mut [Item]) {
+        for item in items.iter_mut().filter(|i| i.todo == Todo::Deferred) {
+            item.resource = self
+                .catalog
+                .get(&item.id.group, &item.id.version, &item.id.kind)
+                .cloned();
+            item.todo = Todo::Apply {
+                adopt: false,
+                recreate: false,
+            };
+        }
+    }
+
+    /// Dry-runs every item needing a write (or, with `deferred`, those that had to wait), all
+    /// of them, and fails with every refusal at once.
+    async fn dry_run(
+        &self,
+        items: &mut [Item],
+        live: &LiveMap,
+        opts: &SyncOptions,
+        deferred: bool,
+    ) -> Result<(), SyncError> {
+        let namespaces_missing = missing_namespaces(items, live);
+        let client = &self.client;
+        let results: Vec<(usize, Result<(), String>)> =
+            stream::iter(items.iter().enumerate().filter_map(|(idx, item)| {
+                let wants = matches!(item.todo, Todo::Apply { .. });
+                let waits = item
+                    .key
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|ns| namespaces_missing.contains(ns));
+                if !wants || (waits && !deferred) {
+                    return None;
+                }
+                let resource = item.resource.clone()?;
+                Some(async move {
+                    let r = ssa::apply(
+                        client,
+                        &resource,
+                        &item.manifest.object,
+                        true,
+                        opts.force_conflicts,
+                    )
+                    .await;
+                    (idx, r.map(|_| ()).map_err(|e| api_message(&e)))
+                })
+            }))
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+        let mut failures = Vec::new();
+        for (idx, result) in results {
+            let item = &mut items[idx];
+            match result {
+                Ok(()) => {}
+                Err(m) if opts.force && m.contains("immutable") => {
+                    item.todo = Todo::Apply {
+                        adopt: false,
+                        recreate: true,
+                    };
+                }
+                Err(m) => {
+                    let hint = if m.contains("immutable") {
+                        " (use --force to recreate it)"
+                    } else {
+                        ""
+                    };
+                    failures.push(format!("{}: {}: {m}{hint}", item.manifest.source, item.id));
+                }
+            }
+        }
+        // Mark the namespace-dependent items of a first pass for the second one.
+        if !deferred {
+            for item in items.iter_mut() {
+                let waits = item
+                    .key
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|ns| namespaces_missing.contains(ns));
+                if waits
+                    && matches!(item.todo, Todo::Apply { .. })
+                    && !crate::plan::is_cluster_stage(&item.key.group, &item.key.kind)
+                {
+                    item.todo = Todo::Deferred;
+                }
+            }
+        }
+        failures.sort();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(SyncError::DryRun(failures))
+        }
+    }
+
+    /// Applies the items of one stage (the cluster stage or the rest), concurrently, and
+    /// records the outcome of each. Returns the inventory entries of the applied objects.
+    async fn apply_stage(
+        &self,
+        items: &mut [Item],
+        live: &LiveMap,
+        opts: &SyncOptions,
+        cluster_stage: bool,
+        changes: &mut ChangeSet,
+    ) -> Vec<(ObjectKey, Entry)> {
+        let client = &self.client;
+        let work = items.iter().filter(|i| {
+            matches!(i.todo, Todo::Apply { .. })
+                && crate::plan::is_cluster_stage(&i.key.group, &i.key.kind) == cluster_stage
+        });
+        let results: Vec<_> = stream::iter(work.map(|item| async move {
+            let outcome = apply_one(client, item, live.get(&item.key), opts).await;
+            (item, outcome)
+        }))
+        .buffered(opts.concurrency.max(1))
+        .collect()
+        .await;
+        let mut entries = Vec::new();
+        for (item, outcome) in results {
+            match outcome {
+                Ok((action, entry)) => {
+                    changes.push(
+                        item.id.clone(),
+                        action,
+                        Some(item.manifest.source.clone()),
+                        None,
+                    );
+                    entries.push((item.key.clone(), entry));
+                }
+                Err(m) => changes.push(
+                    item.id.clone(),
+                    Action::Failed,
+                    Some(item.manifest.source.clone()),
+                    Some(m),
+                ),
+            }
+        }
+        for item in items
+            .iter_mut()
+            .filter(|i| crate::plan::is_cluster_stage(&i.key.group, &i.key.kind) == cluster_stage)
+        {
+            if matches!(item.todo, Todo::Apply { .. }) {
+                item.todo = Todo::Nothing;
+            }
+        }
+        entries
+    }
+
+    /// In dry-run mode: reports what a real run would do, comparing the dry-run result with
+    /// the live object.
+    async fn report_dry_run(&self, items: &[Item], live: &LiveMap, changes: &mut ChangeSet) {
+        for item in items
+            .iter()
+            .filter(|i| matches!(i.todo, Todo::Apply { .. } | Todo::Deferred))
+        {
+            let action = match (live.get(&item.key), &item.resource) {
+                (None, _) | (_, None) => Action::Created,
+                (Some(_), Some(r)) => {
+                    let api = live::api_for(&self.client, r, item.key.namespace.as_deref());
+                    let now = api.get_opt(&item.key.name).await.ok().flatten();
+                    let after = ssa::apply(&self.client, r, &item.manifest.object, true, true)
+                        .await
+                        .ok();
+                    match (now, after) {
+                        (Some(n), Some(a))
+                            if crate::diff::semantically_equal(&to_value(&n), &to_value(&a)) =>
+                        {
+                            Action::Unchanged
+                        }
+                        _ => Action::Configured,
+                    }
+                }
+            };
+            changes.push(
+                item.id.clone(),
+                action,
+                Some(item.manifest.source.clone()),
+                None,
+            );
+        }
+    }
+}
+
+/// Writes one item and returns what happened and its new inventory entry.
+async fn apply_one(
+    client: &Client,
+    item: &Item,
+    live: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    opts: &SyncOptions,
+) -> Result<(Action, Entry), String> {
+    let Todo::Apply { adopt, recreate } = item.todo else {
+        return Err("internal: not an apply".into());
+    };
+    let resource = item
+        .resource
+        .as_ref()
+        .ok_or("its kind is not served by the API server")?;
+    let obj = &item.manifest.object;
+    if adopt && let Some(meta) = live {
+        ssa::adopt(client, resource, meta)
+            .await
+            .map_err(|e| api_message(&e))?;
+    }
+    let result = if recreate {
+        ssa::recreate(client, resource, obj).await
+    } else {
+        ssa::apply(client, resource, obj, false, opts.force_conflicts).await
+    }
+    .map_err(|e| api_message(&e))?;
+    let action = match live {
+        None => Action::Created,
+        Some(_) if recreate => Action::Configured,
+        Some(m) if m.resource_version == result.metadata.resource_version => Action::Unchanged,
+        Some(_) => Action::Configured,
+    };
+    let entry = Entry {
+        version: item.id.version.clone(),
+        manifest_hash: item.hash.clone(),
+        fields_hash: owned_fields_hash(&result.metadata),
+    };
+    Ok((action, entry))
+}
+
+/// Objects labelled with another inventory are refused, all reported at once.
+fn check_conflicts(items: &[Item], live: &LiveMap, opts: &SyncOptions) -> Result<(), SyncError> {
+    let mut conflicts: Vec<String> = items
+        .iter()
+        .filter_map(|item| {
+            let owner = live.get(&item.key)?.labels.as_ref()?.get(LABEL_INVENTORY)?;
+            (owner != &opts.inventory && item.todo != Todo::Skip).then(|| {
+                format!(
+                    "{}: {} belongs to inventory {owner:?}",
+                    item.manifest.source, item.id
+                )
+            })
+        })
+        .collect();
+    conflicts.sort();
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(SyncError::Conflict(conflicts))
+    }
+}
+
+/// Decides per item: unchanged (no request), skip (ignored live), adopt kubectl's fields.
+fn classify(items: &mut [Item], live: &LiveMap, previous: &Inventory, changes: &mut ChangeSet) {
+    for item in items.iter_mut() {
+        let meta = live.get(&item.key);
+        let live_ignored = meta
+            .and_then(|m| m.annotations.as_ref())
+            .is_some_and(|a| a.get(ANNOTATION_IGNORE).map(String::as_str) == Some(IGNORE_TRUE));
+        if item.todo == Todo::Skip || live_ignored {
+            item.todo = Todo::Skip;
+            let why = if live_ignored {
+                "live object"
+            } else {
+                "manifest"
+            };
+            let msg = format!("{ANNOTATION_IGNORE}: \"true\" on the {why}");
+            changes.push(
+                item.id.clone(),
+                Action::Skipped,
+                Some(item.manifest.source.clone()),
+                Some(msg),
+            );
+            continue;
+        }
+        let (Some(meta), Todo::Apply { .. }) = (meta, item.todo) else {
+            continue;
+        };
+        let unchanged = previous.entries.get(&item.key).is_some_and(|e| {
+            e.manifest_hash == item.hash
+                && !e.fields_hash.is_empty()
+                && e.fields_hash == owned_fields_hash(meta)
+        });
+        if unchanged {
+            item.todo = Todo::Nothing;
+            changes.push(
+                item.id.clone(),
+                Action::Unchanged,
+                Some(item.manifest.source.clone()),
+                None,
+            );
+        } else {
+            item.todo = Todo::Apply {
+                adopt: ssa::needs_adoption(meta),
+                recreate: false,
+            };
+        }
+    }
+}
+
+/// The previous inventory plus every desired object (new ones without hashes yet), written
+/// before anything is applied so that a crash mid-apply leaks nothing out of the inventory.
+fn union_inventory(previous: &Inventory, items: &[Item]) -> Inventory {
+    let mut union = previous.clone();
+    for item in items.iter().filter(|i| i.todo != Todo::Skip) {
+        union
+            .entries
+            .entry(item.key.clone())
+            .or_insert_with(|| Entry {
+                version: item.id.version.clone(),
+                manifest_hash: String::new(),
+                fields_hash: String::new(),
+            });
+    }
+    union
+}
+
+/// Namespaces that items live in, that do not exist and that the set itself creates.
+fn missing_namespaces(items: &[Item], live: &LiveMap) -> HashSet<String> {
+    items
+        .iter()
+        .filter(|i| {
+            i.key.group.is_empty() && i.key.kind == "Namespace" && !live.contains_key(&i.key)
+        })
+        .map(|i| i.key.name.clone())
+        .collect()
+}
+
+fn set_label(object: &mut Value, key: &str, value: &str) {
+    let Some(md) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let labels = md
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert(key.to_string(), Value::String(value.to_string()));
+    }
+}
+
+fn to_value(obj: &kube::api::DynamicObject) -> Value {
+    serde_json::to_value(obj).unwrap_or(Value::Null)
+}
+
+/// The API server's message for a refused request.
+pub(super) fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,110 @@
+//! Waiting: for the cluster stage (Namespaces Active, CRDs Established) before the rest is
+//! applied, and with `--wait` for every object to be healthy by the rules of [`crate::health`].
+
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use kube::Client;
+
+use super::live::api_for;
+use super::sync::Item;
+use super::{SyncError, SyncOptions};
+use crate::change::ChangeSet;
+use crate::health::{HealthStatus, evaluate};
+use crate::plan::is_cluster_stage;
+
+const POLL: Duration = Duration::from_millis(500);
+
+/// Waits (up to 60 s, as Flux does) until the Namespaces and CRDs of the set are ready, so that
+/// what lives in them can be applied. A timeout is not an error here: the next apply reports it.
+pub(super) async fn cluster_stage(client: &Client, items: &[Item], opts: &SyncOptions) {
+    let stage: Vec<&Item> = items
+        .iter()
+        .filter(|i| is_cluster_stage(&i.key.group, &i.key.kind) && i.resource.is_some())
+        .collect();
+    let _ = poll(client, &stage, opts, Duration::from_secs(60)).await;
+}
+
+/// Waits until every applied object is healthy; fails fast on a failed rollout.
+///
+/// # Errors
+/// [`SyncError::Health`] naming each object that failed or was still in progress at the timeout.
+pub(super) async fn healthy(
+    client: &Client,
+    items: &[Item],
+    opts: &SyncOptions,
+    changes: &mut ChangeSet,
+) -> Result<(), SyncError> {
+    let all: Vec<&Item> = items
+        .iter()
+        .filter(|i| i.resource.is_some() && i.todo != super::sync::Todo::Skip)
+        .collect();
+    match poll(client, &all, opts, opts.timeout).await {
+        Ok(()) => Ok(()),
+        Err(failures) => Err(SyncError::Health {
+            changes: changes.clone(),
+            failures,
+        }),
+    }
+}
+
+/// Polls `items` until all are Current. Returns the failures: Failed objects at once, or the
+/// objects still in progress when `timeout` runs out.
+async fn poll(
+    client: &Client,
+    items: &[&Item],
+    opts: &SyncOptions,
+    timeout: Duration,
+) -> Result<(), Vec<String>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pending: Vec<&Item> = items.to_vec();
+    loop {
+        let results: Vec<(&Item, HealthStatus, String)> =
+            stream::iter(pending.iter().map(|item| async move {
+                let Some(resource) = &item.resource else {
+                    return (*item, HealthStatus::Current, String::new());
+                };
+                let api = api_for(client, resource, item.key.namespace.as_deref());
+                match api.get_opt(&item.key.name).await {
+                    Ok(Some(obj)) => {
+                        let h = evaluate(&serde_json::to_value(&obj).unwrap_or_default());
+                        (*item, h.status, h.message)
+                    }
+                    Ok(None) => (*item, HealthStatus::InProgress, "not found".into()),
+                    Err(e) => (*item, HealthStatus::InProgress, e.to_string()),
+                }
+            }))
+            .buffered(opts.concurrency.max(1))
+            .collect()
+            .await;
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|(_, s, _)| *s == HealthStatus::Failed)
+            .map(|(i, _, m)| format!("{}: {}: failed: {m}", i.manifest.source, i.id))
+            .collect();
+        if !failed.is_empty() {
+            return Err(failed);
+        }
+        let waiting: Vec<(&Item, String)> = results
+            .into_iter()
+            .filter(|(_, s, _)| *s != HealthStatus::Current)
+            .map(|(i, _, m)| (i, m))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(waiting
+                .iter()
+                .map(|(i, m)| {
+                    format!(
+                        "{}: {}: not ready after {timeout:?}: {m}",
+                        i.manifest.source, i.id
+                    )
+                })
+                .collect());
+        }
+        pending = waiting.into_iter().map(|(i, _)| i).collect();
+        tokio::time::sleep(POLL).await;
+    }
+}

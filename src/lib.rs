@@ -1,0 +1,17 @@
+//! driftless: a GitOps agent for Kubernetes.
+//!
+//! The library is a pipeline with data flowing one way:
+//! `source` (Git) → `render` (manifests) → `plan` (order, diff) → `apply` (server-side apply,
+//! prune, inventory) → `health` → `status`. The agent loop and the CLI are thin drivers of it.
+#![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod change;
+pub mod cluster;
+pub mod diff;
+pub mod error;
+pub mod health;
+pub mod inventory;
+pub mod object;
+pub mod plan;
+pub mod render;

@@ -1,0 +1,378 @@
+//! Loading plain manifests: reading and parsing the files `walk` finds.
+//!
+//! Owns the input limits ([`LoadOptions`]) and turning bytes into [`Manifest`]s: YAML streams
+//! (many documents per file, parsed by serde-saphyr with its budgets on so alias bombs and deep
+//! nesting fail fast) and JSON files, with `List` kinds expanded into their items. Everything a
+//! user can get wrong comes back as a [`LoadError`] naming the file.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use serde_saphyr::budget::BudgetBreach;
+
+use super::walk::manifest_files;
+use crate::object::{Manifest, Source};
+
+/// Limits on what [`load_dir`] reads; exceeding one is an error naming the file and the limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Largest single file, in bytes (default 32 MiB).
+    pub max_file_bytes: u64,
+    /// Largest total of all files read, in bytes (default 256 MiB).
+    pub max_total_bytes: u64,
+    /// Most objects in the whole tree, after `List` expansion (default 50,000).
+    pub max_objects: usize,
+    /// Deepest nesting of mappings and sequences in one document (default 128).
+    pub max_depth: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 32 * 1024 * 1024,
+            max_total_bytes: 256 * 1024 * 1024,
+            max_objects: 50_000,
+            // Deep enough for large CRD schemas; shallow enough to keep recursion in check.
+            max_depth: 128,
+        }
+    }
+}
+
+/// Errors from loading a directory of manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Reading a file or directory failed.
+    #[error("failed to read {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The root is not a directory.
+    #[error("{path} is not a directory")]
+    NotADirectory {
+        /// The root given.
+        path: PathBuf,
+    },
+    /// A symlink resolves outside the root directory.
+    #[error("symlink {link} points outside the root directory (to {target})")]
+    SymlinkOutsideRoot {
+        /// The symlink.
+        link: PathBuf,
+        /// Where it resolves to.
+        target: PathBuf,
+    },
+    /// A directory needs a renderer that is not supported yet.
+    #[error("{dir} contains {marker}: {tool} rendering is not supported yet")]
+    Unsupported {
+        /// The directory.
+        dir: PathBuf,
+        /// The file that marks it, e.g. `kustomization.yaml`.
+        marker: &'static str,
+        /// The tool it needs, e.g. `Kustomize`.
+        tool: &'static str,
+    },
+    /// `.driftlessignore` has an invalid pattern.
+    #[error("invalid pattern in {path}: {source}")]
+    IgnoreFile {
+        /// The ignore file.
+        path: PathBuf,
+        /// The matcher's error.
+        #[source]
+        source: ignore::Error,
+    },
+    /// A file is larger than [`LoadOptions::max_file_bytes`].
+    #[error("{path} is larger than the max file size of {limit} bytes")]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
+    /// The files read add up to more than [`LoadOptions::max_total_bytes`].
+    #[error("reading {path} exceeds the max total size of {limit} bytes for all manifests")]
+    TotalTooLarge {
+        /// The file that crossed the limit.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
+    /// More objects than [`LoadOptions::max_objects`].
+    #[error("{path} exceeds the max of {limit} objects for all manifests")]
+    TooManyObjects {
+        /// The file that crossed the limit.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
+    },
+    /// A document nests deeper than [`LoadOptions::max_depth`].
+    #[error("{path} nests deeper than the max depth of {limit}{at}")]
+    TooDeep {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
+        /// Where, as ` at line L, column C`, when known.
+        at: String,
+    },
+    /// Another YAML parser budget (aliases, nodes, events, ...) was exceeded.
+    #[error("{path} exceeds a YAML parser limit: {message}")]
+    YamlLimit {
+        /// The file.
+        path: PathBuf,
+        /// The parser's description of the limit and location.
+        message: String,
+    },
+    /// A file is not valid UTF-8.
+    #[error("{path} is not valid UTF-8 (invalid byte at offset {offset})")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
+    },
+    /// A YAML file does not parse.
+    #[error("failed to parse YAML in {path}: {message}")]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A JSON file does not parse.
+    #[error("failed to parse JSON in {path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A document (or `List` item) is not a mapping.
+    #[error("{path} (document {doc}): expected a mapping (a Kubernetes object), found {found}")]
+    NotAMapping {
+        /// The file.
+        path: PathBuf,
+        /// 0-based index of the object in the file, as in [`Source::doc`].
+        doc: usize,
+        /// What was found instead, e.g. `a sequence`.
+        found: &'static str,
+    },
+}
+
+/// Loads every manifest under `root`: see the `render` module docs for the rules.
+///
+/// Objects come back in a deterministic order: files sorted by relative path, then by position
+/// in the file.
+///
+/// # Errors
+/// The first [`LoadError`] met; each names the file (or directory) and, for limits, the limit.
+pub fn load_dir(root: &Path, opts: &LoadOptions) -> Result<Vec<Manifest>, LoadError> {
+    let files = manifest_files(root, opts)?;
+    let mut manifests = Vec::new();
+    let mut total_bytes: u64 = 0;
+    for rel in files {
+        let path = root.join(&rel);
+        let size = fs::metadata(&path)
+            .map_err(|source| LoadError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        if size > opts.max_file_bytes {
+            return Err(LoadError::FileTooLarge {
+                path,
+                limit: opts.max_file_bytes,
+            });
+        }
+        total_bytes = total_bytes.saturating_add(size);
+        if total_bytes > opts.max_total_bytes {
+            return Err(LoadError::TotalTooLarge {
+                path,
+                limit: opts.max_total_bytes,
+            });
+        }
+        let text = read_limited(&path, opts.max_file_bytes)?;
+        let docs = parse_file(&path, &text, opts)?;
+        expand(&path, &rel, docs, &mut manifests)?;
+        if manifests.len() > opts.max_objects {
+            return Err(LoadError::TooManyObjects {
+                path,
+                limit: opts.max_objects,
+            });
+        }
+    }
+    Ok(manifests)
+}
+
+/// Reads a whole file as UTF-8, refusing more than `limit` bytes even if it grew since listed.
+pub(super) fn read_limited(path: &Path, limit: u64) -> Result<String, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(LoadError::FileTooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    String::from_utf8(bytes).map_err(|err| LoadError::NotUtf8 {
+        path: path.to_path_buf(),
+        offset: err.utf8_error().valid_up_to(),
+    })
+}
+
+fn parse_file(path: &Path, text: &str, opts: &LoadOptions) -> Result<Vec<Value>, LoadError> {
+    let is_json = path.extension().is_some_and(|ext| ext == "json");
+    if !is_json {
+        return serde_saphyr::from_multiple_with_options(text, yaml_options(opts, text.len()))
+            .map_err(|err| yaml_error(path, &err, opts));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let value: Value = serde_json::from_str(text).map_err(|source| LoadError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if depth(&value) > opts.max_depth {
+        return Err(LoadError::TooDeep {
+            path: path.to_path_buf(),
+            limit: opts.max_depth,
+            at: String::new(),
+        });
+    }
+    Ok(if value.is_null() { vec![] } else { vec![value] })
+}
+
+/// serde-saphyr options with budgets sized for one file of `len` bytes.
+fn yaml_options(opts: &LoadOptions, len: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = opts.max_depth;
+    budget.max_documents = opts.max_objects.max(1);
+    // Without aliases a file cannot hold more nodes (or scalar bytes) than it has bytes, so
+    // scale these with the file: a large plain file passes, alias expansion is still capped.
+    budget.max_nodes = budget.max_nodes.max(len);
+    budget.max_events = budget.max_events.max(len.saturating_mul(2));
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(len);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.with_snippet = false;
+    options.emit_comments = false;
+    options
+}
+
+/// The error under serde-saphyr's alias-location and snippet wrappers.
+fn root_cause(mut err: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    use serde_saphyr::Error::{AliasError, WithSnippet};
+    while let AliasError { error, .. } | WithSnippet { error, .. } = err {
+        err = error;
+    }
+    err
+}
+
+fn yaml_error(path: &Path, err: &serde_saphyr::Error, opts: &LoadOptions) -> LoadError {
+    use serde_saphyr::Error as E;
+    let path = path.to_path_buf();
+    match root_cause(err) {
+        E::Budget {
+            breach: BudgetBreach::Depth { .. },
+            ..
+        } => LoadError::TooDeep {
+            path,
+            limit: opts.max_depth,
+            at: err
+                .location()
+                .map(|loc| format!(" at line {}, column {}", loc.line(), loc.column()))
+                .unwrap_or_default(),
+        },
+        E::Budget {
+            breach: BudgetBreach::Documents { .. },
+            ..
+        } => LoadError::TooManyObjects {
+            path,
+            limit: opts.max_objects,
+        },
+        E::Budget { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => LoadError::YamlLimit {
+            path,
+            message: err.to_string(),
+        },
+        _ => LoadError::Yaml {
+            path,
+            message: err.to_string(),
+        },
+    }
+}
+
+/// Nesting depth of a value: 0 for a scalar, 1 for a flat mapping or sequence.
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// True for `kind: List` and typed lists such as `ConfigMapList` that carry `items`.
+fn is_list(object: &Value) -> bool {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    kind.ends_with("List") && object.get("items").is_some_and(Value::is_array)
+}
+
+/// Turns a file's documents into manifests, expanding lists; each object gets its own index.
+fn expand(
+    path: &Path,
+    rel: &Path,
+    docs: Vec<Value>,
+    out: &mut Vec<Manifest>,
+) -> Result<(), LoadError> {
+    let mut index = 0;
+    let mut push = |value: Value, out: &mut Vec<Manifest>| {
+        if !value.is_object() {
+            return Err(LoadError::NotAMapping {
+                path: path.to_path_buf(),
+                doc: index,
+                found: describe(&value),
+            });
+        }
+        out.push(Manifest::new(Source::new(rel, index), value));
+        index += 1;
+        Ok(())
+    };
+    for doc in docs {
+        if is_list(&doc) {
+            let Value::Object(mut map) = doc else {
+                continue;
+            };
+            if let Some(Value::Array(items)) = map.remove("items") {
+                for item in items {
+                    push(item, out)?;
+                }
+            }
+        } else {
+            push(doc, out)?;
+        }
+    }
+    Ok(())
+}
