@@ -110,8 +110,20 @@ impl Engine {
             .apply_stage(&mut items, &live, opts, true, &mut changes)
             .await;
         if !changes.has_failures() {
-            wait::cluster_stage(&self.client, &items, opts).await;
-            self.catalog = Catalog::discover(&self.client).await?;
+            if !applied.is_empty() {
+                wait::cluster_stage(&self.client, &items, &applied, opts).await;
+            }
+            // New CRDs serve new kinds: learn them before applying their custom resources.
+            let crd_applied = applied
+                .iter()
+                .any(|(k, _)| k.kind == "CustomResourceDefinition");
+            if crd_applied
+                || items
+                    .iter()
+                    .any(|i| i.todo == Todo::Deferred && i.resource.is_none())
+            {
+                self.catalog = Catalog::discover(&self.client).await?;
+            }
             self.resolve_deferred(&mut items);
             self.dry_run(&mut items, &live, opts, true).await?;
             applied.extend(
@@ -147,6 +159,7 @@ impl Engine {
         if changes.has_failures() {
             return Err(SyncError::Apply(changes));
         }
+        order_changes(&mut changes, &items);
         if opts.wait {
             wait::healthy(&self.client, &items, opts, &mut changes).await?;
             changes.elapsed = start.elapsed();
@@ -465,6 +478,18 @@ async fn apply_one(
         fields_hash: owned_fields_hash(&result.metadata),
     };
     Ok((action, entry))
+}
+
+/// Puts the outcomes in apply order (prunes, not in the set, last in prune order).
+fn order_changes(changes: &mut ChangeSet, items: &[Item]) {
+    let position: std::collections::HashMap<&ObjectKey, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (&item.key, i))
+        .collect();
+    changes
+        .changes
+        .sort_by_key(|c| position.get(&c.id.key()).copied().unwrap_or(usize::MAX));
 }
 
 /// Objects labelled with another inventory are refused, all reported at once.

@@ -1,6 +1,7 @@
 //! Waiting: for the cluster stage (Namespaces Active, CRDs Established) before the rest is
 //! applied, and with `--wait` for every object to be healthy by the rules of [`crate::health`].
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
@@ -11,16 +12,24 @@ use super::sync::Item;
 use super::{SyncError, SyncOptions};
 use crate::change::ChangeSet;
 use crate::health::{HealthStatus, evaluate};
+use crate::inventory::Entry;
+use crate::object::ObjectKey;
 use crate::plan::is_cluster_stage;
 
 const POLL: Duration = Duration::from_millis(500);
 
 /// Waits (up to 60 s, as Flux does) until the Namespaces and CRDs of the set are ready, so that
 /// what lives in them can be applied. A timeout is not an error here: the next apply reports it.
-pub(super) async fn cluster_stage(client: &Client, items: &[Item], opts: &SyncOptions) {
+pub(super) async fn cluster_stage(
+    client: &Client,
+    items: &[Item],
+    applied: &[(ObjectKey, Entry)],
+    opts: &SyncOptions,
+) {
+    let applied: HashSet<&ObjectKey> = applied.iter().map(|(k, _)| k).collect();
     let stage: Vec<&Item> = items
         .iter()
-        .filter(|i| is_cluster_stage(&i.key.group, &i.key.kind) && i.resource.is_some())
+        .filter(|i| is_cluster_stage(&i.key.group, &i.key.kind) && applied.contains(&i.key))
         .collect();
     let _ = poll(client, &stage, opts, Duration::from_secs(60)).await;
 }
