@@ -76,6 +76,8 @@ pub struct ChangeSet {
     pub elapsed: Duration,
     /// True when nothing was written (`--dry-run`).
     pub dry_run: bool,
+    /// API requests the sync sent (all clients of the process, so exact for the CLI).
+    pub requests: u64,
 }
 
 fn source_str<S: serde::Serializer>(src: &Option<Source>, s: S) -> Result<S::Ok, S::Error> {
@@ -135,6 +137,11 @@ impl ChangeSet {
         } else {
             ""
         };
-        format!("{} in {:.2?}{dry}", counts.join(", "), self.elapsed)
+        format!(
+            "{} in {:.2?} ({} API requests){dry}",
+            counts.join(", "),
+            self.elapsed,
+            self.requests
+        )
     }
 }

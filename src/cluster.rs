@@ -7,10 +7,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use kube::client::{Body, ClientBuilder};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiResource, Discovery, Scope as KubeScope};
 use kube::{Client, Config};
+use tower::util::MapRequestLayer;
 
 use crate::plan::{Scope, ScopeResolver};
 
@@ -52,14 +55,37 @@ pub async fn client(conn: &Connection<'_>) -> Result<Client, ClusterError> {
         None => return infer().await,
     }
     .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
-    Client::try_from(config).map_err(|e| ClusterError::Kubeconfig(e.to_string()))
+    build(config)
 }
 
 async fn infer() -> Result<Client, ClusterError> {
     let config = Config::infer()
         .await
         .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
-    Client::try_from(config).map_err(|e| ClusterError::Kubeconfig(e.to_string()))
+    build(config)
+}
+
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// API requests sent by every client of this process so far: the CLI reports how many a sync
+/// took, which is the cost that matters on a busy API server.
+pub fn requests_sent() -> u64 {
+    REQUESTS.load(Ordering::Relaxed)
+}
+
+fn count(req: http::Request<Body>) -> http::Request<Body> {
+    REQUESTS.fetch_add(1, Ordering::Relaxed);
+    req
+}
+
+/// The default kube client stack plus a request counter.
+///
+/// # Errors
+/// When the configuration cannot make a client (TLS material, proxy).
+pub fn build(config: Config) -> Result<Client, ClusterError> {
+    let builder =
+        ClientBuilder::try_from(config).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+    Ok(builder.with_layer(&MapRequestLayer::new(count)).build())
 }
 
 /// One served kind: the resource to call and its scope.

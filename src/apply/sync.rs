@@ -75,6 +75,7 @@ impl Engine {
         opts: &SyncOptions,
     ) -> Result<ChangeSet, SyncError> {
         let start = Instant::now();
+        let requests = crate::cluster::requests_sent();
         check_inventory_name(&opts.inventory)?;
         let manifests = self.validate_set(manifests, opts).await?;
         let store = InventoryStore::new(
@@ -102,6 +103,7 @@ impl Engine {
         if opts.dry_run {
             self.report_dry_run(&items, &live, &mut changes).await;
             changes.elapsed = start.elapsed();
+            changes.requests = crate::cluster::requests_sent() - requests;
             return Ok(changes);
         }
         let union = union_inventory(&stored.inventory, &items);
@@ -138,6 +140,7 @@ impl Engine {
         if changes.has_failures() {
             store.write(&stored, &inventory).await?;
             changes.elapsed = start.elapsed();
+            changes.requests = crate::cluster::requests_sent() - requests;
             return Err(SyncError::Apply(changes));
         }
         let desired: HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
@@ -156,6 +159,7 @@ impl Engine {
             .retain(|k, _| desired.contains(k) || kept.contains(k));
         store.write(&stored, &inventory).await?;
         changes.elapsed = start.elapsed();
+        changes.requests = crate::cluster::requests_sent() - requests;
         if changes.has_failures() {
             return Err(SyncError::Apply(changes));
         }
@@ -163,6 +167,7 @@ impl Engine {
         if opts.wait {
             wait::healthy(&self.client, &items, opts, &mut changes).await?;
             changes.elapsed = start.elapsed();
+            changes.requests = crate::cluster::requests_sent() - requests;
         }
         Ok(changes)
     }
@@ -312,14 +317,14 @@ impl Engine {
             let item = &mut items[idx];
             match result {
                 Ok(()) => {}
-                Err(m) if opts.force && m.contains("immutable") => {
+                Err(m) if opts.force && is_immutable(&m) => {
                     item.todo = Todo::Apply {
                         adopt: false,
                         recreate: true,
                     };
                 }
                 Err(m) => {
-                    let hint = if m.contains("immutable") {
+                    let hint = if is_immutable(&m) {
                         " (use --force to recreate it)"
                     } else {
                         ""
@@ -604,6 +609,21 @@ fn set_label(object: &mut Value, key: &str, value: &str) {
 
 fn to_value(obj: &kube::api::DynamicObject) -> Value {
     serde_json::to_value(obj).unwrap_or(Value::Null)
+}
+
+/// How the API server words the refusal of a change to a field that cannot change. Most
+/// messages say "immutable"; a few do not (Service `clusterIP`, RoleBinding `roleRef`,
+/// StatefulSet `spec`), and `--force` must recreate those objects too.
+const IMMUTABLE_MESSAGES: &[&str] = &[
+    "immutable",
+    "may not change once set",
+    "cannot change roleRef",
+    "updates to statefulset spec for fields other than",
+];
+
+/// True when a dry-run refusal is about an immutable field: recreating the object helps.
+fn is_immutable(message: &str) -> bool {
+    IMMUTABLE_MESSAGES.iter().any(|m| message.contains(m))
 }
 
 /// The API server's message for a refused request.
