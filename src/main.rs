@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use driftless::apply::{Engine, SyncError, SyncOptions};
+use driftless::apply::{Engine, Progress, SyncError, SyncOptions};
 use driftless::change::ChangeSet;
 use driftless::cluster::{self, Catalog, Connection};
 use driftless::object::Manifest;
@@ -209,7 +209,7 @@ async fn engine(conn: &Connection<'_>) -> Result<Engine> {
 
 async fn apply(conn: &Connection<'_>, args: ApplyArgs) -> Result<ExitCode> {
     let manifests = load(&args.set.dir)?;
-    let opts = SyncOptions {
+    let mut opts = SyncOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
         dry_run: args.dry_run,
@@ -220,14 +220,15 @@ async fn apply(conn: &Connection<'_>, args: ApplyArgs) -> Result<ExitCode> {
         ..sync_options(&args.set)
     };
     let mut engine = engine(conn).await?;
-    if std::io::stderr().is_terminal() {
-        eprintln!(
-            "applying {} object(s) from {} ...",
-            manifests.len(),
-            args.set.dir.display()
-        );
+    let ticker = std::io::stderr()
+        .is_terminal()
+        .then(|| show_progress(&mut opts));
+    let result = engine.sync(manifests, &opts).await;
+    if let Some(t) = ticker {
+        t.abort();
+        eprint!("\r\x1b[2K");
     }
-    match engine.sync(manifests, &opts).await {
+    match result {
         Ok(changes) => {
             print_changes(&changes, args.output)?;
             Ok(ExitCode::SUCCESS)
@@ -240,6 +241,21 @@ async fn apply(conn: &Connection<'_>, args: ApplyArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// On a terminal: a progress line on stderr, refreshed while the sync runs.
+fn show_progress(opts: &mut SyncOptions) -> tokio::task::JoinHandle<()> {
+    let progress = std::sync::Arc::new(Progress::default());
+    opts.progress = Some(progress.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let (phase, done, total) = progress.snapshot();
+            if total > 0 {
+                eprint!("\r\x1b[2K{phase}: {done}/{total}");
+            }
+        }
+    })
 }
 
 fn print_changes(changes: &ChangeSet, output: Output) -> Result<()> {

@@ -19,6 +19,8 @@ mod store;
 mod sync;
 mod wait;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use preview::Preview;
@@ -55,6 +57,52 @@ pub struct SyncOptions {
     pub timeout: Duration,
     /// Concurrent API requests.
     pub concurrency: usize,
+    /// Where the engine reports how far it got, for a progress display.
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// How far a sync got: the phase and the objects done of those it has to write.
+#[derive(Debug, Default)]
+pub struct Progress {
+    phase: Mutex<&'static str>,
+    done: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl Progress {
+    fn start(&self, phase: &'static str, total: usize) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = phase;
+        }
+        self.done.store(0, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    fn tick(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (phase, done, total) now.
+    pub fn snapshot(&self) -> (&'static str, usize, usize) {
+        let phase = self.phase.lock().map(|p| *p).unwrap_or("");
+        (
+            phase,
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn progress_start(opts: &SyncOptions, phase: &'static str, total: usize) {
+    if let Some(p) = &opts.progress {
+        p.start(phase, total);
+    }
+}
+
+fn progress_tick(opts: &SyncOptions) {
+    if let Some(p) = &opts.progress {
+        p.tick();
+    }
 }
 
 impl Default for SyncOptions {
@@ -71,6 +119,7 @@ impl Default for SyncOptions {
             wait: false,
             timeout: Duration::from_secs(300),
             concurrency: 8,
+            progress: None,
         }
     }
 }

@@ -8,7 +8,10 @@ use kube::Client;
 use serde_json::Value;
 
 use super::live::{self, LiveMap, owned_fields_hash};
-use super::{InventoryStore, SyncError, SyncOptions, check_inventory_name, prune, ssa, wait};
+use super::{
+    InventoryStore, SyncError, SyncOptions, check_inventory_name, progress_start, progress_tick,
+    prune, ssa, wait,
+};
 use crate::change::{Action, ChangeSet};
 use crate::cluster::{Catalog, Resource};
 use crate::inventory::{Entry, Inventory, hash_json};
@@ -284,6 +287,11 @@ impl Engine {
         deferred: bool,
     ) -> Result<(), SyncError> {
         let namespaces_missing = missing_namespaces(items, live);
+        let wanted = items
+            .iter()
+            .filter(|i| matches!(i.todo, Todo::Apply { .. }))
+            .count();
+        progress_start(opts, "dry-run", wanted);
         let client = &self.client;
         let results: Vec<(usize, Result<(), String>)> =
             stream::iter(items.iter().enumerate().filter_map(|(idx, item)| {
@@ -306,6 +314,7 @@ impl Engine {
                         opts.force_conflicts,
                     )
                     .await;
+                    progress_tick(opts);
                     (idx, r.map(|_| ()).map_err(|e| api_message(&e)))
                 })
             }))
@@ -372,8 +381,19 @@ impl Engine {
             matches!(i.todo, Todo::Apply { .. })
                 && crate::plan::is_cluster_stage(&i.key.group, &i.key.kind) == cluster_stage
         });
-        let results: Vec<_> = stream::iter(work.map(|item| async move {
+        let work: Vec<&Item> = work.collect();
+        progress_start(
+            opts,
+            if cluster_stage {
+                "applying namespaces and CRDs"
+            } else {
+                "applying"
+            },
+            work.len(),
+        );
+        let results: Vec<_> = stream::iter(work.into_iter().map(|item| async move {
             let outcome = apply_one(client, item, live.get(&item.key), opts).await;
+            progress_tick(opts);
             (item, outcome)
         }))
         .buffered(opts.concurrency.max(1))
