@@ -144,6 +144,19 @@ impl fmt::Display for ObjectRef {
 }
 
 /// `Kind/namespace/name`, or `Kind/name` for cluster-scoped objects.
+impl ObjectKey {
+    /// The full reference of this object at API `version`.
+    pub fn with_version(&self, version: &str) -> ObjectRef {
+        ObjectRef {
+            group: self.group.clone(),
+            version: version.to_string(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt_identity(f, &self.kind, self.namespace.as_deref(), &self.name)

@@ -78,13 +78,7 @@ impl Engine {
             .inventory
             .entries
             .iter()
-            .map(|(k, e)| ObjectRef {
-                group: k.group.clone(),
-                version: e.version.clone(),
-                kind: k.kind.clone(),
-                namespace: k.namespace.clone(),
-                name: k.name.clone(),
-            })
+            .map(|(k, e)| k.with_version(&e.version))
             .collect();
         let keep: Vec<ObjectRef> = old
             .iter()

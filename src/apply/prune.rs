@@ -41,7 +41,7 @@ pub async fn prune(
     let old: Vec<ObjectRef> = previous
         .entries
         .iter()
-        .map(|(k, e)| to_ref(k, &e.version))
+        .map(|(k, e)| k.with_version(&e.version))
         .collect();
     let desired: Vec<ObjectRef> = old
         .iter()
@@ -154,15 +154,5 @@ async fn delete_batch(
                 changes.push(r, Action::Failed, None, Some(format!("delete failed: {m}")));
             }
         }
-    }
-}
-
-fn to_ref(k: &ObjectKey, version: &str) -> ObjectRef {
-    ObjectRef {
-        group: k.group.clone(),
-        version: version.to_string(),
-        kind: k.kind.clone(),
-        namespace: k.namespace.clone(),
-        name: k.name.clone(),
     }
 }
