@@ -125,7 +125,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DRIFTLESS_LOG"))
+        // Errors reach the user through our own messages; library logs only on request.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DRIFTLESS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("driftless=warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -150,7 +150,7 @@ pub enum SyncError {
     #[error("apply failed for {} object(s); nothing was pruned:\n  {}", failures(.0).len(), failures(.0).join("\n  "))]
     Apply(ChangeSet),
     /// Objects did not become healthy.
-    #[error("{} object(s) not healthy: \n  {}", .failures.len(), .failures.join("\n  "))]
+    #[error("{} object(s) not healthy:\n  {}", .failures.len(), .failures.join("\n  "))]
     Health {
         changes: ChangeSet,
         failures: Vec<String>,

@@ -168,7 +168,13 @@ impl Engine {
         }
         order_changes(&mut changes, &items);
         if opts.wait {
-            wait::healthy(&self.client, &items, opts, &mut changes).await?;
+            if let Err(mut e) = wait::healthy(&self.client, &items, opts, &mut changes).await {
+                if let SyncError::Health { changes: c, .. } = &mut e {
+                    c.elapsed = start.elapsed();
+                    c.requests = crate::cluster::requests_sent() - requests;
+                }
+                return Err(e);
+            }
             changes.elapsed = start.elapsed();
             changes.requests = crate::cluster::requests_sent() - requests;
         }
