@@ -15,3 +15,4 @@ pub mod inventory;
 pub mod object;
 pub mod plan;
 pub mod render;
+pub mod source;

@@ -1,0 +1,14 @@
+//! The Git source stage: where the manifests come from.
+//!
+//! This module owns everything about naming a Git repository and a revision in it: [`url`]
+//! parses and vets the repository URL a user gives (rejecting forms that could inject options
+//! into `git` or `ssh`) and redacts credentials for display; [`refs`] validates branch, tag,
+//! semver-range and commit references and picks the tag a range resolves to. Both are pure
+//! logic. Fetching — through the `git` CLI and OpenSSH — comes later and will consume these
+//! types; its output, a checked-out tree at a [`Revision`], feeds [`crate::render`].
+
+pub mod refs;
+pub mod url;
+
+pub use refs::{GitRef, RefError, Revision, highest_match, validate_ref_name};
+pub use url::{RepoUrl, Transport, UrlError, redact_all};

@@ -1,0 +1,598 @@
+//! Repository URLs: parsing, vetting and redaction.
+//!
+//! A user names a repository with a string; [`parse`] turns it into a [`RepoUrl`] or says why
+//! not. The accepted forms are the ones `git` understands over the transports we support
+//! (`ssh://`, scp-like `[user@]host:path`, `https://`, `http://`, `git://`, `file://` and
+//! absolute local paths); everything else — notably transport helpers such as `ext::` and
+//! `fd::`, which run arbitrary commands — is refused. Hosts, users and paths starting with
+//! `-` are refused too, because `git` hands them to `ssh` where they would read as options
+//! (CVE-2017-1000117).
+//!
+//! Credentials never travel in the URL we pass to `git` ([`RepoUrl::to_git_url`]) and never
+//! appear in what we display ([`RepoUrl::redacted`], [`redact_all`]); the fetch supplies them
+//! separately.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// How `git` reaches a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// OpenSSH, from an `ssh://` URL or an scp-like address.
+    Ssh,
+    /// HTTPS.
+    Https,
+    /// Plain HTTP (credentials travel in clear; for development).
+    Http,
+    /// The unauthenticated `git://` protocol.
+    Git,
+    /// A repository on the local file system (for development).
+    File,
+}
+
+impl Transport {
+    /// The URL scheme for this transport, e.g. `ssh`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Self::Ssh => "ssh",
+            Self::Https => "https",
+            Self::Http => "http",
+            Self::Git => "git",
+            Self::File => "file",
+        }
+    }
+
+    fn default_port(self) -> Option<u16> {
+        match self {
+            Self::Ssh => Some(22),
+            Self::Https => Some(443),
+            Self::Http => Some(80),
+            Self::Git => Some(9418),
+            Self::File => None,
+        }
+    }
+}
+
+/// An invalid repository URL. Messages show the URL with credentials redacted and control
+/// characters escaped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// The URL is the empty string.
+    #[error("repository url is empty")]
+    Empty,
+    /// The URL contains whitespace or a control character.
+    #[error("invalid repository url '{url}': contains whitespace or a control character")]
+    InvalidCharacter {
+        /// The URL, redacted.
+        url: String,
+    },
+    /// The URL uses transport-helper syntax `<transport>::<address>` (e.g. `ext::`, `fd::`).
+    #[error(
+        "invalid repository url '{url}': transport helpers ('<transport>::<address>') are not allowed"
+    )]
+    TransportHelper {
+        /// The URL, redacted.
+        url: String,
+    },
+    /// The URL has a scheme other than ssh, https, http, git or file.
+    #[error(
+        "invalid repository url '{url}': unsupported scheme '{scheme}' (use ssh, https, http, git or file)"
+    )]
+    UnsupportedScheme {
+        /// The URL, redacted.
+        url: String,
+        /// The scheme found.
+        scheme: String,
+    },
+    /// A part of the URL starts with `-`, which `git` or `ssh` would read as an option.
+    #[error("invalid repository url '{url}': the {part} starts with '-'")]
+    OptionLike {
+        /// The URL, redacted.
+        url: String,
+        /// Which part: `url`, `user`, `host` or `path`.
+        part: &'static str,
+    },
+    /// The user before `@` is empty.
+    #[error("invalid repository url '{url}': the user before '@' is empty")]
+    EmptyUser {
+        /// The URL, redacted.
+        url: String,
+    },
+    /// The host is missing.
+    #[error("invalid repository url '{url}': missing host")]
+    MissingHost {
+        /// The URL, redacted.
+        url: String,
+    },
+    /// The host contains characters not allowed in a host name or IP address.
+    #[error("invalid repository url '{url}': invalid host")]
+    InvalidHost {
+        /// The URL, redacted.
+        url: String,
+    },
+    /// The port is not a number from 1 to 65535.
+    #[error("invalid repository url '{url}': port '{port}' is not a number from 1 to 65535")]
+    InvalidPort {
+        /// The URL, redacted.
+        url: String,
+        /// The port as written.
+        port: String,
+    },
+    /// The path to the repository is missing.
+    #[error("invalid repository url '{url}': missing repository path")]
+    MissingPath {
+        /// The URL, redacted.
+        url: String,
+    },
+    /// A `file://` URL names a host; only local repositories (`file:///path`) are supported.
+    #[error("invalid repository url '{url}': file urls must not name a host (use file:///path)")]
+    FileHost {
+        /// The URL, redacted.
+        url: String,
+    },
+    /// The string is none of the accepted forms (e.g. a relative path or a Windows drive).
+    #[error(
+        "invalid repository url '{url}': expected scheme://host/path, [user@]host:path or an absolute path"
+    )]
+    Unrecognised {
+        /// The URL, redacted.
+        url: String,
+    },
+}
+
+/// Which of git's syntaxes the user wrote; kept so we display (and pass on) what they wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Url,
+    ScpLike,
+    LocalPath,
+}
+
+/// A vetted repository URL. `Display` and `Debug` show it redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RepoUrl {
+    form: Form,
+    transport: Transport,
+    user: Option<String>,
+    password: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    path: String,
+}
+
+/// Parses and vets a repository URL.
+///
+/// # Errors
+///
+/// A [`UrlError`] naming the (redacted) URL and what is wrong with it.
+pub fn parse(s: &str) -> Result<RepoUrl, UrlError> {
+    if s.is_empty() {
+        return Err(UrlError::Empty);
+    }
+    let url = || sanitize(s);
+    if is_transport_helper(s) {
+        return Err(UrlError::TransportHelper { url: url() });
+    }
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(UrlError::InvalidCharacter { url: url() });
+    }
+    if s.starts_with('-') {
+        return Err(UrlError::OptionLike {
+            url: url(),
+            part: "url",
+        });
+    }
+    if let Some((scheme, rest)) = split_scheme(s) {
+        return parse_url(s, scheme, rest);
+    }
+    if s.starts_with('/') {
+        check_path(s, s)?;
+        return Ok(RepoUrl::local(Form::LocalPath, s));
+    }
+    match scp_colon(s) {
+        Some(colon) => parse_scp(s, colon),
+        None => Err(UrlError::Unrecognised { url: url() }),
+    }
+}
+
+impl FromStr for RepoUrl {
+    type Err = UrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse(s)
+    }
+}
+
+impl RepoUrl {
+    fn local(form: Form, path: &str) -> Self {
+        Self {
+            form,
+            transport: Transport::File,
+            user: None,
+            password: None,
+            host: None,
+            port: None,
+            path: path.to_owned(),
+        }
+    }
+
+    /// The host as written (IPv6 addresses keep their brackets); `None` for local repositories.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    /// The port, if one was given.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The user from the userinfo, if any. For HTTPS this may be a token: don't log it.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// Whether the URL carries a password or token after `user:`.
+    pub fn has_password(&self) -> bool {
+        self.password.is_some()
+    }
+
+    /// The repository path as written: absolute for URLs and local paths, relative to the
+    /// login's home for scp-like addresses such as `git@github.com:org/repo.git`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The transport `git` will use.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Whether this is an Azure DevOps (or legacy Visual Studio Team Services) repository,
+    /// which needs `multi_ack` capabilities git disables by default over some transports.
+    pub fn is_azure_devops(&self) -> bool {
+        let Some(host) = &self.host else { return false };
+        let host = host.to_ascii_lowercase();
+        matches!(
+            host.as_str(),
+            "ssh.dev.azure.com" | "vs-ssh.visualstudio.com" | "dev.azure.com"
+        ) || host.ends_with(".visualstudio.com")
+    }
+
+    /// The URL to pass to `git`, without any password or token (and, for HTTP(S), without
+    /// the userinfo at all, since a lone userinfo is often a token). Scp-like addresses and
+    /// local paths are passed as written: rewriting `host:path` as `ssh://host/path` would
+    /// turn a home-relative path into an absolute one.
+    pub fn to_git_url(&self) -> String {
+        self.render(false)
+    }
+
+    /// The URL for display and logs: a password or token is replaced by `***`, and for every
+    /// transport but SSH a lone userinfo is too (`https://***@github.com/org/repo`).
+    pub fn redacted(&self) -> String {
+        self.render(true)
+    }
+
+    /// A stable key identifying the repository, for sharing one fetch among many syncs:
+    /// without credentials or user, host lower-cased, default port, trailing `/` and `.git`
+    /// dropped. Scp-like paths count as home-relative (`ssh://host/~/path`), as git treats
+    /// them. The key ignores credentials, so callers sharing a fetch among syncs with
+    /// different credentials must add the credentials' identity themselves.
+    pub fn cache_key(&self) -> String {
+        let trimmed = self.path.trim_end_matches('/');
+        let trimmed = trimmed.strip_suffix(".git").unwrap_or(trimmed);
+        let trimmed = trimmed.trim_end_matches('/');
+        let path = match self.form {
+            Form::ScpLike if trimmed.starts_with('~') => format!("/{trimmed}"),
+            Form::ScpLike if !trimmed.starts_with('/') => format!("/~/{trimmed}"),
+            _ => trimmed.to_owned(),
+        };
+        let host = self
+            .host
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let port = match self.port {
+            Some(port) if Some(port) != self.transport.default_port() => format!(":{port}"),
+            _ => String::new(),
+        };
+        format!("{}://{host}{port}{path}", self.transport.scheme())
+    }
+
+    fn render(&self, redact: bool) -> String {
+        let host = self.host.as_deref().unwrap_or_default();
+        match self.form {
+            Form::LocalPath => self.path.clone(),
+            Form::ScpLike => match &self.user {
+                Some(user) => format!("{user}@{host}:{}", self.path),
+                None => format!("{host}:{}", self.path),
+            },
+            Form::Url => {
+                let userinfo = self.userinfo(redact).map(|u| u + "@").unwrap_or_default();
+                let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+                let scheme = self.transport.scheme();
+                format!("{scheme}://{userinfo}{host}{port}{}", self.path)
+            }
+        }
+    }
+
+    fn userinfo(&self, redact: bool) -> Option<String> {
+        let user = self.user.as_deref().unwrap_or_default();
+        match (self.transport, &self.password, redact) {
+            (Transport::Ssh, Some(_), true) => Some(format!("{user}:***")),
+            (Transport::Ssh, _, _) => self.user.clone(),
+            (_, _, false) => None,
+            (_, Some(_), true) => Some(format!("{user}:***")),
+            (_, None, true) => self.user.as_ref().map(|_| "***".to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for RepoUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for RepoUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RepoUrl").field(&self.redacted()).finish()
+    }
+}
+
+fn parse_url(s: &str, scheme: &str, rest: &str) -> Result<RepoUrl, UrlError> {
+    let transport = match scheme.to_ascii_lowercase().as_str() {
+        "ssh" => Transport::Ssh,
+        "https" => Transport::Https,
+        "http" => Transport::Http,
+        "git" => Transport::Git,
+        "file" => Transport::File,
+        _ => {
+            let (url, scheme) = (sanitize(s), sanitize(scheme));
+            return Err(UrlError::UnsupportedScheme { url, scheme });
+        }
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if transport == Transport::File {
+        if !authority.is_empty() {
+            return Err(UrlError::FileHost { url: sanitize(s) });
+        }
+        check_path(s, path)?;
+        return Ok(RepoUrl::local(Form::Url, path));
+    }
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        Some("") => return Err(UrlError::EmptyUser { url: sanitize(s) }),
+        Some(userinfo) => match userinfo.split_once(':') {
+            Some((user, password)) => (Some(user), Some(password)),
+            None => (Some(userinfo), None),
+        },
+        None => (None, None),
+    };
+    let user = user.filter(|u| !u.is_empty());
+    check_user(s, user)?;
+    let (host, port) = split_host_port(s, hostport)?;
+    check_host(s, host)?;
+    let port = parse_port(s, port)?;
+    check_path(s, path)?;
+    Ok(RepoUrl {
+        form: Form::Url,
+        transport,
+        user: user.map(str::to_owned),
+        password: password.map(str::to_owned),
+        host: Some(host.to_owned()),
+        port,
+        path: path.to_owned(),
+    })
+}
+
+fn parse_scp(s: &str, colon: usize) -> Result<RepoUrl, UrlError> {
+    let (before, path) = (&s[..colon], &s[colon + 1..]);
+    let (user, host) = match before.rsplit_once('@') {
+        Some(("", _)) => return Err(UrlError::EmptyUser { url: sanitize(s) }),
+        Some((user, host)) => (Some(user), host),
+        None => (None, before),
+    };
+    check_user(s, user)?;
+    check_host(s, host)?;
+    check_path(s, path)?;
+    Ok(RepoUrl {
+        form: Form::ScpLike,
+        transport: Transport::Ssh,
+        user: user.map(str::to_owned),
+        password: None,
+        host: Some(host.to_owned()),
+        port: None,
+        path: path.to_owned(),
+    })
+}
+
+/// Git's rule (`transport_get`): `[A-Za-z0-9+.-]*` followed by `::` selects a remote helper.
+fn is_transport_helper(s: &str) -> bool {
+    s.find("::")
+        .is_some_and(|i| s[..i].chars().all(is_scheme_char))
+}
+
+fn is_scheme_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')
+}
+
+fn split_scheme(s: &str) -> Option<(&str, &str)> {
+    let i = s.find("://")?;
+    let scheme = &s[..i];
+    let valid =
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic()) && scheme.chars().all(is_scheme_char);
+    valid.then(|| (scheme, &s[i + 3..]))
+}
+
+/// The colon of an scp-like address: git's rule is the first colon (outside `[...]`) with no
+/// slash before it; a single letter before it is a Windows drive, not a host.
+fn scp_colon(s: &str) -> Option<usize> {
+    let mut in_brackets = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => in_brackets = true,
+            ']' => in_brackets = false,
+            '/' | '\\' => return None,
+            ':' if !in_brackets => {
+                let drive = i == 1 && s.starts_with(|c: char| c.is_ascii_alphabetic());
+                return (!drive).then_some(i);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn split_host_port<'a>(s: &str, hostport: &'a str) -> Result<(&'a str, Option<&'a str>), UrlError> {
+    if hostport.starts_with('[') {
+        let end = hostport
+            .find(']')
+            .ok_or_else(|| UrlError::InvalidHost { url: sanitize(s) })?;
+        let (host, after) = hostport.split_at(end + 1);
+        return match after.strip_prefix(':') {
+            Some(port) => Ok((host, Some(port))),
+            None if after.is_empty() => Ok((host, None)),
+            None => Err(UrlError::InvalidHost { url: sanitize(s) }),
+        };
+    }
+    Ok(match hostport.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (hostport, None),
+    })
+}
+
+fn parse_port(s: &str, port: Option<&str>) -> Result<Option<u16>, UrlError> {
+    match port {
+        None | Some("") => Ok(None),
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0 && port.bytes().all(|b| b.is_ascii_digit()))
+            .map(Some)
+            .ok_or_else(|| UrlError::InvalidPort {
+                url: sanitize(s),
+                port: sanitize(port),
+            }),
+    }
+}
+
+fn check_user(s: &str, user: Option<&str>) -> Result<(), UrlError> {
+    if user.is_some_and(|u| u.starts_with('-')) {
+        return Err(UrlError::OptionLike {
+            url: sanitize(s),
+            part: "user",
+        });
+    }
+    Ok(())
+}
+
+fn check_host(s: &str, host: &str) -> Result<(), UrlError> {
+    if host.is_empty() {
+        return Err(UrlError::MissingHost { url: sanitize(s) });
+    }
+    if host.starts_with('-') {
+        return Err(UrlError::OptionLike {
+            url: sanitize(s),
+            part: "host",
+        });
+    }
+    let valid = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ip) => {
+            !ip.is_empty()
+                && ip
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || ":.".contains(c))
+        }
+        None => host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(UrlError::InvalidHost { url: sanitize(s) })
+    }
+}
+
+fn check_path(s: &str, path: &str) -> Result<(), UrlError> {
+    if path.trim_start_matches('/').is_empty() {
+        return Err(UrlError::MissingPath { url: sanitize(s) });
+    }
+    if path.starts_with('-') || path.trim_start_matches('/').starts_with('-') {
+        return Err(UrlError::OptionLike {
+            url: sanitize(s),
+            part: "path",
+        });
+    }
+    Ok(())
+}
+
+/// The input as it may appear in an error: credentials redacted, control characters escaped.
+fn sanitize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in redact_all(s).chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Redacts the userinfo of every `scheme://user:password@host` URL in `text` — for error
+/// messages from `git`, which echo the URL they were given. A password or token becomes
+/// `***` (`https://user:***@host`); a lone userinfo too, except for `ssh://` where it is a
+/// plain login name. Errs towards redacting too much: a token containing an unescaped `/`
+/// is still caught.
+pub fn redact_all(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let scheme_start = head[..i].rfind(|c| !is_scheme_char(c)).map_or(0, |j| j + 1);
+        let is_ssh = head[scheme_start..i].eq_ignore_ascii_case("ssh");
+        let region_end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '<' | '>' | '`'))
+            .unwrap_or(tail.len());
+        let region = &tail[..region_end];
+        match userinfo_end(region) {
+            Some(at) => {
+                out.push_str(&redact_userinfo(&region[..at], is_ssh));
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the userinfo of a URL's remainder (after `://`) ends, i.e. the index of its `@`.
+fn userinfo_end(region: &str) -> Option<usize> {
+    let authority_end = region.find('/').unwrap_or(region.len());
+    if let Some(at) = region[..authority_end].rfind('@') {
+        return Some(at);
+    }
+    // `user:tok/en@host`: a token with an unescaped slash; not `host:8443/a@b`.
+    let at = region.find('@')?;
+    let (_, after_colon) = region[..authority_end].split_once(':')?;
+    let is_port = !after_colon.is_empty() && after_colon.bytes().all(|b| b.is_ascii_digit());
+    (!is_port).then_some(at)
+}
+
+fn redact_userinfo(userinfo: &str, is_ssh: bool) -> String {
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None if is_ssh || userinfo.is_empty() => userinfo.to_owned(),
+        None => "***".to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[path = "url_tests.rs"]
+mod tests;
