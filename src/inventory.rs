@@ -21,12 +21,13 @@
 //! growing or shrinking moves entries between a shard `i` and `i + k` only. [`Inventory::plan_write`]
 //! orders the writes so that a crash between any two of them loses no entry.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::object::ObjectKey;
+use crate::object::{ObjectKey, ObjectRef};
+use crate::plan::to_prune;
 
 /// Entries per shard ConfigMap (about 150 bytes each: well under etcd's 1.5 MiB).
 pub const SHARD_CAPACITY: usize = 2000;
@@ -120,6 +121,22 @@ impl Inventory {
             self.entries.insert(key, entry);
         }
         Ok(())
+    }
+
+    /// The objects of this inventory that are not in `desired`, in prune order (reverse kind
+    /// order, Namespaces last).
+    pub fn gone(&self, desired: &HashSet<&ObjectKey>) -> Vec<ObjectRef> {
+        let all: Vec<ObjectRef> = self
+            .entries
+            .iter()
+            .map(|(k, e)| k.with_version(&e.version))
+            .collect();
+        let keep: Vec<ObjectRef> = all
+            .iter()
+            .filter(|r| desired.contains(&r.key()))
+            .cloned()
+            .collect();
+        to_prune(&all, &keep)
     }
 
     /// The number of shards for `n` entries: the smallest power of two holding them.

@@ -13,7 +13,6 @@ use super::sync::{Engine, Item, api_message};
 use super::{InventoryStore, SyncError, SyncOptions, check_inventory_name};
 use crate::diff::unified_diff;
 use crate::object::{LABEL_INVENTORY, ObjectKey, ObjectRef};
-use crate::plan::to_prune;
 
 /// What `driftless diff` reports.
 #[derive(Debug, Default)]
@@ -74,19 +73,8 @@ impl Engine {
             return Err(SyncError::DryRun(failures));
         }
         let desired: HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
-        let old: Vec<ObjectRef> = stored
-            .inventory
-            .entries
-            .iter()
-            .map(|(k, e)| k.with_version(&e.version))
-            .collect();
-        let keep: Vec<ObjectRef> = old
-            .iter()
-            .filter(|r| desired.contains(&r.key()))
-            .cloned()
-            .collect();
         if opts.prune {
-            preview.prunes = to_prune(&old, &keep);
+            preview.prunes = stored.inventory.gone(&desired);
         }
         Ok(preview)
     }

@@ -22,7 +22,7 @@ use crate::object::{
     ANNOTATION_IGNORE, ANNOTATION_PRUNE, IGNORE_TRUE, LABEL_INVENTORY, ObjectKey, ObjectRef,
     PRUNE_DISABLED,
 };
-use crate::plan::{kind_rank, to_prune};
+use crate::plan::kind_rank;
 
 /// Namespaces driftless never deletes, whatever Git says.
 const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -38,17 +38,7 @@ pub async fn prune(
     opts: &SyncOptions,
     changes: &mut ChangeSet,
 ) -> HashSet<ObjectKey> {
-    let old: Vec<ObjectRef> = previous
-        .entries
-        .iter()
-        .map(|(k, e)| k.with_version(&e.version))
-        .collect();
-    let desired: Vec<ObjectRef> = old
-        .iter()
-        .filter(|r| desired.contains(&r.key()))
-        .cloned()
-        .collect();
-    let gone = to_prune(&old, &desired);
+    let gone = previous.gone(desired);
     let mut kept = HashSet::new();
     if !opts.prune {
         kept.extend(gone.iter().map(ObjectRef::key));
