@@ -38,6 +38,33 @@ enum Command {
     Apply(ApplyArgs),
     /// Show what `apply` would change as unified diffs (exit 0: none, 1: changes, 2: error).
     Diff(DiffArgs),
+    /// Print the SSH deploy key, generating it into its Secret when there is none.
+    Identity(IdentityArgs),
+}
+
+#[derive(Args)]
+struct IdentityArgs {
+    /// The Secret holding the key (`identity`, `identity.pub`).
+    #[arg(long, default_value = "driftless-git-deploy")]
+    secret: String,
+    /// Namespace of the Secret.
+    #[arg(long, short = 'n', default_value = "driftless-system")]
+    namespace: String,
+    /// Print the key's SHA-256 fingerprint instead of the key.
+    #[arg(long)]
+    fingerprint: bool,
+    /// Replace the key with a new one (the old one stops working once removed from the host).
+    #[arg(long)]
+    regenerate: bool,
+    /// Key type to generate: rsa, ecdsa or ed25519 (default: rsa for Azure DevOps URLs, else ed25519).
+    #[arg(long)]
+    ssh_key_type: Option<String>,
+    /// The repository URL, to pick the key type the host accepts.
+    #[arg(long)]
+    url: Option<String>,
+    /// Comment of a generated key (shown by the Git host next to the key).
+    #[arg(long, default_value = "driftless@cluster")]
+    comment: String,
 }
 
 #[derive(Args)]
@@ -161,6 +188,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Render(args) => render(&conn, args).await,
         Command::Apply(args) => apply(&conn, args).await,
         Command::Diff(args) => diff(&conn, args).await,
+        Command::Identity(args) => identity(&conn, args).await,
     }
 }
 
@@ -296,4 +324,36 @@ async fn diff(conn: &Connection<'_>, args: DiffArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn identity(conn: &Connection<'_>, args: IdentityArgs) -> Result<ExitCode> {
+    use driftless::source::keys::{self, KeyType};
+    let url = args
+        .url
+        .as_deref()
+        .map(driftless::source::url::parse)
+        .transpose()?;
+    let kind = match &args.ssh_key_type {
+        Some(t) => t.parse::<KeyType>()?,
+        None => KeyType::default_for(url.as_ref()),
+    };
+    let client = cluster::client(conn).await?;
+    let pair = keys::ensure_identity(
+        &client,
+        &args.namespace,
+        &args.secret,
+        kind,
+        &args.comment,
+        args.regenerate,
+    )
+    .await?;
+    if args.fingerprint {
+        println!(
+            "{}",
+            keys::fingerprint(&pair.public).map_err(anyhow::Error::msg)?
+        );
+    } else {
+        println!("{}", pair.public);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,8 +7,15 @@
 //! logic. Fetching — through the `git` CLI and OpenSSH — comes later and will consume these
 //! types; its output, a checked-out tree at a [`Revision`], feeds [`crate::render`].
 
+pub mod auth;
+pub mod fetch;
+pub mod git;
+pub mod keys;
 pub mod refs;
 pub mod url;
+pub mod verify;
 
+pub use auth::{Auth, Sensitive};
+pub use fetch::{FetchRequest, Fetched, GitCache, Snapshot, SourceError};
 pub use refs::{GitRef, RefError, Revision, highest_match, validate_ref_name};
 pub use url::{RepoUrl, Transport, UrlError, redact_all};

@@ -196,3 +196,4 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+pub mod git_servers;

@@ -1,0 +1,561 @@
+//! Fetching: a local cache of each repository, updated with the least the server can send,
+//! and immutable snapshots of one commit's tree for the render stage.
+//!
+//! One bare repository per (URL, credentials) under the cache root. The first fetch of a ref
+//! is shallow (`--depth=1`); later ones are too, so the server sends only objects the cached
+//! commit lacks; forced updates (`+` refspecs) follow force-pushes. Concurrent fetches of one
+//! repository are serialised and coalesced: a caller that waited for another's fetch of the
+//! same ref uses its result instead of fetching again — thousands of syncs on one repository
+//! cost one fetch per poll.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::auth::Auth;
+use super::git::{Git, GitError};
+use super::refs::{GitRef, RefError, Revision, highest_match};
+use super::url::RepoUrl;
+
+/// What to fetch.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub url: RepoUrl,
+    /// None: the remote's default branch.
+    pub git_ref: Option<GitRef>,
+    pub auth: Auth,
+    /// Bound of each git operation (Weave Flux's `git.timeout`, default 20 s).
+    pub timeout: Duration,
+}
+
+/// The commit a fetch resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub revision: Revision,
+    pub author: String,
+    /// Author time, ISO 8601.
+    pub time: String,
+    pub subject: String,
+}
+
+/// Why a fetch or snapshot failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The git operation failed (network, authentication, host key, timeout).
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The ref does not exist on the server (a deleted branch, a missing tag).
+    #[error("{git_ref} not found in {url}")]
+    RefNotFound { git_ref: String, url: String },
+    /// No tag matches the semver range.
+    #[error("no tag of {url} matches semver range {range}")]
+    NoMatchingTag { range: String, url: String },
+    /// An invalid ref.
+    #[error(transparent)]
+    Ref(#[from] RefError),
+    /// The path inside the repository is not a plain relative path.
+    #[error(
+        "invalid path {path:?} in the repository: it must be relative and must not contain '..'"
+    )]
+    InvalidPath { path: String },
+    /// The path does not exist at that revision.
+    #[error("path {path:?} does not exist at {revision}")]
+    PathNotFound { path: String, revision: String },
+    /// The cache directory is not usable (full, read-only).
+    #[error("cache directory {path}: {source}")]
+    Cache {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The local cache of repositories.
+pub struct GitCache {
+    root: PathBuf,
+    repos: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RepoState>>>>,
+}
+
+#[derive(Default)]
+struct RepoState {
+    /// Last successful fetch per ref, with when it finished.
+    last: HashMap<String, (Instant, Fetched)>,
+}
+
+/// A commit's tree (or one directory of it) extracted to a private temporary directory,
+/// removed when dropped. Never a working tree that a later fetch could change.
+pub struct Snapshot {
+    _dir: tempfile::TempDir,
+    /// The directory holding the requested path.
+    pub root: PathBuf,
+}
+
+impl GitCache {
+    /// A cache rooted at `root` (created on first use).
+    pub fn new(root: impl Into<PathBuf>) -> GitCache {
+        GitCache {
+            root: root.into(),
+            repos: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn repo_dir(&self, req: &FetchRequest) -> PathBuf {
+        let key = format!("{}\0{}", req.url.cache_key(), req.auth.identity());
+        let name = crate::inventory::hash_json(&serde_json::Value::String(key));
+        self.root.join("repos").join(name)
+    }
+
+    fn git<'a>(&'a self, req: &'a FetchRequest) -> Git<'a> {
+        Git {
+            auth: &req.auth,
+            scratch: self.scratch(),
+            timeout: req.timeout,
+            url: req.url.redacted(),
+        }
+    }
+
+    fn scratch(&self) -> &Path {
+        // Credentials and snapshots live beside the repositories, on the same volume.
+        self.root.as_path()
+    }
+
+    fn state(&self, dir: &Path) -> Arc<tokio::sync::Mutex<RepoState>> {
+        let mut repos = self
+            .repos
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        repos.entry(dir.display().to_string()).or_default().clone()
+    }
+
+    /// Fetches the ref of `req` and resolves it to a commit.
+    ///
+    /// # Errors
+    /// See [`SourceError`]; the cache keeps its previous state on failure.
+    pub async fn fetch(&self, req: &FetchRequest) -> Result<Fetched, SourceError> {
+        let asked = Instant::now();
+        let dir = self.repo_dir(req);
+        let state = self.state(&dir);
+        let mut state = state.lock().await;
+        let ref_key = req
+            .git_ref
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if let Some((at, fetched)) = state.last.get(&ref_key)
+            && *at >= asked
+        {
+            return Ok(fetched.clone()); // another caller fetched while we waited
+        }
+        self.init(&dir, req).await?;
+        let fetched = self.fetch_ref(&dir, req).await?;
+        state
+            .last
+            .insert(ref_key, (Instant::now(), fetched.clone()));
+        Ok(fetched)
+    }
+
+    async fn init(&self, dir: &Path, req: &FetchRequest) -> Result<(), SourceError> {
+        if dir.join("HEAD").exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| cache_error(dir, e))?;
+        self.git(req)
+            .run(dir, "init", &["init", "--bare", "--quiet"])
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch_ref(&self, dir: &Path, req: &FetchRequest) -> Result<Fetched, SourceError> {
+        let git = self.git(req);
+        let url = req.url.to_git_url();
+        let (name, local) = match &req.git_ref {
+            None => {
+                let branch = self.default_branch(dir, req).await?;
+                (branch.clone(), format!("refs/heads/{branch}"))
+            }
+            Some(GitRef::Branch(b)) => (b.clone(), format!("refs/heads/{b}")),
+            Some(GitRef::Tag(t)) => (t.clone(), format!("refs/tags/{t}")),
+            Some(GitRef::Semver { range, original }) => {
+                let tags = self.remote_tags(dir, req).await?;
+                let tag =
+                    highest_match(range, &tags).ok_or_else(|| SourceError::NoMatchingTag {
+                        range: original.clone(),
+                        url: req.url.redacted(),
+                    })?;
+                (tag.clone(), format!("refs/tags/{tag}"))
+            }
+            Some(GitRef::Commit(sha)) => {
+                self.fetch_commit(dir, req, sha).await?;
+                return self.describe(dir, req, sha, sha).await;
+            }
+        };
+        let refspec = format!("+{local}:{local}");
+        let args = [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--depth=1",
+            "--end-of-options",
+            &url,
+            &refspec,
+        ];
+        match git.run(dir, "fetch", &args).await {
+            Ok(_) => {}
+            Err(e) if e.is_missing_ref() => {
+                return Err(SourceError::RefNotFound {
+                    git_ref: name,
+                    url: req.url.redacted(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let sha = git
+            .run(
+                dir,
+                "rev-parse",
+                &[
+                    "rev-parse",
+                    "--verify",
+                    "--end-of-options",
+                    &format!("{local}^{{commit}}"),
+                ],
+            )
+            .await?;
+        self.describe(dir, req, &name, sha.trim()).await
+    }
+
+    async fn fetch_commit(
+        &self,
+        dir: &Path,
+        req: &FetchRequest,
+        sha: &str,
+    ) -> Result<(), SourceError> {
+        let git = self.git(req);
+        let url = req.url.to_git_url();
+        if self.has_commit(dir, req, sha).await {
+            return Ok(()); // commits never change: nothing to fetch
+        }
+        // By id when the server allows it; otherwise every branch, in full.
+        let by_id = git
+            .run(
+                dir,
+                "fetch",
+                &[
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--depth=1",
+                    "--end-of-options",
+                    &url,
+                    sha,
+                ],
+            )
+            .await;
+        if by_id.is_err() || !self.has_commit(dir, req, sha).await {
+            git.run(
+                dir,
+                "fetch",
+                &[
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--end-of-options",
+                    &url,
+                    "+refs/heads/*:refs/remotes/origin/*",
+                ],
+            )
+            .await?;
+        }
+        if self.has_commit(dir, req, sha).await {
+            Ok(())
+        } else {
+            Err(SourceError::RefNotFound {
+                git_ref: format!("commit {sha}"),
+                url: req.url.redacted(),
+            })
+        }
+    }
+
+    async fn has_commit(&self, dir: &Path, req: &FetchRequest, sha: &str) -> bool {
+        let spec = format!("{sha}^{{commit}}");
+        self.git(req)
+            .run(
+                dir,
+                "cat-file",
+                &["cat-file", "-e", "--end-of-options", &spec],
+            )
+            .await
+            .is_ok()
+    }
+
+    async fn default_branch(&self, dir: &Path, req: &FetchRequest) -> Result<String, SourceError> {
+        let out = self
+            .git(req)
+            .run(
+                dir,
+                "ls-remote",
+                &[
+                    "ls-remote",
+                    "--symref",
+                    "--end-of-options",
+                    &req.url.to_git_url(),
+                    "HEAD",
+                ],
+            )
+            .await?;
+        out.lines()
+            .find_map(|l| {
+                l.strip_prefix("ref: refs/heads/")?
+                    .split('\t')
+                    .next()
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| SourceError::RefNotFound {
+                git_ref: "the default branch (HEAD)".into(),
+                url: req.url.redacted(),
+            })
+    }
+
+    async fn remote_tags(
+        &self,
+        dir: &Path,
+        req: &FetchRequest,
+    ) -> Result<Vec<String>, SourceError> {
+        let out = self
+            .git(req)
+            .run(
+                dir,
+                "ls-remote",
+                &[
+                    "ls-remote",
+                    "--tags",
+                    "--refs",
+                    "--end-of-options",
+                    &req.url.to_git_url(),
+                ],
+            )
+            .await?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                l.split('\t')
+                    .nth(1)?
+                    .strip_prefix("refs/tags/")
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+
+    async fn describe(
+        &self,
+        dir: &Path,
+        req: &FetchRequest,
+        name: &str,
+        sha: &str,
+    ) -> Result<Fetched, SourceError> {
+        let out = self
+            .git(req)
+            .run(
+                dir,
+                "log",
+                &[
+                    "log",
+                    "-1",
+                    "--format=%H%x00%an <%ae>%x00%aI%x00%s",
+                    "--end-of-options",
+                    sha,
+                ],
+            )
+            .await?;
+        let mut parts = out.trim_end_matches('\n').splitn(4, '\0');
+        let full = parts.next().unwrap_or(sha).to_string();
+        Ok(Fetched {
+            revision: Revision {
+                git_ref: name.to_string(),
+                sha: full,
+            },
+            author: parts.next().unwrap_or("").to_string(),
+            time: parts.next().unwrap_or("").to_string(),
+            subject: parts.next().unwrap_or("").to_string(),
+        })
+    }
+
+    /// The raw object (`git cat-file commit|tag`) for signature verification.
+    ///
+    /// # Errors
+    /// When the object is not in the cache.
+    pub async fn raw_object(
+        &self,
+        req: &FetchRequest,
+        kind: &str,
+        name: &str,
+    ) -> Result<Vec<u8>, SourceError> {
+        let dir = self.repo_dir(req);
+        let out = self
+            .git(req)
+            .run(
+                &dir,
+                "cat-file",
+                &["cat-file", kind, "--end-of-options", name],
+            )
+            .await?;
+        Ok(out.into_bytes())
+    }
+
+    /// Extracts `path` (relative, no `..`; empty or `.` for the whole tree) of commit `sha`
+    /// into a fresh private directory.
+    ///
+    /// # Errors
+    /// An invalid or missing path, or a cache that cannot be written.
+    pub async fn snapshot(
+        &self,
+        req: &FetchRequest,
+        sha: &str,
+        path: &str,
+    ) -> Result<Snapshot, SourceError> {
+        let path = clean_path(path)?;
+        let dir = self.repo_dir(req);
+        let snaps = self.root.join("snapshots");
+        std::fs::create_dir_all(&snaps).map_err(|e| cache_error(&snaps, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix("snap-")
+            .tempdir_in(&snaps)
+            .map_err(|e| cache_error(&snaps, e))?;
+        // A private index and work tree: read the (sub)tree, check it out. Fast (git writes
+        // the files directly) and never touches the cached repository's state.
+        let out = tmp.path().join("tree");
+        std::fs::create_dir_all(&out).map_err(|e| cache_error(&out, e))?;
+        let index = tmp.path().join("index").display().to_string();
+        let env = [("GIT_INDEX_FILE", index.as_str())];
+        let tree = if path.is_empty() {
+            sha.to_string()
+        } else {
+            format!("{sha}:{path}")
+        };
+        let revision = format!("commit {sha}");
+        let git = self.git(req);
+        match git
+            .run_env(
+                &dir,
+                "read-tree",
+                &["read-tree", "--end-of-options", &tree],
+                &env,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(GitError::Failed { stderr, .. })
+                if stderr.to_lowercase().contains("not a valid object name")
+                    || stderr.contains("not a tree object") =>
+            {
+                return Err(SourceError::PathNotFound { path, revision });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let work_tree = format!("--work-tree={}", out.display());
+        git.run_env(
+            &dir,
+            "checkout-index",
+            &[&work_tree, "checkout-index", "--all", "--force"],
+            &env,
+        )
+        .await?;
+        let root = out;
+        if !root.is_dir() {
+            return Err(SourceError::PathNotFound { path, revision });
+        }
+        Ok(Snapshot { _dir: tmp, root })
+    }
+    /// Moves annotated tag `tag` to `sha` and pushes it (Weave Flux's `flux-sync`, kept).
+    ///
+    /// # Errors
+    /// When tagging or the push fails (e.g. a read-only deploy key): callers report it as a
+    /// warning, never as a failed sync.
+    pub async fn push_tag(
+        &self,
+        req: &FetchRequest,
+        tag: &str,
+        sha: &str,
+        message: &str,
+    ) -> Result<(), SourceError> {
+        super::refs::validate_ref_name(tag)?;
+        let dir = self.repo_dir(req);
+        let git = self.git(req);
+        let args = [
+            "-c",
+            "user.name=driftless",
+            "-c",
+            "user.email=driftless@localhost",
+            "tag",
+            "--force",
+            "-a",
+            "-m",
+            message,
+            "--end-of-options",
+            tag,
+            sha,
+        ];
+        git.run(&dir, "tag", &args).await?;
+        let refspec = format!("+refs/tags/{tag}:refs/tags/{tag}");
+        git.run(
+            &dir,
+            "push",
+            &[
+                "push",
+                "--quiet",
+                "--force",
+                "--end-of-options",
+                &req.url.to_git_url(),
+                &refspec,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Normalises a path inside the repository: relative, no `..`, no empty segments.
+fn clean_path(path: &str) -> Result<String, SourceError> {
+    let p = Path::new(path.trim_matches('/'));
+    let mut parts = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            _ => {
+                return Err(SourceError::InvalidPath {
+                    path: path.to_string(),
+                });
+            }
+        }
+    }
+    if path.starts_with('-') {
+        return Err(SourceError::InvalidPath {
+            path: path.to_string(),
+        });
+    }
+    Ok(parts.join("/"))
+}
+
+fn cache_error(path: &Path, source: std::io::Error) -> SourceError {
+    SourceError::Cache {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_must_stay_inside_the_repository() {
+        assert_eq!(clean_path("").expect("root"), "");
+        assert_eq!(clean_path("./apps//web/").expect("apps/web"), "apps/web");
+        assert!(clean_path("../etc").is_err());
+        assert!(clean_path("apps/../../x").is_err());
+        assert!(clean_path("-rf").is_err());
+        assert_eq!(clean_path("/abs").expect("leading slash trimmed"), "abs");
+    }
+}
