@@ -358,16 +358,20 @@ async fn ssh_refuses_an_unknown_or_changed_host_key() {
     };
     let err = cache.fetch(&req).await.expect_err("changed host key");
     let msg = err.to_string();
+    assert!(matches!(err, SourceError::HostKey { .. }), "{err:?}");
     assert!(
-        msg.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
-            || msg.contains("Host key verification failed"),
-        "{msg}"
+        msg.contains(&format!("127.0.0.1:{}", server.port())),
+        "names the host: {msg}"
+    );
+    assert!(
+        msg.contains(&server.host_key_fingerprint()),
+        "names the fingerprint seen: {msg}"
     );
 
     req.auth.known_hosts = None;
     let err = cache.fetch(&req).await.expect_err("unknown host key");
     assert!(
-        err.to_string().contains("Host key verification failed"),
+        err.to_string().contains(&server.host_key_fingerprint()),
         "{err}"
     );
 
@@ -524,4 +528,59 @@ async fn fetched_commits_are_verified_against_trusted_keys() {
         verify_commit(&raw, &trusted),
         Err(VerifyError::Unsigned { .. })
     ));
+}
+
+#[tokio::test]
+async fn concurrent_fetches_of_one_repository_share_one_fetch() {
+    let repo = TestRepo::new();
+    let sha = repo.commit(&[("a.yaml", "a: 1\n")], "init");
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let (_dir, cache) = cache();
+    let req = request(
+        &daemon.url(repo.name()),
+        Some(GitRef::branch("main").expect("ref")),
+    );
+    let uploads = |log: &str| log.matches("upload-pack").count();
+    let before = uploads(&daemon.log());
+    let results = futures::future::join_all((0..20).map(|_| cache.fetch(&req))).await;
+    for r in &results {
+        assert_eq!(r.as_ref().expect("fetch").revision.sha, sha);
+    }
+    // Give the daemon a moment to flush its log.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let served = uploads(&daemon.log()) - before;
+    assert!(
+        (1..=2).contains(&served),
+        "20 concurrent syncs cost {served} fetches:\n{}",
+        daemon.log()
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_server_does_not_block_other_repositories() {
+    let hanging = HangingServer::start();
+    let repo = TestRepo::new();
+    let sha = repo.commit(&[("a.yaml", "a: 1\n")], "init");
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let (_dir, cache) = cache();
+    let mut stuck = request(
+        &hanging.git_url("r.git"),
+        Some(GitRef::branch("main").expect("ref")),
+    );
+    stuck.timeout = Duration::from_secs(15);
+    let good = request(&daemon.url(repo.name()), None);
+    let start = Instant::now();
+    let (s, g) = tokio::join!(cache.fetch(&stuck), async {
+        let r = cache.fetch(&good).await;
+        (r, start.elapsed())
+    });
+    assert!(s.is_err());
+    let (g, took) = g;
+    assert_eq!(g.expect("the good repository").revision.sha, sha);
+    assert!(
+        took < Duration::from_secs(10),
+        "the good fetch waited for the hung one: {took:?}"
+    );
 }

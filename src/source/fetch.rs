@@ -62,6 +62,17 @@ pub enum SourceError {
     /// The path does not exist at that revision.
     #[error("path {path:?} does not exist at {revision}")]
     PathNotFound { path: String, revision: String },
+    /// The SSH server's host key is not trusted (unknown, or changed).
+    #[error(
+        "host key verification failed for {host}: it presented {seen}, which is not in known_hosts \
+         (pinned keys and the Secret's known_hosts); if this key is right, add its known_hosts \
+         line to the Secret ({detail})"
+    )]
+    HostKey {
+        host: String,
+        seen: String,
+        detail: String,
+    },
     /// The cache directory is not usable (full, read-only).
     #[error("cache directory {path}: {source}")]
     Cache {
@@ -148,7 +159,14 @@ impl GitCache {
             return Ok(fetched.clone()); // another caller fetched while we waited
         }
         self.init(&dir, req).await?;
-        let fetched = self.fetch_ref(&dir, req).await?;
+        let fetched = match self.fetch_ref(&dir, req).await {
+            Err(SourceError::Git(GitError::Failed { stderr, .. }))
+                if stderr.contains("Host key verification failed") =>
+            {
+                return Err(host_key_error(req, &stderr).await);
+            }
+            other => other?,
+        };
         state
             .last
             .insert(ref_key, (Instant::now(), fetched.clone()));
@@ -512,6 +530,45 @@ impl GitCache {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// Builds [`SourceError::HostKey`], naming the fingerprints the server presents (asked again
+/// with `ssh-keyscan`, since ssh in batch mode does not print them for an unknown host).
+async fn host_key_error(req: &FetchRequest, stderr: &str) -> SourceError {
+    let host = req.url.host().unwrap_or("").to_string();
+    let port = req.url.port().unwrap_or(22).to_string();
+    let scan = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::process::Command::new("ssh-keyscan")
+            .args(["-T", "5", "-p", &port, "--", &host])
+            .output(),
+    )
+    .await;
+    let keys = match scan {
+        Ok(Ok(out)) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => String::new(),
+    };
+    let seen: Vec<String> = keys
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace().skip(1);
+            let line = format!("{} {}", parts.next()?, parts.next()?);
+            let fp = super::keys::fingerprint(&line).ok()?;
+            Some(format!("{fp} ({})", line.split(' ').next().unwrap_or("")))
+        })
+        .collect();
+    let seen = if seen.is_empty() {
+        "a key that could not be read again".to_string()
+    } else {
+        seen.join(", ")
+    };
+    let detail = stderr.lines().last().unwrap_or("").trim().to_string();
+    SourceError::HostKey {
+        host: format!("{host}:{port}"),
+        seen,
+        detail,
     }
 }
 

@@ -1,4 +1,3 @@
-#![allow(unused_imports)] // not every test binary uses every server
 //! Real Git servers on loopback, for the tests of the Git source.
 //!
 //! Every server is a real program the test harness starts on `127.0.0.1` and kills when the
@@ -12,6 +11,9 @@
 //!
 //! Every `git` the harness runs ([`git_command`]) ignores the user's and the system's Git
 //! configuration, speaks protocol v2, never prompts, and commits as [`COMMITTER_NAME`].
+
+// Each test binary uses a different part of the harness, and some none of it.
+#![allow(unused_imports)]
 
 mod process;
 mod repo;
