@@ -186,7 +186,7 @@ fn ssh_clones_with_ed25519_key() {
 }
 
 #[test]
-fn ssh_clones_with_rsa_4096_key_over_rsa_sha2() {
+fn ssh_clones_with_rsa_4096_key_over_rsa_sha2_only() {
     let (repo, _) = served_repo();
     let key = UserKey::rsa(4096);
     let ssh = SshGitServer::start(key.public(), HostKey::Rsa);
@@ -195,9 +195,21 @@ fn ssh_clones_with_rsa_4096_key_over_rsa_sha2() {
     assert!(ssh.host_key_line().contains(" ssh-rsa "));
     let log = ssh.log();
     assert!(
-        log.contains("Accepted publickey") && log.contains("rsa-sha2-"),
+        log.contains("Accepted publickey") && log.contains("pkalg rsa-sha2-"),
         "the RSA login did not use rsa-sha2-256/512:\n{log}"
     );
+
+    // SHA-1 RSA signatures (`ssh-rsa`) are refused.
+    let sha1 = format!(
+        "{} -o PubkeyAcceptedAlgorithms=ssh-rsa",
+        ssh_command(key.path(), &ssh.known_hosts_file())
+    );
+    let out = git(
+        &["ls-remote", &ssh.url(repo.bare_path())],
+        &[("GIT_SSH_COMMAND".into(), sha1)],
+    );
+    let stderr = stderr_of_failure(&out, "ls-remote signing with ssh-rsa (SHA-1)");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
 }
 
 #[test]
