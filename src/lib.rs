@@ -5,10 +5,12 @@
 //! prune, inventory) → `health` → `status`. The agent loop and the CLI are thin drivers of it.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod apply;
 pub mod change;
 pub mod cluster;
 pub mod diff;
+pub mod duration;
 pub mod error;
 pub mod health;
 pub mod inventory;

@@ -40,6 +40,26 @@ enum Command {
     Diff(DiffArgs),
     /// Print the SSH deploy key, generating it into its Secret when there is none.
     Identity(IdentityArgs),
+    /// Run the agent: keep every GitSync applied (in-cluster config or kubeconfig).
+    Agent(AgentArgs),
+    /// Print the GitSync CustomResourceDefinition (`driftless crd | kubectl apply -f -`).
+    Crd,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// Where Git repositories are cached.
+    #[arg(long, default_value = "/tmp/driftless-cache", env = "DRIFTLESS_CACHE_DIR")]
+    cache_dir: PathBuf,
+    /// GitSyncs reconciled at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u16,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+    /// Watch GitSyncs in this namespace only (default: all namespaces).
+    #[arg(long)]
+    watch_namespace: Option<String>,
 }
 
 #[derive(Args)]
@@ -137,28 +157,22 @@ enum Output {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 90s, 5m, 1h"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        "ms" => Ok(Duration::from_millis(n)),
-        _ => Err(format!("invalid duration unit in {s:?}: use s, m or h")),
-    }
+    driftless::duration::parse(s)
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        // Errors reach the user through our own messages; library logs only on request.
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DRIFTLESS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("driftless=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let json = std::env::args().any(|a| a == "--log-json");
+    let agent = std::env::args().nth(1).as_deref() == Some("agent");
+    let default = if agent { "driftless=info" } else { "driftless=warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DRIFTLESS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    // Errors reach the user through our own messages; library logs only on request.
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -189,6 +203,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply(args) => apply(&conn, args).await,
         Command::Diff(args) => diff(&conn, args).await,
         Command::Identity(args) => identity(&conn, args).await,
+        Command::Agent(args) => agent(&conn, args).await,
+        Command::Crd => {
+            use kube::CustomResourceExt;
+            let crd = driftless::agent::crd::GitSync::crd();
+            print!("{}", driftless::diff::to_yaml(&serde_json::to_value(&crd)?));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -251,7 +272,7 @@ async fn apply(conn: &Connection<'_>, args: ApplyArgs) -> Result<ExitCode> {
         force_conflicts: !args.no_force_conflicts,
         ..sync_options(&args.set)
     };
-    let mut engine = engine(conn).await?;
+    let engine = engine(conn).await?;
     let ticker = std::io::stderr()
         .is_terminal()
         .then(|| show_progress(&mut opts));
@@ -310,7 +331,7 @@ async fn diff(conn: &Connection<'_>, args: DiffArgs) -> Result<ExitCode> {
         prune: true,
         ..sync_options(&args.set)
     };
-    let mut engine = engine(conn).await?;
+    let engine = engine(conn).await?;
     let preview = engine.preview(manifests, &opts).await?;
     let mut out = std::io::stdout().lock();
     for (_, d) in &preview.diffs {
@@ -355,5 +376,16 @@ async fn identity(conn: &Connection<'_>, args: IdentityArgs) -> Result<ExitCode>
     } else {
         println!("{}", pair.public);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn agent(conn: &Connection<'_>, args: AgentArgs) -> Result<ExitCode> {
+    let client = cluster::client(conn).await?;
+    let opts = driftless::agent::AgentOptions {
+        cache_dir: args.cache_dir,
+        concurrency: args.concurrency,
+        namespace: args.watch_namespace,
+    };
+    driftless::agent::run(client, opts).await?;
     Ok(ExitCode::SUCCESS)
 }

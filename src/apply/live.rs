@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -73,6 +73,7 @@ pub async fn fetch(
                 }),
             }
         }
+        .boxed()
     }))
     .buffer_unordered(concurrency.max(1));
     let chunks: Vec<Vec<(ObjectKey, ObjectMeta)>> = lists.try_collect().await?;

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 
 use super::live::api_for;
 use super::sync::{Engine, Item, api_message};
@@ -36,7 +36,7 @@ impl Engine {
     /// # Errors
     /// Invalid manifests, or a dry-run refused by the server (naming file, object and reason).
     pub async fn preview(
-        &mut self,
+        &self,
         manifests: Vec<crate::object::Manifest>,
         opts: &SyncOptions,
     ) -> Result<Preview, SyncError> {
@@ -55,7 +55,7 @@ impl Engine {
             items
                 .iter()
                 .filter(|i| i.todo != super::sync::Todo::Skip)
-                .map(|item| async move { diff_one(client, item).await }),
+                .map(|item| diff_one(client, item).boxed()),
         )
         .buffered(opts.concurrency.max(1))
         .collect()

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use kube::Client;
 use kube::api::{DeleteParams, PropagationPolicy};
 
@@ -132,6 +132,7 @@ async fn delete_batch(
             };
             (r, result)
         }
+        .boxed()
     }))
     .buffered(opts.concurrency.max(1))
     .collect()

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use kube::Client;
 use serde_json::Value;
 
@@ -24,7 +24,8 @@ use crate::plan::{Plan, STAGE_CLUSTER, ValidationError, validate};
 /// refreshes when a set names a kind it does not know (a CRD installed since).
 pub struct Engine {
     client: Client,
-    catalog: Catalog,
+    /// Replaced as a whole when rediscovered; each sync works on the snapshot it took.
+    catalog: std::sync::RwLock<std::sync::Arc<Catalog>>,
 }
 
 /// One desired object on its way through the pipeline.
@@ -59,7 +60,22 @@ impl Engine {
     /// When discovery fails.
     pub async fn new(client: Client) -> Result<Engine, SyncError> {
         let catalog = Catalog::discover(&client).await?;
-        Ok(Engine { client, catalog })
+        Ok(Engine { client, catalog: std::sync::RwLock::new(std::sync::Arc::new(catalog)) })
+    }
+
+    /// The API catalog as last discovered.
+    fn catalog(&self) -> std::sync::Arc<Catalog> {
+        self.catalog.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Runs discovery again (a CRD was installed) and keeps the result.
+    async fn rediscover(&self) -> Result<(), SyncError> {
+        let fresh = std::sync::Arc::new(Catalog::discover(&self.client).await?);
+        match self.catalog.write() {
+            Ok(mut c) => *c = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+        Ok(())
     }
 
     /// The client the engine uses.
@@ -73,7 +89,7 @@ impl Engine {
     /// See [`SyncError`]: every variant leaves the cluster at the last good state or, for
     /// [`SyncError::Apply`] and [`SyncError::Health`], reports per object what was written.
     pub async fn sync(
-        &mut self,
+        &self,
         manifests: Vec<Manifest>,
         opts: &SyncOptions,
     ) -> Result<ChangeSet, SyncError> {
@@ -127,7 +143,7 @@ impl Engine {
                     .iter()
                     .any(|i| i.todo == Todo::Deferred && i.resource.is_none())
             {
-                self.catalog = Catalog::discover(&self.client).await?;
+                self.rediscover().await?;
             }
             self.resolve_deferred(&mut items);
             self.dry_run(&mut items, &live, opts, true).await?;
@@ -149,7 +165,7 @@ impl Engine {
         let desired: HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
         let kept = prune::prune(
             &self.client,
-            &self.catalog,
+            &self.catalog(),
             &stored.inventory,
             &desired,
             &live,
@@ -183,19 +199,19 @@ impl Engine {
 
     /// Validates the set against the catalog; on unknown kinds, rediscovers once and retries.
     pub(super) async fn validate_set(
-        &mut self,
+        &self,
         manifests: Vec<Manifest>,
         opts: &SyncOptions,
     ) -> Result<Vec<Manifest>, SyncError> {
-        match validate(manifests.clone(), &self.catalog, &opts.default_namespace) {
+        match validate(manifests.clone(), self.catalog().as_ref(), &opts.default_namespace) {
             Ok(valid) => Ok(valid),
             Err(errors)
                 if errors
                     .iter()
                     .any(|e| matches!(e, ValidationError::UnknownKind { .. })) =>
             {
-                self.catalog = Catalog::discover(&self.client).await?;
-                validate(manifests, &self.catalog, &opts.default_namespace)
+                self.rediscover().await?;
+                validate(manifests, self.catalog().as_ref(), &opts.default_namespace)
                     .map_err(SyncError::Invalid)
             }
             Err(errors) => Err(SyncError::Invalid(errors)),
@@ -213,7 +229,7 @@ impl Engine {
                 }; // validated above
                 let skip = manifest.annotation(ANNOTATION_IGNORE) == Some(IGNORE_TRUE);
                 set_label(&mut manifest.object, LABEL_INVENTORY, &opts.inventory);
-                let resource = self.catalog.get(&id.group, &id.version, &id.kind).cloned();
+                let resource = self.catalog().get(&id.group, &id.version, &id.kind).cloned();
                 let todo = match (skip, &resource) {
                     (true, _) => Todo::Skip,
                     // A kind defined by a CRD of this set: known after the cluster stage.
@@ -261,7 +277,7 @@ impl Engine {
             }
         }
         for (key, entry) in &previous.entries {
-            if let Some(r) = self.catalog.get(&key.group, &entry.version, &key.kind) {
+            if let Some(r) = self.catalog().get(&key.group, &entry.version, &key.kind) {
                 add(r, key.namespace.as_ref());
             }
         }
@@ -273,7 +289,7 @@ impl Engine {
     fn resolve_deferred(&self, items: &mut [Item]) {
         for item in items.iter_mut().filter(|i| i.todo == Todo::Deferred) {
             item.resource = self
-                .catalog
+                .catalog()
                 .get(&item.id.group, &item.id.version, &item.id.kind)
                 .cloned();
             item.todo = Todo::Apply {
@@ -322,7 +338,8 @@ impl Engine {
                     .await;
                     progress_tick(opts);
                     (idx, r.map(|_| ()).map_err(|e| api_message(&e)))
-                })
+                }
+                .boxed())
             }))
             .buffer_unordered(opts.concurrency.max(1))
             .collect()
@@ -401,7 +418,8 @@ impl Engine {
             let outcome = apply_one(client, item, live.get(&item.key), opts).await;
             progress_tick(opts);
             (item, outcome)
-        }))
+        }
+        .boxed()))
         .buffered(opts.concurrency.max(1))
         .collect()
         .await;

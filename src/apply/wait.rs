@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use kube::Client;
 
 use super::live::api_for;
@@ -82,7 +82,8 @@ async fn poll(
                     Ok(None) => (*item, HealthStatus::InProgress, "not found".into()),
                     Err(e) => (*item, HealthStatus::InProgress, e.to_string()),
                 }
-            }))
+            }
+            .boxed()))
             .buffered(opts.concurrency.max(1))
             .collect()
             .await;

@@ -1,0 +1,141 @@
+//! The `GitSync` custom resource (`gitsyncs.driftless.dev/v1alpha1`): one Git path kept
+//! applied to the cluster.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What to sync: a path of a Git repository at a ref, and how.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, JsonSchema)]
+#[kube(
+    group = "driftless.dev",
+    version = "v1alpha1",
+    kind = "GitSync",
+    namespaced,
+    status = "GitSyncStatus",
+    shortname = "gs",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.lastAppliedRevision"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":0}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSyncSpec {
+    /// Repository URL: `ssh://`, scp-like `git@host:path`, `https://`, `git://` or `file://`.
+    pub url: String,
+    /// What to follow; the remote's default branch when empty.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<RefSpec>,
+    /// Directory inside the repository (default: the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Secret with credentials: `identity` (SSH key), `known_hosts`, `username`, `password`,
+    /// `bearerToken`, `caFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalRef>,
+    /// How often to look for new commits (default `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval: Option<String>,
+    /// Bound of each Git operation (default `20s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// How often to re-apply (and so correct drift) without new commits (default `10m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Delete objects removed from Git (default true).
+    #[serde(default = "yes")]
+    pub prune: bool,
+    /// Wait for the applied objects to become healthy.
+    #[serde(default)]
+    pub wait: bool,
+    /// Bound of the health wait (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_timeout: Option<String>,
+    /// Namespace for namespaced objects that name none (default: the GitSync's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_namespace: Option<String>,
+    /// Stop applying until set back to false.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A Git ref: exactly one of the fields.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RefSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A semver range over tags, e.g. `>=1.0.0 <2.0.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// A reference to an object in the GitSync's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct LocalRef {
+    pub name: String,
+}
+
+/// What the agent observed and did.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSyncStatus {
+    /// `Ready`, `Reconciling`, `Stalled`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `<ref>@sha1:<sha>` last fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fetched_revision: Option<String>,
+    /// Last revision a sync was attempted at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+    /// Last revision applied successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+    /// Subject and author of the last applied commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_commit: Option<CommitSummary>,
+    /// When the last successful sync finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_time: Option<String>,
+    /// Objects managed, by kind.
+    #[serde(default)]
+    pub managed: BTreeMap<String, usize>,
+    /// The last 10 syncs, newest first.
+    #[serde(default)]
+    pub history: Vec<SyncRecord>,
+}
+
+/// A commit, as status shows it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct CommitSummary {
+    pub subject: String,
+    pub author: String,
+}
+
+/// One sync, as history keeps it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRecord {
+    pub revision: String,
+    pub started: String,
+    pub duration_seconds: f64,
+    /// `Succeeded` or the failure reason.
+    pub result: String,
+    pub created: usize,
+    pub configured: usize,
+    pub pruned: usize,
+}

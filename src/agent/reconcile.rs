@@ -1,0 +1,284 @@
+//! One reconcile of one GitSync: fetch → (if needed) snapshot → load → sync → status and events.
+//!
+//! The same [`Engine::sync`] as `driftless apply` does the writing; this module only decides
+//! when to call it and reports what happened. A failure at any step leaves the cluster at the
+//! last good state (the engine never prunes after a failure) and is written to the Ready
+//! condition with the reason and the message naming file and object.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::crd::{CommitSummary, GitSync, GitSyncStatus, RefSpec, SyncRecord};
+use super::{AgentError, Context};
+use crate::apply::SyncOptions;
+use crate::change::{Action as Outcome, ChangeSet};
+use crate::object::FIELD_MANAGER;
+use crate::render::{LoadOptions, load_dir};
+use crate::source::{Auth, FetchRequest, Fetched, GitRef, Sensitive, url};
+
+/// Annotation that asks for a sync now (any new value), as Flux's `reconcile.fluxcd.io/requestedAt`.
+pub const REQUESTED_AT: &str = "driftless.dev/requested-at";
+
+/// A failed step, with the status reason it maps to.
+pub(super) struct StepError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn step(reason: &'static str) -> impl Fn(String) -> StepError {
+    move |message| StepError { reason, message }
+}
+
+/// Reconciles `gs` and says when to look again.
+///
+/// # Errors
+/// Only failures to write status; sync failures are status, not errors.
+pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, AgentError> {
+    let poll = duration(gs.spec.poll_interval.as_deref(), Duration::from_secs(60));
+    let status = gs.status.clone().unwrap_or_default();
+    if gs.spec.suspend {
+        write_status(&ctx, &gs, with_ready(status, "False", "Suspended", "suspended: no changes are applied")).await?;
+        return Ok(Action::requeue(poll));
+    }
+    let started = Instant::now();
+    let begun = Timestamp::now();
+    let fetched = match fetch(&ctx, &gs).await {
+        Ok(f) => f,
+        Err(e) => return fail(&ctx, &gs, status, e, None, begun, started).await,
+    };
+    let revision = fetched.revision.to_string();
+    let mut status = status;
+    status.last_fetched_revision = Some(revision.clone());
+    if !needs_sync(&gs, &status, &revision) {
+        write_status(&ctx, &gs, status).await?;
+        return Ok(Action::requeue(poll));
+    }
+    status.last_attempted_revision = Some(revision.clone());
+    match sync(&ctx, &gs, &fetched).await {
+        Ok(changes) => succeed(&ctx, &gs, status, &fetched, &changes, begun, started).await?,
+        Err(e) => return fail(&ctx, &gs, status, e, Some(&revision), begun, started).await,
+    }
+    Ok(Action::requeue(poll))
+}
+
+/// A sync is due for a new revision, a changed spec, a manual request, or when the drift
+/// interval has passed since the last one.
+fn needs_sync(gs: &GitSync, status: &GitSyncStatus, revision: &str) -> bool {
+    let interval = duration(gs.spec.interval.as_deref(), Duration::from_secs(600));
+    let last = status.last_applied_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+    let stale = last.is_none_or(|t| Timestamp::now().duration_since(t).as_secs() as u64 >= interval.as_secs());
+    let requested = gs.annotations().get(REQUESTED_AT).is_some_and(|r| {
+        status.history.first().is_none_or(|h| h.started < *r)
+    });
+    status.last_applied_revision.as_deref() != Some(revision)
+        || status.observed_generation != gs.meta().generation
+        || stale
+        || requested
+        || !is_ready(status)
+}
+
+fn is_ready(status: &GitSyncStatus) -> bool {
+    status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+async fn fetch(ctx: &Context, gs: &GitSync) -> Result<Fetched, StepError> {
+    let fail = step("FetchFailed");
+    let url = url::parse(&gs.spec.url).map_err(|e| fail(e.to_string()))?;
+    let git_ref = git_ref(gs.spec.git_ref.as_ref()).map_err(&fail)?;
+    let auth = auth(ctx, gs).await.map_err(&fail)?;
+    let timeout = duration(gs.spec.timeout.as_deref(), Duration::from_secs(20));
+    let req = FetchRequest { url, git_ref, auth, timeout };
+    ctx.cache.fetch(&req).await.map_err(|e| fail(e.to_string()))
+}
+
+fn git_ref(spec: Option<&RefSpec>) -> Result<Option<GitRef>, String> {
+    let Some(r) = spec else { return Ok(None) };
+    let parsed = match (&r.branch, &r.tag, &r.semver, &r.commit) {
+        (Some(b), None, None, None) => GitRef::branch(b),
+        (None, Some(t), None, None) => GitRef::tag(t),
+        (None, None, Some(s), None) => GitRef::semver(s),
+        (None, None, None, Some(c)) => GitRef::commit(c),
+        (None, None, None, None) => return Ok(None),
+        _ => return Err("spec.ref must set exactly one of branch, tag, semver, commit".into()),
+    };
+    parsed.map(Some).map_err(|e| e.to_string())
+}
+
+/// Credentials from the Secret named by `spec.secretRef`.
+async fn auth(ctx: &Context, gs: &GitSync) -> Result<Auth, String> {
+    let Some(secret_ref) = &gs.spec.secret_ref else { return Ok(Auth::default()) };
+    let ns = gs.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret = api
+        .get(&secret_ref.name)
+        .await
+        .map_err(|e| format!("cannot read Secret {ns}/{}: {e}", secret_ref.name))?;
+    let data = secret.data.unwrap_or_default();
+    let text = |k: &str| data.get(k).map(|b| String::from_utf8_lossy(&b.0).into_owned());
+    Ok(Auth {
+        ssh_private_key: text("identity").map(Sensitive),
+        known_hosts: text("known_hosts"),
+        accept_new_host_keys: false,
+        username: text("username"),
+        password: text("password").map(Sensitive),
+        bearer_token: text("bearerToken").map(Sensitive),
+        ca_bundle: text("caFile"),
+    })
+}
+
+async fn sync(ctx: &Context, gs: &GitSync, fetched: &Fetched) -> Result<ChangeSet, StepError> {
+    let url = url::parse(&gs.spec.url).map_err(|e| step("FetchFailed")(e.to_string()))?;
+    let req = FetchRequest {
+        url,
+        git_ref: git_ref(gs.spec.git_ref.as_ref()).map_err(step("FetchFailed"))?,
+        auth: auth(ctx, gs).await.map_err(step("FetchFailed"))?,
+        timeout: duration(gs.spec.timeout.as_deref(), Duration::from_secs(20)),
+    };
+    let path = gs.spec.path.clone().unwrap_or_default();
+    let snapshot = ctx
+        .cache
+        .snapshot(&req, &fetched.revision.sha, &path)
+        .await
+        .map_err(|e| step("FetchFailed")(e.to_string()))?;
+    let manifests = load_dir(&snapshot.root, &LoadOptions::default())
+        .map_err(|e| step("RenderFailed")(e.to_string().replace(&snapshot.root.display().to_string(), &path)))?;
+    let ns = gs.namespace().unwrap_or_default();
+    let opts = SyncOptions {
+        inventory: inventory_name(&ns, &gs.name_any()),
+        inventory_namespace: ns.clone(),
+        default_namespace: gs.spec.target_namespace.clone().unwrap_or(ns),
+        prune: gs.spec.prune,
+        wait: gs.spec.wait,
+        timeout: duration(gs.spec.health_timeout.as_deref(), Duration::from_secs(300)),
+        ..SyncOptions::default()
+    };
+    super::run_sync(ctx, manifests, opts).await.map_err(|e| StepError { reason: reason_of(&e), message: e.to_string() })
+}
+
+fn reason_of(e: &crate::apply::SyncError) -> &'static str {
+    e.reason()
+}
+
+/// The inventory name of a GitSync: its name, made unique across namespaces with a short hash
+/// and short enough for a label value.
+pub fn inventory_name(namespace: &str, name: &str) -> String {
+    let hash = crate::inventory::hash_json(&json!(format!("{namespace}/{name}")));
+    let base: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
+    format!("{}-{}", base.trim_end_matches('-'), &hash[..8]).to_lowercase()
+}
+
+async fn succeed(
+    ctx: &Context,
+    gs: &GitSync,
+    mut status: GitSyncStatus,
+    fetched: &Fetched,
+    changes: &ChangeSet,
+    begun: Timestamp,
+    started: Instant,
+) -> Result<(), AgentError> {
+    let revision = fetched.revision.to_string();
+    status.last_applied_revision = Some(revision.clone());
+    status.last_applied_commit = Some(CommitSummary { subject: fetched.subject.clone(), author: fetched.author.clone() });
+    status.last_applied_time = Some(Timestamp::now().to_string());
+    status.managed.clear();
+    for c in changes.changes.iter().filter(|c| c.action != Outcome::Pruned) {
+        *status.managed.entry(c.id.kind.clone()).or_default() += 1;
+    }
+    record(&mut status, &revision, begun, started, "Succeeded", Some(changes));
+    let msg = format!("applied revision {revision}: {}", changes.summary());
+    tracing::info!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), %revision, "{msg}");
+    let wrote = changes.count(Outcome::Created) + changes.count(Outcome::Configured) + changes.count(Outcome::Pruned);
+    if wrote > 0 {
+        event(ctx, gs, EventType::Normal, "Synced", &msg).await;
+    }
+    write_status(ctx, gs, with_ready(status, "True", "Succeeded", &msg)).await
+}
+
+async fn fail(
+    ctx: &Context,
+    gs: &GitSync,
+    mut status: GitSyncStatus,
+    e: StepError,
+    revision: Option<&str>,
+    begun: Timestamp,
+    started: Instant,
+) -> Result<Action, AgentError> {
+    let at = revision.map(|r| format!(" at {r}")).unwrap_or_default();
+    let msg = format!("{}{at}: {}", e.reason, e.message);
+    tracing::warn!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{msg}");
+    if let Some(r) = revision {
+        record(&mut status, r, begun, started, e.reason, None);
+    }
+    event(ctx, gs, EventType::Warning, e.reason, &msg).await;
+    write_status(ctx, gs, with_ready(status, "False", e.reason, &msg)).await?;
+    Err(AgentError::Sync(msg))
+}
+
+fn record(status: &mut GitSyncStatus, revision: &str, begun: Timestamp, started: Instant, result: &str, changes: Option<&ChangeSet>) {
+    let count = |a| changes.map_or(0, |c| c.count(a));
+    status.history.insert(0, SyncRecord {
+        revision: revision.to_string(),
+        started: begun.to_string(),
+        duration_seconds: started.elapsed().as_secs_f64(),
+        result: result.to_string(),
+        created: count(Outcome::Created),
+        configured: count(Outcome::Configured),
+        pruned: count(Outcome::Pruned),
+    });
+    status.history.truncate(10);
+}
+
+fn with_ready(mut status: GitSyncStatus, value: &str, reason: &str, message: &str) -> GitSyncStatus {
+    let now = Time(Timestamp::now());
+    let previous = status.conditions.iter().find(|c| c.type_ == "Ready").cloned();
+    let transition = match previous {
+        Some(p) if p.status == value => p.last_transition_time,
+        _ => now,
+    };
+    status.conditions.retain(|c| c.type_ != "Ready");
+    status.conditions.push(Condition {
+        type_: "Ready".into(),
+        status: value.into(),
+        reason: reason.into(),
+        message: message.chars().take(4000).collect(),
+        last_transition_time: transition,
+        observed_generation: None,
+    });
+    status
+}
+
+async fn write_status(ctx: &Context, gs: &GitSync, mut status: GitSyncStatus) -> Result<(), AgentError> {
+    status.observed_generation = gs.meta().generation;
+    let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
+    let patch = json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync", "status": status});
+    api.patch_status(&gs.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(AgentError::Status)?;
+    Ok(())
+}
+
+async fn event(ctx: &Context, gs: &GitSync, type_: EventType, reason: &str, note: &str) {
+    let ev = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &gs.object_ref(&())).await {
+        tracing::debug!("cannot publish event: {e}");
+    }
+}
+
+fn duration(value: Option<&str>, default: Duration) -> Duration {
+    value.and_then(|v| crate::duration::parse(v).ok()).unwrap_or(default)
+}

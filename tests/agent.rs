@@ -1,0 +1,233 @@
+//! The agent end to end: a real `driftless agent` process, the dev cluster, and a real Git
+//! server. Each test runs its own agent watching only its own namespace.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use support::git_servers::{GitDaemon, TestRepo};
+use support::{TestNamespace, eventually};
+
+/// A running `driftless agent`, killed when dropped.
+struct Agent {
+    child: Child,
+    _cache: tempfile::TempDir,
+    log: std::path::PathBuf,
+}
+
+impl Agent {
+    fn start(ns: &TestNamespace) -> Agent {
+        install_crd(ns);
+        let cache = tempfile::tempdir().expect("cache dir");
+        let log = cache.path().join("agent.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .arg("--kubeconfig")
+            .arg(&ns.cluster.kubeconfig)
+            .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
+            .arg(cache.path().join("cache"))
+            .env("DRIFTLESS_LOG", "driftless=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the agent");
+        Agent { child, _cache: cache, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn install_crd(ns: &TestNamespace) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let crd = Command::new(env!("CARGO_BIN_EXE_driftless")).arg("crd").output().expect("driftless crd");
+        assert!(crd.status.success());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("crd.yaml");
+        std::fs::write(&path, &crd.stdout).expect("write crd");
+        let out = ns.kubectl(&["apply", "--server-side", "-f", path.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = ns.kubectl(&["wait", "--for=condition=Established", "crd/gitsyncs.driftless.dev", "--timeout=30s"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+fn deployment(ns: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: azure-vote-front\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: azure-vote-front}}\n  template:\n    metadata:\n      labels: {{app: azure-vote-front}}\n    spec:\n      containers:\n      - name: azure-vote-front\n        image: {image}\n"
+    )
+}
+
+fn service(ns: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: azure-vote-front\n  namespace: {ns}\nspec:\n  type: LoadBalancer\n  selector: {{app: azure-vote-front}}\n  ports:\n  - port: 80\n"
+    )
+}
+
+async fn create_gitsync(ns: &TestNamespace, name: &str, spec: Value) {
+    let ar = kube::discovery::ApiResource {
+        group: "driftless.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "driftless.dev/v1alpha1".into(),
+        kind: "GitSync".into(),
+        plural: "gitsyncs".into(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client(), &ns.name, &ar);
+    let obj = json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync", "metadata": {"name": name}, "spec": spec});
+    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&obj)).await.expect("apply GitSync");
+}
+
+async fn gitsync(ns: &TestNamespace, name: &str) -> Value {
+    let out = ns.kubectl(&["get", "gitsync", name, "-n", &ns.name, "-o", "json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn ready(gs: &Value) -> Option<(String, String, String)> {
+    let conds = gs["status"]["conditions"].as_array()?;
+    let c = conds.iter().find(|c| c["type"] == "Ready")?;
+    Some((
+        c["status"].as_str()?.to_string(),
+        c["reason"].as_str()?.to_string(),
+        c["message"].as_str()?.to_string(),
+    ))
+}
+
+async fn image(api: &Api<Deployment>) -> Option<String> {
+    let d = api.get_opt("azure-vote-front").await.ok()??;
+    d.spec?.template.spec?.containers.first()?.image.clone()
+}
+
+#[tokio::test]
+async fn the_story_sync_update_prune_break_and_recover() {
+    let ns = TestNamespace::new("agent").await;
+    let repo = TestRepo::new();
+    repo.commit(
+        &[
+            ("app/front.yaml", &deployment(&ns.name, "mcr.microsoft.com/azuredocs/azure-vote-front:v1")),
+            ("app/service.yaml", &service(&ns.name)),
+        ],
+        "azure-vote v1",
+    );
+    repo.push();
+    let v1 = repo.head();
+    let daemon = GitDaemon::start(repo.base());
+    let agent = Agent::start(&ns);
+    create_gitsync(&ns, "vote", json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s"})).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(ns.client(), &ns.name);
+    let services: Api<Service> = Api::namespaced(ns.client(), &ns.name);
+    eventually("v1 applied and Ready", Duration::from_secs(60), || async {
+        let gs = gitsync(&ns, "vote").await;
+        let (status, _, _) = ready(&gs)?;
+        (status == "True" && image(&deployments).await?.ends_with(":v1")).then_some(())
+    })
+    .await;
+    let gs = gitsync(&ns, "vote").await;
+    assert_eq!(gs["status"]["lastAppliedRevision"], format!("main@sha1:{v1}"), "{gs:#}");
+    assert_eq!(gs["status"]["lastAppliedCommit"]["subject"], "azure-vote v1");
+    assert!(agent.log().contains(&v1), "the applied commit is in the log:\n{}", agent.log());
+
+    // A merged change is the deployment.
+    repo.commit(&[("app/front.yaml", &deployment(&ns.name, "mcr.microsoft.com/azuredocs/azure-vote-front:v2"))], "v2");
+    repo.push();
+    eventually("v2 rolled out", Duration::from_secs(30), || async {
+        image(&deployments).await?.ends_with(":v2").then_some(())
+    })
+    .await;
+
+    // A deleted file is pruned.
+    repo.remove("app/service.yaml");
+    repo.commit(&[], "remove the service");
+    repo.push();
+    eventually("service pruned", Duration::from_secs(30), || async {
+        services.get_opt("azure-vote-front").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    // A broken manifest: Ready=False naming the file, nothing changed.
+    repo.commit(&[("app/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: [not, a, map\n")], "broken");
+    repo.push();
+    let broken = repo.head();
+    let (_, reason, message) = eventually("Ready=False for the broken commit", Duration::from_secs(30), || async {
+        let gs = gitsync(&ns, "vote").await;
+        let r = ready(&gs)?;
+        (r.0 == "False" && r.2.contains(&broken)).then_some(r)
+    })
+    .await;
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(message.contains("broken.yaml"), "names the file: {message}");
+    assert!(image(&deployments).await.expect("still there").ends_with(":v2"), "nothing changed");
+
+    // Fixed in Git: recovers.
+    repo.remove("app/broken.yaml");
+    repo.commit(&[], "fix");
+    repo.push();
+    let fixed = repo.head();
+    eventually("Ready again after the fix", Duration::from_secs(60), || async {
+        let gs = gitsync(&ns, "vote").await;
+        let (status, _, _) = ready(&gs)?;
+        (status == "True" && gs["status"]["lastAppliedRevision"] == format!("main@sha1:{fixed}")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn drift_is_corrected_and_suspend_stops_changes_and_delete_prunes() {
+    let ns = TestNamespace::new("agent-drift").await;
+    let repo = TestRepo::new();
+    repo.commit(&[("front.yaml", &deployment(&ns.name, "nginx:1.27"))], "init");
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let _agent = Agent::start(&ns);
+    create_gitsync(&ns, "drift", json!({"url": daemon.url(repo.name()), "pollInterval": "1s", "interval": "2s"})).await;
+    let deployments: Api<Deployment> = Api::namespaced(ns.client(), &ns.name);
+    eventually("applied", Duration::from_secs(60), || async { image(&deployments).await?.eq("nginx:1.27").then_some(()) }).await;
+
+    let out = ns.kubectl(&["set", "image", "-n", &ns.name, "deployment/azure-vote-front", "azure-vote-front=evil:1"]);
+    assert!(out.status.success());
+    eventually("drift reverted on the next interval", Duration::from_secs(30), || async {
+        image(&deployments).await?.eq("nginx:1.27").then_some(())
+    })
+    .await;
+
+    create_gitsync(&ns, "drift", json!({"url": daemon.url(repo.name()), "pollInterval": "1s", "interval": "2s", "suspend": true})).await;
+    eventually("Suspended", Duration::from_secs(30), || async {
+        let (_, reason, _) = ready(&gitsync(&ns, "drift").await)?;
+        (reason == "Suspended").then_some(())
+    })
+    .await;
+    repo.commit(&[("front.yaml", &deployment(&ns.name, "nginx:1.28"))], "while suspended");
+    repo.push();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(image(&deployments).await.as_deref(), Some("nginx:1.27"), "suspend stops changes");
+
+    create_gitsync(&ns, "drift", json!({"url": daemon.url(repo.name()), "pollInterval": "1s", "interval": "2s", "suspend": false})).await;
+    eventually("resumed", Duration::from_secs(30), || async { image(&deployments).await?.eq("nginx:1.28").then_some(()) }).await;
+
+    let ar = kube::discovery::ApiResource::erase::<driftless::agent::crd::GitSync>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client(), &ns.name, &ar);
+    api.delete("drift", &DeleteParams::default()).await.expect("delete GitSync");
+    eventually("objects pruned with the GitSync", Duration::from_secs(30), || async {
+        deployments.get_opt("azure-vote-front").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    eventually("GitSync gone (finalizer removed)", Duration::from_secs(30), || async {
+        api.get_opt("drift").await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
