@@ -44,12 +44,57 @@ enum Command {
     Agent(AgentArgs),
     /// Print the GitSync CustomResourceDefinition (`driftless crd | kubectl apply -f -`).
     Crd,
+    /// Table of GitSyncs; with a name, its revision, history and managed objects.
+    Status(StatusArgs),
+    /// Ask the agent to sync a GitSync now; with --wait, print the result.
+    Sync(SyncArgs),
+    /// Stop applying changes for a GitSync.
+    Suspend(NameArgs),
+    /// Apply changes again for a suspended GitSync.
+    Resume(NameArgs),
+}
+
+#[derive(Args)]
+struct NameArgs {
+    /// The GitSync.
+    name: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// One GitSync (default: all).
+    name: Option<String>,
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// All namespaces.
+    #[arg(long, short = 'A')]
+    all_namespaces: bool,
+}
+
+#[derive(Args)]
+struct SyncArgs {
+    #[command(flatten)]
+    target: NameArgs,
+    /// Wait until the agent has synced and print the result.
+    #[arg(long)]
+    wait: bool,
+    /// Bound of --wait.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(Args)]
 struct AgentArgs {
     /// Where Git repositories are cached.
-    #[arg(long, default_value = "/tmp/driftless-cache", env = "DRIFTLESS_CACHE_DIR")]
+    #[arg(
+        long,
+        default_value = "/tmp/driftless-cache",
+        env = "DRIFTLESS_CACHE_DIR"
+    )]
     cache_dir: PathBuf,
     /// GitSyncs reconciled at once.
     #[arg(long, default_value_t = 4)]
@@ -60,6 +105,19 @@ struct AgentArgs {
     /// Watch GitSyncs in this namespace only (default: all namespaces).
     #[arg(long)]
     watch_namespace: Option<String>,
+    /// Secret holding the SSH deploy key: generated at start when empty, and its public key
+    /// logged as `identity.pub="..."` (Weave Flux's behaviour).
+    #[arg(long)]
+    identity_secret: Option<String>,
+    /// Namespace of --identity-secret.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "driftless-system")]
+    identity_namespace: String,
+    /// Repository URL the key is for (RSA for Azure DevOps, ed25519 otherwise).
+    #[arg(long)]
+    identity_url: Option<String>,
+    /// Key type to generate instead: rsa, ecdsa or ed25519.
+    #[arg(long)]
+    ssh_key_type: Option<String>,
 }
 
 #[derive(Args)]
@@ -163,10 +221,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let json = std::env::args().any(|a| a == "--log-json");
     let agent = std::env::args().nth(1).as_deref() == Some("agent");
-    let default = if agent { "driftless=info" } else { "driftless=warn" };
+    let default = if agent {
+        "driftless=info"
+    } else {
+        "driftless=warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRIFTLESS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -204,6 +268,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(args) => diff(&conn, args).await,
         Command::Identity(args) => identity(&conn, args).await,
         Command::Agent(args) => agent(&conn, args).await,
+        Command::Status(args) => status(&conn, args).await,
+        Command::Sync(args) => sync_now(&conn, args).await,
+        Command::Suspend(args) => suspend(&conn, args, true).await,
+        Command::Resume(args) => suspend(&conn, args, false).await,
         Command::Crd => {
             use kube::CustomResourceExt;
             let crd = driftless::agent::crd::GitSync::crd();
@@ -380,12 +448,145 @@ async fn identity(conn: &Connection<'_>, args: IdentityArgs) -> Result<ExitCode>
 }
 
 async fn agent(conn: &Connection<'_>, args: AgentArgs) -> Result<ExitCode> {
+    use driftless::source::keys::{self, KeyType};
     let client = cluster::client(conn).await?;
+    if let Some(secret) = &args.identity_secret {
+        let url = args
+            .identity_url
+            .as_deref()
+            .map(driftless::source::url::parse)
+            .transpose()?;
+        let kind = match &args.ssh_key_type {
+            Some(t) => t.parse::<KeyType>()?,
+            None => KeyType::default_for(url.as_ref()),
+        };
+        let pair = keys::ensure_identity(
+            &client,
+            &args.identity_namespace,
+            secret,
+            kind,
+            "driftless@cluster",
+            false,
+        )
+        .await?;
+        tracing::info!("{}", keys::identity_line(&pair.public));
+    }
     let opts = driftless::agent::AgentOptions {
         cache_dir: args.cache_dir,
         concurrency: args.concurrency,
         namespace: args.watch_namespace,
     };
     driftless::agent::run(client, opts).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(conn: &Connection<'_>, args: StatusArgs) -> Result<ExitCode> {
+    use driftless::agent::control;
+    let client = cluster::client(conn).await?;
+    let ns = args
+        .namespace
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    if let Some(name) = args.name {
+        let gs = control::get(&client, &ns, &name).await?;
+        let [id, ready, revision, reason, message] = control::row(&gs);
+        let status = gs.status.unwrap_or_default();
+        println!(
+            "GitSync:   {id}\nURL:       {}\nReady:     {ready} ({reason})\nMessage:   {message}",
+            gs.spec.url
+        );
+        println!("Applied:   {revision}");
+        if let Some(c) = &status.last_applied_commit {
+            println!("Commit:    {} ({})", c.subject, c.author);
+        }
+        println!(
+            "Fetched:   {}",
+            status.last_fetched_revision.unwrap_or_default()
+        );
+        let managed: Vec<String> = status
+            .managed
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        println!("Objects:   {}", managed.join(", "));
+        println!("History:");
+        for h in &status.history {
+            println!(
+                "  {}  {:<10} {:>7.2}s  {} created, {} configured, {} pruned  {}",
+                h.started,
+                h.result,
+                h.duration_seconds,
+                h.created,
+                h.configured,
+                h.pruned,
+                h.revision
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = control::list(&client, (!args.all_namespaces).then_some(ns.as_str())).await?;
+    let rows: Vec<[String; 5]> = list.iter().map(control::row).collect();
+    let header = ["NAME", "READY", "REVISION", "REASON", "MESSAGE"].map(String::from);
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        println!(
+            "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sync_now(conn: &Connection<'_>, args: SyncArgs) -> Result<ExitCode> {
+    use driftless::agent::control;
+    let client = cluster::client(conn).await?;
+    let ns = args
+        .target
+        .namespace
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let since = control::request_sync(&client, &ns, &args.target.name).await?;
+    if !args.wait {
+        println!("sync requested for {ns}/{}", args.target.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match control::wait_synced(&client, &ns, &args.target.name, &since, args.timeout).await {
+        Ok(gs) => {
+            let [id, _, revision, _, message] = control::row(&gs);
+            println!("{id} synced {revision}: {message}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {ns}/{}: {e}", args.target.name);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn suspend(conn: &Connection<'_>, args: NameArgs, on: bool) -> Result<ExitCode> {
+    let client = cluster::client(conn).await?;
+    let ns = args
+        .namespace
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    driftless::agent::control::set_suspend(&client, &ns, &args.name, on).await?;
+    println!(
+        "{ns}/{} {}",
+        args.name,
+        if on { "suspended" } else { "resumed" }
+    );
     Ok(ExitCode::SUCCESS)
 }

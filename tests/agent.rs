@@ -23,6 +23,10 @@ struct Agent {
 
 impl Agent {
     fn start(ns: &TestNamespace) -> Agent {
+        Self::start_with(ns, &[])
+    }
+
+    fn start_with(ns: &TestNamespace, extra: &[&str]) -> Agent {
         install_crd(ns);
         let cache = tempfile::tempdir().expect("cache dir");
         let log = cache.path().join("agent.log");
@@ -32,12 +36,17 @@ impl Agent {
             .arg(&ns.cluster.kubeconfig)
             .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
             .arg(cache.path().join("cache"))
+            .args(extra)
             .env("DRIFTLESS_LOG", "driftless=debug")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("start the agent");
-        Agent { child, _cache: cache, log }
+        Agent {
+            child,
+            _cache: cache,
+            log,
+        }
     }
 
     fn log(&self) -> String {
@@ -55,15 +64,36 @@ impl Drop for Agent {
 fn install_crd(ns: &TestNamespace) {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let crd = Command::new(env!("CARGO_BIN_EXE_driftless")).arg("crd").output().expect("driftless crd");
+        let crd = Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .arg("crd")
+            .output()
+            .expect("driftless crd");
         assert!(crd.status.success());
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("crd.yaml");
         std::fs::write(&path, &crd.stdout).expect("write crd");
-        let out = ns.kubectl(&["apply", "--server-side", "-f", path.to_str().expect("utf-8")]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let out = ns.kubectl(&["wait", "--for=condition=Established", "crd/gitsyncs.driftless.dev", "--timeout=30s"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = ns.kubectl(&[
+            "apply",
+            "--server-side",
+            "-f",
+            path.to_str().expect("utf-8"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = ns.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/gitsyncs.driftless.dev",
+            "--timeout=30s",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
 }
 
@@ -89,7 +119,13 @@ async fn create_gitsync(ns: &TestNamespace, name: &str, spec: Value) {
     };
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client(), &ns.name, &ar);
     let obj = json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync", "metadata": {"name": name}, "spec": spec});
-    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&obj)).await.expect("apply GitSync");
+    api.patch(
+        name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .expect("apply GitSync");
 }
 
 async fn gitsync(ns: &TestNamespace, name: &str) -> Value {
@@ -118,7 +154,10 @@ async fn the_story_sync_update_prune_break_and_recover() {
     let repo = TestRepo::new();
     repo.commit(
         &[
-            ("app/front.yaml", &deployment(&ns.name, "mcr.microsoft.com/azuredocs/azure-vote-front:v1")),
+            (
+                "app/front.yaml",
+                &deployment(&ns.name, "mcr.microsoft.com/azuredocs/azure-vote-front:v1"),
+            ),
             ("app/service.yaml", &service(&ns.name)),
         ],
         "azure-vote v1",
@@ -127,7 +166,12 @@ async fn the_story_sync_update_prune_break_and_recover() {
     let v1 = repo.head();
     let daemon = GitDaemon::start(repo.base());
     let agent = Agent::start(&ns);
-    create_gitsync(&ns, "vote", json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s"})).await;
+    create_gitsync(
+        &ns,
+        "vote",
+        json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s"}),
+    )
+    .await;
 
     let deployments: Api<Deployment> = Api::namespaced(ns.client(), &ns.name);
     let services: Api<Service> = Api::namespaced(ns.client(), &ns.name);
@@ -138,12 +182,29 @@ async fn the_story_sync_update_prune_break_and_recover() {
     })
     .await;
     let gs = gitsync(&ns, "vote").await;
-    assert_eq!(gs["status"]["lastAppliedRevision"], format!("main@sha1:{v1}"), "{gs:#}");
-    assert_eq!(gs["status"]["lastAppliedCommit"]["subject"], "azure-vote v1");
-    assert!(agent.log().contains(&v1), "the applied commit is in the log:\n{}", agent.log());
+    assert_eq!(
+        gs["status"]["lastAppliedRevision"],
+        format!("main@sha1:{v1}"),
+        "{gs:#}"
+    );
+    assert_eq!(
+        gs["status"]["lastAppliedCommit"]["subject"],
+        "azure-vote v1"
+    );
+    assert!(
+        agent.log().contains(&v1),
+        "the applied commit is in the log:\n{}",
+        agent.log()
+    );
 
     // A merged change is the deployment.
-    repo.commit(&[("app/front.yaml", &deployment(&ns.name, "mcr.microsoft.com/azuredocs/azure-vote-front:v2"))], "v2");
+    repo.commit(
+        &[(
+            "app/front.yaml",
+            &deployment(&ns.name, "mcr.microsoft.com/azuredocs/azure-vote-front:v2"),
+        )],
+        "v2",
+    );
     repo.push();
     eventually("v2 rolled out", Duration::from_secs(30), || async {
         image(&deployments).await?.ends_with(":v2").then_some(())
@@ -155,34 +216,61 @@ async fn the_story_sync_update_prune_break_and_recover() {
     repo.commit(&[], "remove the service");
     repo.push();
     eventually("service pruned", Duration::from_secs(30), || async {
-        services.get_opt("azure-vote-front").await.ok()?.is_none().then_some(())
+        services
+            .get_opt("azure-vote-front")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
     })
     .await;
 
     // A broken manifest: Ready=False naming the file, nothing changed.
-    repo.commit(&[("app/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: [not, a, map\n")], "broken");
+    repo.commit(
+        &[(
+            "app/broken.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: [not, a, map\n",
+        )],
+        "broken",
+    );
     repo.push();
     let broken = repo.head();
-    let (_, reason, message) = eventually("Ready=False for the broken commit", Duration::from_secs(30), || async {
-        let gs = gitsync(&ns, "vote").await;
-        let r = ready(&gs)?;
-        (r.0 == "False" && r.2.contains(&broken)).then_some(r)
-    })
+    let (_, reason, message) = eventually(
+        "Ready=False for the broken commit",
+        Duration::from_secs(30),
+        || async {
+            let gs = gitsync(&ns, "vote").await;
+            let r = ready(&gs)?;
+            (r.0 == "False" && r.2.contains(&broken)).then_some(r)
+        },
+    )
     .await;
     assert_eq!(reason, "RenderFailed", "{message}");
     assert!(message.contains("broken.yaml"), "names the file: {message}");
-    assert!(image(&deployments).await.expect("still there").ends_with(":v2"), "nothing changed");
+    assert!(
+        image(&deployments)
+            .await
+            .expect("still there")
+            .ends_with(":v2"),
+        "nothing changed"
+    );
 
     // Fixed in Git: recovers.
     repo.remove("app/broken.yaml");
     repo.commit(&[], "fix");
     repo.push();
     let fixed = repo.head();
-    eventually("Ready again after the fix", Duration::from_secs(60), || async {
-        let gs = gitsync(&ns, "vote").await;
-        let (status, _, _) = ready(&gs)?;
-        (status == "True" && gs["status"]["lastAppliedRevision"] == format!("main@sha1:{fixed}")).then_some(())
-    })
+    eventually(
+        "Ready again after the fix",
+        Duration::from_secs(60),
+        || async {
+            let gs = gitsync(&ns, "vote").await;
+            let (status, _, _) = ready(&gs)?;
+            (status == "True"
+                && gs["status"]["lastAppliedRevision"] == format!("main@sha1:{fixed}"))
+            .then_some(())
+        },
+    )
     .await;
 }
 
@@ -190,19 +278,39 @@ async fn the_story_sync_update_prune_break_and_recover() {
 async fn drift_is_corrected_and_suspend_stops_changes_and_delete_prunes() {
     let ns = TestNamespace::new("agent-drift").await;
     let repo = TestRepo::new();
-    repo.commit(&[("front.yaml", &deployment(&ns.name, "nginx:1.27"))], "init");
+    repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.27"))],
+        "init",
+    );
     repo.push();
     let daemon = GitDaemon::start(repo.base());
     let _agent = Agent::start(&ns);
-    create_gitsync(&ns, "drift", json!({"url": daemon.url(repo.name()), "pollInterval": "1s", "interval": "2s"})).await;
+    create_gitsync(
+        &ns,
+        "drift",
+        json!({"url": daemon.url(repo.name()), "pollInterval": "1s", "interval": "2s"}),
+    )
+    .await;
     let deployments: Api<Deployment> = Api::namespaced(ns.client(), &ns.name);
-    eventually("applied", Duration::from_secs(60), || async { image(&deployments).await?.eq("nginx:1.27").then_some(()) }).await;
-
-    let out = ns.kubectl(&["set", "image", "-n", &ns.name, "deployment/azure-vote-front", "azure-vote-front=evil:1"]);
-    assert!(out.status.success());
-    eventually("drift reverted on the next interval", Duration::from_secs(30), || async {
+    eventually("applied", Duration::from_secs(60), || async {
         image(&deployments).await?.eq("nginx:1.27").then_some(())
     })
+    .await;
+
+    let out = ns.kubectl(&[
+        "set",
+        "image",
+        "-n",
+        &ns.name,
+        "deployment/azure-vote-front",
+        "azure-vote-front=evil:1",
+    ]);
+    assert!(out.status.success());
+    eventually(
+        "drift reverted on the next interval",
+        Duration::from_secs(30),
+        || async { image(&deployments).await?.eq("nginx:1.27").then_some(()) },
+    )
     .await;
 
     create_gitsync(&ns, "drift", json!({"url": daemon.url(repo.name()), "pollInterval": "1s", "interval": "2s", "suspend": true})).await;
@@ -211,23 +319,148 @@ async fn drift_is_corrected_and_suspend_stops_changes_and_delete_prunes() {
         (reason == "Suspended").then_some(())
     })
     .await;
-    repo.commit(&[("front.yaml", &deployment(&ns.name, "nginx:1.28"))], "while suspended");
+    repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.28"))],
+        "while suspended",
+    );
     repo.push();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(image(&deployments).await.as_deref(), Some("nginx:1.27"), "suspend stops changes");
+    assert_eq!(
+        image(&deployments).await.as_deref(),
+        Some("nginx:1.27"),
+        "suspend stops changes"
+    );
 
     create_gitsync(&ns, "drift", json!({"url": daemon.url(repo.name()), "pollInterval": "1s", "interval": "2s", "suspend": false})).await;
-    eventually("resumed", Duration::from_secs(30), || async { image(&deployments).await?.eq("nginx:1.28").then_some(()) }).await;
+    eventually("resumed", Duration::from_secs(30), || async {
+        image(&deployments).await?.eq("nginx:1.28").then_some(())
+    })
+    .await;
 
     let ar = kube::discovery::ApiResource::erase::<driftless::agent::crd::GitSync>(&());
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client(), &ns.name, &ar);
-    api.delete("drift", &DeleteParams::default()).await.expect("delete GitSync");
-    eventually("objects pruned with the GitSync", Duration::from_secs(30), || async {
-        deployments.get_opt("azure-vote-front").await.ok()?.is_none().then_some(())
+    api.delete("drift", &DeleteParams::default())
+        .await
+        .expect("delete GitSync");
+    eventually(
+        "objects pruned with the GitSync",
+        Duration::from_secs(30),
+        || async {
+            deployments
+                .get_opt("azure-vote-front")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "GitSync gone (finalizer removed)",
+        Duration::from_secs(30),
+        || async { api.get_opt("drift").await.ok()?.is_none().then_some(()) },
+    )
+    .await;
+}
+
+fn cli(ns: &TestNamespace, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .arg("--kubeconfig")
+        .arg(&ns.cluster.kubeconfig)
+        .args(args)
+        .output()
+        .expect("run driftless");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn identity_at_start_sync_tag_and_the_cli() {
+    let ns = TestNamespace::new("agent-cli").await;
+    let repo = TestRepo::new();
+    repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.27"))],
+        "init",
+    );
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let agent = Agent::start_with(
+        &ns,
+        &[
+            "--identity-secret",
+            "deploy",
+            "--identity-namespace",
+            &ns.name,
+        ],
+    );
+    eventually("identity.pub logged", Duration::from_secs(30), || async {
+        agent
+            .log()
+            .contains("identity.pub=\"ssh-ed25519 AAAA")
+            .then_some(())
     })
     .await;
-    eventually("GitSync gone (finalizer removed)", Duration::from_secs(30), || async {
-        api.get_opt("drift").await.ok()?.is_none().then_some(())
-    })
+    let url = daemon.url(repo.name());
+    create_gitsync(
+        &ns,
+        "cli",
+        json!({"url": url, "pollInterval": "1h", "syncTag": "driftless-sync"}),
+    )
     .await;
+    let tag_commit = |repo: &TestRepo| {
+        support::git_servers::run(support::git_servers::git_in(repo.bare_path()).args([
+            "rev-parse",
+            "--verify",
+            "-q",
+            "driftless-sync^{commit}",
+        ]))
+    };
+    let first = repo.head();
+    eventually(
+        "sync tag at the applied commit",
+        Duration::from_secs(60),
+        || async {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(repo.bare_path())
+                .args(["rev-parse", "-q", "--verify", "driftless-sync^{commit}"])
+                .output()
+                .ok()?;
+            (String::from_utf8_lossy(&out.stdout).trim() == first).then_some(())
+        },
+    )
+    .await;
+
+    // A new commit and a manual sync (the poll interval is an hour).
+    repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.28"))],
+        "bump nginx",
+    );
+    repo.push();
+    let next = repo.head();
+    let (ok, stdout, stderr) = cli(
+        &ns,
+        &["sync", "cli", "-n", &ns.name, "--wait", "--timeout", "60s"],
+    );
+    assert!(ok, "sync --wait failed: {stderr}");
+    assert!(stdout.contains(&format!("main@sha1:{next}")), "{stdout}");
+    assert_eq!(tag_commit(&repo), next, "the sync tag moved");
+
+    let (ok, table, _) = cli(&ns, &["status", "-n", &ns.name]);
+    assert!(
+        ok && table.contains(&format!("{}/cli", ns.name)) && table.contains("True"),
+        "{table}"
+    );
+    let (ok, detail, _) = cli(&ns, &["status", "cli", "-n", &ns.name]);
+    assert!(ok && detail.contains("Commit:    bump nginx"), "{detail}");
+
+    let (ok, _, _) = cli(&ns, &["suspend", "cli", "-n", &ns.name]);
+    assert!(ok);
+    assert_eq!(gitsync(&ns, "cli").await["spec"]["suspend"], true);
+    let (ok, _, _) = cli(&ns, &["resume", "cli", "-n", &ns.name]);
+    assert!(ok);
+    assert_eq!(gitsync(&ns, "cli").await["spec"]["suspend"], false);
 }

@@ -60,6 +60,11 @@ pub struct GitSyncSpec {
     /// Stop applying until set back to false.
     #[serde(default)]
     pub suspend: bool,
+    /// After each successful sync, move this annotated tag to the applied commit and push it
+    /// (Weave Flux's `flux-sync`); unset or empty: read-only, the applied revision is recorded
+    /// in status only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_tag: Option<String>,
 }
 
 fn yes() -> bool {

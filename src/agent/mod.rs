@@ -7,6 +7,7 @@
 //! Failures requeue with capped exponential backoff and jitter. Deleting a GitSync prunes its
 //! objects when `prune` is true (a finalizer), and orphans them otherwise.
 
+pub mod control;
 pub mod crd;
 pub mod reconcile;
 
@@ -77,7 +78,10 @@ pub struct Context {
 /// When the API cannot be reached at start.
 pub async fn run(client: Client, opts: AgentOptions) -> Result<(), AgentError> {
     let engine = Engine::new(client.clone()).await?;
-    let reporter = Reporter { controller: "driftless".into(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter {
+        controller: "driftless".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         engine: Arc::new(engine),
@@ -104,7 +108,10 @@ pub async fn run(client: Client, opts: AgentOptions) -> Result<(), AgentError> {
     Ok(())
 }
 
-async fn reconcile_with_finalizer(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, AgentError> {
+async fn reconcile_with_finalizer(
+    gs: Arc<GitSync>,
+    ctx: Arc<Context>,
+) -> Result<Action, AgentError> {
     let ns = gs.namespace().unwrap_or_default();
     let key = format!("{ns}/{}", gs.name_any());
     let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &ns);
@@ -122,7 +129,10 @@ async fn reconcile_with_finalizer(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result
             }
             Ok(action)
         }
-        Err(kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e)) => Err(e),
+        Err(
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e),
+        ) => Err(e),
         Err(e) => Err(AgentError::Finalizer(e.to_string())),
     }
 }
@@ -141,7 +151,9 @@ async fn cleanup(gs: &GitSync, ctx: &Context) -> Result<Action, AgentError> {
         allow_empty: true,
         ..SyncOptions::default()
     };
-    let changes = run_sync(ctx, Vec::new(), opts).await.map_err(AgentError::Cleanup)?;
+    let changes = run_sync(ctx, Vec::new(), opts)
+        .await
+        .map_err(AgentError::Cleanup)?;
     tracing::info!(gitsync = %gs.name_any(), "deleted: {}", changes.summary());
     Ok(Action::await_change())
 }
@@ -160,9 +172,15 @@ pub(crate) async fn run_sync(
 ) -> Result<crate::change::ChangeSet, SyncError> {
     let engine = ctx.engine.clone();
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(async move { engine.sync(manifests, &opts).await }))
-        .await
-        .unwrap_or_else(|e| Err(SyncError::Inventory { message: format!("sync task failed: {e}") }))
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(async move { engine.sync(manifests, &opts).await })
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(SyncError::Inventory {
+            message: format!("sync task failed: {e}"),
+        })
+    })
 }
 
 /// Capped exponential backoff with jitter: 5 s, 10 s, 20 s, … up to 5 min.
@@ -177,7 +195,9 @@ fn error_policy(gs: Arc<GitSync>, _e: &AgentError, ctx: Arc<Context>) -> Action 
             *n
         })
         .unwrap_or(1);
-    let base = Duration::from_secs(5).saturating_mul(1 << n.min(6).saturating_sub(1)).min(Duration::from_secs(300));
+    let base = Duration::from_secs(5)
+        .saturating_mul(1 << n.min(6).saturating_sub(1))
+        .min(Duration::from_secs(300));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

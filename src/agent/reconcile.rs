@@ -46,14 +46,34 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
     let poll = duration(gs.spec.poll_interval.as_deref(), Duration::from_secs(60));
     let status = gs.status.clone().unwrap_or_default();
     if gs.spec.suspend {
-        write_status(&ctx, &gs, with_ready(status, "False", "Suspended", "suspended: no changes are applied")).await?;
+        write_status(
+            &ctx,
+            &gs,
+            with_ready(
+                status,
+                "False",
+                "Suspended",
+                "suspended: no changes are applied",
+            ),
+        )
+        .await?;
         return Ok(Action::requeue(poll));
     }
     let started = Instant::now();
     let begun = Timestamp::now();
-    let fetched = match fetch(&ctx, &gs).await {
-        Ok(f) => f,
+    let req = match request(&ctx, &gs).await {
+        Ok(r) => r,
         Err(e) => return fail(&ctx, &gs, status, e, None, begun, started).await,
+    };
+    let fetched = match ctx.cache.fetch(&req).await {
+        Ok(f) => f,
+        Err(e) => {
+            let e = StepError {
+                reason: "FetchFailed",
+                message: e.to_string(),
+            };
+            return fail(&ctx, &gs, status, e, None, begun, started).await;
+        }
     };
     let revision = fetched.revision.to_string();
     let mut status = status;
@@ -63,8 +83,11 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
         return Ok(Action::requeue(poll));
     }
     status.last_attempted_revision = Some(revision.clone());
-    match sync(&ctx, &gs, &fetched).await {
-        Ok(changes) => succeed(&ctx, &gs, status, &fetched, &changes, begun, started).await?,
+    match sync(&ctx, &gs, &req, &fetched).await {
+        Ok(changes) => {
+            succeed(&ctx, &gs, status, &fetched, &changes, begun, started).await?;
+            push_sync_tag(&ctx, &gs, &req, &fetched).await;
+        }
         Err(e) => return fail(&ctx, &gs, status, e, Some(&revision), begun, started).await,
     }
     Ok(Action::requeue(poll))
@@ -74,11 +97,22 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
 /// interval has passed since the last one.
 fn needs_sync(gs: &GitSync, status: &GitSyncStatus, revision: &str) -> bool {
     let interval = duration(gs.spec.interval.as_deref(), Duration::from_secs(600));
-    let last = status.last_applied_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
-    let stale = last.is_none_or(|t| Timestamp::now().duration_since(t).as_secs() as u64 >= interval.as_secs());
-    let requested = gs.annotations().get(REQUESTED_AT).is_some_and(|r| {
-        status.history.first().is_none_or(|h| h.started < *r)
-    });
+    let last = status
+        .last_applied_time
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let stale = last
+        .is_none_or(|t| Timestamp::now().duration_since(t).as_secs() as u64 >= interval.as_secs());
+    let requested = gs
+        .annotations()
+        .get(REQUESTED_AT)
+        .and_then(|r| r.parse::<Timestamp>().ok())
+        .is_some_and(|r| {
+            status
+                .history
+                .first()
+                .is_none_or(|h| h.started.parse::<Timestamp>().is_ok_and(|s| s < r))
+        });
     status.last_applied_revision.as_deref() != Some(revision)
         || status.observed_generation != gs.meta().generation
         || stale
@@ -87,17 +121,24 @@ fn needs_sync(gs: &GitSync, status: &GitSyncStatus, revision: &str) -> bool {
 }
 
 fn is_ready(status: &GitSyncStatus) -> bool {
-    status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
-async fn fetch(ctx: &Context, gs: &GitSync) -> Result<Fetched, StepError> {
+async fn request(ctx: &Context, gs: &GitSync) -> Result<FetchRequest, StepError> {
     let fail = step("FetchFailed");
     let url = url::parse(&gs.spec.url).map_err(|e| fail(e.to_string()))?;
     let git_ref = git_ref(gs.spec.git_ref.as_ref()).map_err(&fail)?;
     let auth = auth(ctx, gs).await.map_err(&fail)?;
     let timeout = duration(gs.spec.timeout.as_deref(), Duration::from_secs(20));
-    let req = FetchRequest { url, git_ref, auth, timeout };
-    ctx.cache.fetch(&req).await.map_err(|e| fail(e.to_string()))
+    Ok(FetchRequest {
+        url,
+        git_ref,
+        auth,
+        timeout,
+    })
 }
 
 fn git_ref(spec: Option<&RefSpec>) -> Result<Option<GitRef>, String> {
@@ -115,7 +156,9 @@ fn git_ref(spec: Option<&RefSpec>) -> Result<Option<GitRef>, String> {
 
 /// Credentials from the Secret named by `spec.secretRef`.
 async fn auth(ctx: &Context, gs: &GitSync) -> Result<Auth, String> {
-    let Some(secret_ref) = &gs.spec.secret_ref else { return Ok(Auth::default()) };
+    let Some(secret_ref) = &gs.spec.secret_ref else {
+        return Ok(Auth::default());
+    };
     let ns = gs.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let secret = api
@@ -123,7 +166,10 @@ async fn auth(ctx: &Context, gs: &GitSync) -> Result<Auth, String> {
         .await
         .map_err(|e| format!("cannot read Secret {ns}/{}: {e}", secret_ref.name))?;
     let data = secret.data.unwrap_or_default();
-    let text = |k: &str| data.get(k).map(|b| String::from_utf8_lossy(&b.0).into_owned());
+    let text = |k: &str| {
+        data.get(k)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
     Ok(Auth {
         ssh_private_key: text("identity").map(Sensitive),
         known_hosts: text("known_hosts"),
@@ -135,22 +181,24 @@ async fn auth(ctx: &Context, gs: &GitSync) -> Result<Auth, String> {
     })
 }
 
-async fn sync(ctx: &Context, gs: &GitSync, fetched: &Fetched) -> Result<ChangeSet, StepError> {
-    let url = url::parse(&gs.spec.url).map_err(|e| step("FetchFailed")(e.to_string()))?;
-    let req = FetchRequest {
-        url,
-        git_ref: git_ref(gs.spec.git_ref.as_ref()).map_err(step("FetchFailed"))?,
-        auth: auth(ctx, gs).await.map_err(step("FetchFailed"))?,
-        timeout: duration(gs.spec.timeout.as_deref(), Duration::from_secs(20)),
-    };
+async fn sync(
+    ctx: &Context,
+    gs: &GitSync,
+    req: &FetchRequest,
+    fetched: &Fetched,
+) -> Result<ChangeSet, StepError> {
     let path = gs.spec.path.clone().unwrap_or_default();
     let snapshot = ctx
         .cache
-        .snapshot(&req, &fetched.revision.sha, &path)
+        .snapshot(req, &fetched.revision.sha, &path)
         .await
         .map_err(|e| step("FetchFailed")(e.to_string()))?;
-    let manifests = load_dir(&snapshot.root, &LoadOptions::default())
-        .map_err(|e| step("RenderFailed")(e.to_string().replace(&snapshot.root.display().to_string(), &path)))?;
+    let manifests = load_dir(&snapshot.root, &LoadOptions::default()).map_err(|e| {
+        step("RenderFailed")(
+            e.to_string()
+                .replace(&snapshot.root.display().to_string(), &path),
+        )
+    })?;
     let ns = gs.namespace().unwrap_or_default();
     let opts = SyncOptions {
         inventory: inventory_name(&ns, &gs.name_any()),
@@ -161,7 +209,37 @@ async fn sync(ctx: &Context, gs: &GitSync, fetched: &Fetched) -> Result<ChangeSe
         timeout: duration(gs.spec.health_timeout.as_deref(), Duration::from_secs(300)),
         ..SyncOptions::default()
     };
-    super::run_sync(ctx, manifests, opts).await.map_err(|e| StepError { reason: reason_of(&e), message: e.to_string() })
+    super::run_sync(ctx, manifests, opts)
+        .await
+        .map_err(|e| StepError {
+            reason: reason_of(&e),
+            message: e.to_string(),
+        })
+}
+
+/// Moves the sync tag to the applied commit (Weave Flux's `flux-sync`). A refused push (a
+/// read-only key, a protected tag) is a warning event, never a failed sync: the applied revision
+/// is in the GitSync's status either way.
+async fn push_sync_tag(ctx: &Context, gs: &GitSync, req: &FetchRequest, fetched: &Fetched) {
+    let Some(tag) = gs.spec.sync_tag.as_deref().filter(|t| !t.is_empty()) else {
+        return;
+    };
+    let message = format!(
+        "driftless applied {} to GitSync {}/{} at {}",
+        fetched.revision,
+        gs.namespace().unwrap_or_default(),
+        gs.name_any(),
+        Timestamp::now()
+    );
+    if let Err(e) = ctx
+        .cache
+        .push_tag(req, tag, &fetched.revision.sha, &message)
+        .await
+    {
+        let msg = format!("cannot move sync tag {tag} to {}: {e}", fetched.revision);
+        tracing::warn!(gitsync = %gs.name_any(), "{msg}");
+        event(ctx, gs, EventType::Warning, "SyncTagPushFailed", &msg).await;
+    }
 }
 
 fn reason_of(e: &crate::apply::SyncError) -> &'static str {
@@ -172,7 +250,11 @@ fn reason_of(e: &crate::apply::SyncError) -> &'static str {
 /// and short enough for a label value.
 pub fn inventory_name(namespace: &str, name: &str) -> String {
     let hash = crate::inventory::hash_json(&json!(format!("{namespace}/{name}")));
-    let base: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
+    let base: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
     format!("{}-{}", base.trim_end_matches('-'), &hash[..8]).to_lowercase()
 }
 
@@ -187,16 +269,32 @@ async fn succeed(
 ) -> Result<(), AgentError> {
     let revision = fetched.revision.to_string();
     status.last_applied_revision = Some(revision.clone());
-    status.last_applied_commit = Some(CommitSummary { subject: fetched.subject.clone(), author: fetched.author.clone() });
+    status.last_applied_commit = Some(CommitSummary {
+        subject: fetched.subject.clone(),
+        author: fetched.author.clone(),
+    });
     status.last_applied_time = Some(Timestamp::now().to_string());
     status.managed.clear();
-    for c in changes.changes.iter().filter(|c| c.action != Outcome::Pruned) {
+    for c in changes
+        .changes
+        .iter()
+        .filter(|c| c.action != Outcome::Pruned)
+    {
         *status.managed.entry(c.id.kind.clone()).or_default() += 1;
     }
-    record(&mut status, &revision, begun, started, "Succeeded", Some(changes));
+    record(
+        &mut status,
+        &revision,
+        begun,
+        started,
+        "Succeeded",
+        Some(changes),
+    );
     let msg = format!("applied revision {revision}: {}", changes.summary());
     tracing::info!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), %revision, "{msg}");
-    let wrote = changes.count(Outcome::Created) + changes.count(Outcome::Configured) + changes.count(Outcome::Pruned);
+    let wrote = changes.count(Outcome::Created)
+        + changes.count(Outcome::Configured)
+        + changes.count(Outcome::Pruned);
     if wrote > 0 {
         event(ctx, gs, EventType::Normal, "Synced", &msg).await;
     }
@@ -223,23 +321,42 @@ async fn fail(
     Err(AgentError::Sync(msg))
 }
 
-fn record(status: &mut GitSyncStatus, revision: &str, begun: Timestamp, started: Instant, result: &str, changes: Option<&ChangeSet>) {
+fn record(
+    status: &mut GitSyncStatus,
+    revision: &str,
+    begun: Timestamp,
+    started: Instant,
+    result: &str,
+    changes: Option<&ChangeSet>,
+) {
     let count = |a| changes.map_or(0, |c| c.count(a));
-    status.history.insert(0, SyncRecord {
-        revision: revision.to_string(),
-        started: begun.to_string(),
-        duration_seconds: started.elapsed().as_secs_f64(),
-        result: result.to_string(),
-        created: count(Outcome::Created),
-        configured: count(Outcome::Configured),
-        pruned: count(Outcome::Pruned),
-    });
+    status.history.insert(
+        0,
+        SyncRecord {
+            revision: revision.to_string(),
+            started: begun.to_string(),
+            duration_seconds: started.elapsed().as_secs_f64(),
+            result: result.to_string(),
+            created: count(Outcome::Created),
+            configured: count(Outcome::Configured),
+            pruned: count(Outcome::Pruned),
+        },
+    );
     status.history.truncate(10);
 }
 
-fn with_ready(mut status: GitSyncStatus, value: &str, reason: &str, message: &str) -> GitSyncStatus {
+fn with_ready(
+    mut status: GitSyncStatus,
+    value: &str,
+    reason: &str,
+    message: &str,
+) -> GitSyncStatus {
     let now = Time(Timestamp::now());
-    let previous = status.conditions.iter().find(|c| c.type_ == "Ready").cloned();
+    let previous = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .cloned();
     let transition = match previous {
         Some(p) if p.status == value => p.last_transition_time,
         _ => now,
@@ -256,13 +373,23 @@ fn with_ready(mut status: GitSyncStatus, value: &str, reason: &str, message: &st
     status
 }
 
-async fn write_status(ctx: &Context, gs: &GitSync, mut status: GitSyncStatus) -> Result<(), AgentError> {
+async fn write_status(
+    ctx: &Context,
+    gs: &GitSync,
+    mut status: GitSyncStatus,
+) -> Result<(), AgentError> {
     status.observed_generation = gs.meta().generation;
-    let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
-    let patch = json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync", "status": status});
-    api.patch_status(&gs.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(AgentError::Status)?;
+    let api: Api<GitSync> =
+        Api::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
+    let patch =
+        json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync", "status": status});
+    api.patch_status(
+        &gs.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(AgentError::Status)?;
     Ok(())
 }
 
@@ -280,5 +407,7 @@ async fn event(ctx: &Context, gs: &GitSync, type_: EventType, reason: &str, note
 }
 
 fn duration(value: Option<&str>, default: Duration) -> Duration {
-    value.and_then(|v| crate::duration::parse(v).ok()).unwrap_or(default)
+    value
+        .and_then(|v| crate::duration::parse(v).ok())
+        .unwrap_or(default)
 }

@@ -60,12 +60,18 @@ impl Engine {
     /// When discovery fails.
     pub async fn new(client: Client) -> Result<Engine, SyncError> {
         let catalog = Catalog::discover(&client).await?;
-        Ok(Engine { client, catalog: std::sync::RwLock::new(std::sync::Arc::new(catalog)) })
+        Ok(Engine {
+            client,
+            catalog: std::sync::RwLock::new(std::sync::Arc::new(catalog)),
+        })
     }
 
     /// The API catalog as last discovered.
     fn catalog(&self) -> std::sync::Arc<Catalog> {
-        self.catalog.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.catalog
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Runs discovery again (a CRD was installed) and keeps the result.
@@ -203,7 +209,11 @@ impl Engine {
         manifests: Vec<Manifest>,
         opts: &SyncOptions,
     ) -> Result<Vec<Manifest>, SyncError> {
-        match validate(manifests.clone(), self.catalog().as_ref(), &opts.default_namespace) {
+        match validate(
+            manifests.clone(),
+            self.catalog().as_ref(),
+            &opts.default_namespace,
+        ) {
             Ok(valid) => Ok(valid),
             Err(errors)
                 if errors
@@ -229,7 +239,10 @@ impl Engine {
                 }; // validated above
                 let skip = manifest.annotation(ANNOTATION_IGNORE) == Some(IGNORE_TRUE);
                 set_label(&mut manifest.object, LABEL_INVENTORY, &opts.inventory);
-                let resource = self.catalog().get(&id.group, &id.version, &id.kind).cloned();
+                let resource = self
+                    .catalog()
+                    .get(&id.group, &id.version, &id.kind)
+                    .cloned();
                 let todo = match (skip, &resource) {
                     (true, _) => Todo::Skip,
                     // A kind defined by a CRD of this set: known after the cluster stage.
@@ -327,19 +340,21 @@ impl Engine {
                     return None;
                 }
                 let resource = item.resource.clone()?;
-                Some(async move {
-                    let r = ssa::apply(
-                        client,
-                        &resource,
-                        &item.manifest.object,
-                        true,
-                        opts.force_conflicts,
-                    )
-                    .await;
-                    progress_tick(opts);
-                    (idx, r.map(|_| ()).map_err(|e| api_message(&e)))
-                }
-                .boxed())
+                Some(
+                    async move {
+                        let r = ssa::apply(
+                            client,
+                            &resource,
+                            &item.manifest.object,
+                            true,
+                            opts.force_conflicts,
+                        )
+                        .await;
+                        progress_tick(opts);
+                        (idx, r.map(|_| ()).map_err(|e| api_message(&e)))
+                    }
+                    .boxed(),
+                )
             }))
             .buffer_unordered(opts.concurrency.max(1))
             .collect()
@@ -414,12 +429,14 @@ impl Engine {
             },
             work.len(),
         );
-        let results: Vec<_> = stream::iter(work.into_iter().map(|item| async move {
-            let outcome = apply_one(client, item, live.get(&item.key), opts).await;
-            progress_tick(opts);
-            (item, outcome)
-        }
-        .boxed()))
+        let results: Vec<_> = stream::iter(work.into_iter().map(|item| {
+            async move {
+                let outcome = apply_one(client, item, live.get(&item.key), opts).await;
+                progress_tick(opts);
+                (item, outcome)
+            }
+            .boxed()
+        }))
         .buffered(opts.concurrency.max(1))
         .collect()
         .await;

@@ -69,21 +69,23 @@ async fn poll(
     let mut pending: Vec<&Item> = items.to_vec();
     loop {
         let results: Vec<(&Item, HealthStatus, String)> =
-            stream::iter(pending.iter().map(|item| async move {
-                let Some(resource) = &item.resource else {
-                    return (*item, HealthStatus::Current, String::new());
-                };
-                let api = api_for(client, resource, item.key.namespace.as_deref());
-                match api.get_opt(&item.key.name).await {
-                    Ok(Some(obj)) => {
-                        let h = evaluate(&serde_json::to_value(&obj).unwrap_or_default());
-                        (*item, h.status, h.message)
+            stream::iter(pending.iter().map(|item| {
+                async move {
+                    let Some(resource) = &item.resource else {
+                        return (*item, HealthStatus::Current, String::new());
+                    };
+                    let api = api_for(client, resource, item.key.namespace.as_deref());
+                    match api.get_opt(&item.key.name).await {
+                        Ok(Some(obj)) => {
+                            let h = evaluate(&serde_json::to_value(&obj).unwrap_or_default());
+                            (*item, h.status, h.message)
+                        }
+                        Ok(None) => (*item, HealthStatus::InProgress, "not found".into()),
+                        Err(e) => (*item, HealthStatus::InProgress, e.to_string()),
                     }
-                    Ok(None) => (*item, HealthStatus::InProgress, "not found".into()),
-                    Err(e) => (*item, HealthStatus::InProgress, e.to_string()),
                 }
-            }
-            .boxed()))
+                .boxed()
+            }))
             .buffered(opts.concurrency.max(1))
             .collect()
             .await;
