@@ -118,6 +118,12 @@ struct AgentArgs {
     /// Key type to generate instead: rsa, ecdsa or ed25519.
     #[arg(long)]
     ssh_key_type: Option<String>,
+    /// Address for webhooks (`/hook/{generic,github,gitlab,azure-devops}`), `/metrics`,
+    /// `/healthz` and `/readyz`. Webhook secrets come from the environment
+    /// (DRIFTLESS_WEBHOOK_TOKEN, DRIFTLESS_GITHUB_SECRET, DRIFTLESS_GITLAB_TOKEN,
+    /// DRIFTLESS_AZURE_DEVOPS_BASIC_AUTH).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Args)]
@@ -475,6 +481,8 @@ async fn agent(conn: &Connection<'_>, args: AgentArgs) -> Result<ExitCode> {
         cache_dir: args.cache_dir,
         concurrency: args.concurrency,
         namespace: args.watch_namespace,
+        listen: Some(args.listen),
+        webhooks: driftless::agent::http::WebhookSecrets::from_env(),
     };
     driftless::agent::run(client, opts).await?;
     Ok(ExitCode::SUCCESS)

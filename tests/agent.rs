@@ -17,6 +17,7 @@ use support::{TestNamespace, eventually};
 /// A running `driftless agent`, killed when dropped.
 struct Agent {
     child: Child,
+    port: u16,
     _cache: tempfile::TempDir,
     log: std::path::PathBuf,
 }
@@ -31,19 +32,23 @@ impl Agent {
         let cache = tempfile::tempdir().expect("cache dir");
         let log = cache.path().join("agent.log");
         let file = std::fs::File::create(&log).expect("log file");
+        let port = support::git_servers::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
             .arg("--kubeconfig")
             .arg(&ns.cluster.kubeconfig)
             .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
             .arg(cache.path().join("cache"))
             .args(extra)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("DRIFTLESS_LOG", "driftless=debug")
+            .env("DRIFTLESS_GITHUB_SECRET", GITHUB_SECRET)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("start the agent");
         Agent {
             child,
+            port,
             _cache: cache,
             log,
         }
@@ -59,6 +64,46 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+const GITHUB_SECRET: &str = "hook-s3cret";
+
+/// `curl` a request to the agent; returns (HTTP status, body).
+fn http(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("body");
+    std::fs::write(&file, body).expect("write body");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    cmd.arg("--data-binary").arg(format!("@{}", file.display()));
+    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = cmd.output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn github_signature(body: &[u8]) -> String {
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", GITHUB_SECRET, "-r"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(body)?;
+            c.wait_with_output()
+        })
+        .expect("openssl");
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    format!("X-Hub-Signature-256: sha256={hex}")
 }
 
 fn install_crd(ns: &TestNamespace) {
@@ -463,4 +508,99 @@ async fn identity_at_start_sync_tag_and_the_cli() {
     let (ok, _, _) = cli(&ns, &["resume", "cli", "-n", &ns.name]);
     assert!(ok);
     assert_eq!(gitsync(&ns, "cli").await["spec"]["suspend"], false);
+}
+
+#[tokio::test]
+async fn a_github_webhook_syncs_at_once_and_a_bad_signature_is_refused() {
+    let ns = TestNamespace::new("agent-hook").await;
+    let repo = TestRepo::new();
+    repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.27"))],
+        "init",
+    );
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let agent = Agent::start(&ns);
+    let url = daemon.url(repo.name());
+    create_gitsync(
+        &ns,
+        "hook",
+        json!({"url": url, "pollInterval": "1h", "ref": {"branch": "main"}}),
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(ns.client(), &ns.name);
+    eventually("applied", Duration::from_secs(60), || async {
+        image(&deployments).await?.eq("nginx:1.27").then_some(())
+    })
+    .await;
+    eventually("listener up", Duration::from_secs(10), || async {
+        (http(agent.port, "GET", "/healthz", &[], b"").0 == 200).then_some(())
+    })
+    .await;
+
+    repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.28"))],
+        "bump",
+    );
+    repo.push();
+    let body =
+        serde_json::to_vec(&json!({"ref": "refs/heads/main", "repository": {"clone_url": url}}))
+            .expect("json");
+    let (code, _) = http(
+        agent.port,
+        "POST",
+        "/hook/github",
+        &[
+            "X-Hub-Signature-256: sha256=00",
+            "Content-Type: application/json",
+        ],
+        &body,
+    );
+    assert_eq!(code, 401, "a bad signature is refused");
+    let (code, _) = http(agent.port, "POST", "/hook/github", &[], &body);
+    assert_eq!(code, 401, "a missing signature is refused");
+    let (code, _) = http(agent.port, "POST", "/hook/gitlab", &[], &body);
+    assert_eq!(code, 404, "an unconfigured source is off");
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let (code, _) = http(
+        agent.port,
+        "POST",
+        "/hook/github",
+        &[&github_signature(&big)],
+        &big,
+    );
+    assert_eq!(code, 413, "oversized bodies are refused");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        image(&deployments).await.as_deref(),
+        Some("nginx:1.27"),
+        "refused hooks trigger nothing"
+    );
+
+    let start = std::time::Instant::now();
+    let (code, text) = http(
+        agent.port,
+        "POST",
+        "/hook/github",
+        &[&github_signature(&body), "Content-Type: application/json"],
+        &body,
+    );
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains(&format!("{}/hook", ns.name)), "{text}");
+    eventually("synced by the webhook", Duration::from_secs(10), || async {
+        image(&deployments).await?.eq("nginx:1.28").then_some(())
+    })
+    .await;
+    println!("webhook to applied: {:?}", start.elapsed());
+
+    let (code, metrics) = http(agent.port, "GET", "/metrics", &[], b"");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("driftless_syncs_total{") && metrics.contains("result=\"Succeeded\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("driftless_webhooks_total{") && metrics.contains("result=\"denied\""),
+        "{metrics}"
+    );
 }

@@ -9,6 +9,8 @@
 
 pub mod control;
 pub mod crd;
+pub mod http;
+pub mod metrics;
 pub mod reconcile;
 
 use std::collections::HashMap;
@@ -60,6 +62,10 @@ pub struct AgentOptions {
     pub concurrency: u16,
     /// Watch only this namespace (the namespaced install); all namespaces when None.
     pub namespace: Option<String>,
+    /// Where webhooks, /metrics and the health checks are served (None: not served).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Webhook credentials.
+    pub webhooks: http::WebhookSecrets,
 }
 
 /// What every reconcile shares.
@@ -68,6 +74,7 @@ pub struct Context {
     pub engine: Arc<Engine>,
     pub cache: GitCache,
     pub recorder: Recorder,
+    pub metrics: Arc<metrics::Metrics>,
     /// Consecutive failures per GitSync, for backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -87,6 +94,7 @@ pub async fn run(client: Client, opts: AgentOptions) -> Result<(), AgentError> {
         engine: Arc::new(engine),
         cache: GitCache::new(&opts.cache_dir),
         recorder: Recorder::new(client.clone(), reporter),
+        metrics: Arc::new(metrics::Metrics::default()),
         failures: Mutex::new(HashMap::new()),
     });
     let api: Api<GitSync> = match &opts.namespace {
@@ -97,6 +105,19 @@ pub async fn run(client: Client, opts: AgentOptions) -> Result<(), AgentError> {
     api.list(&ListParams::default().limit(1)).await.map_err(|e| {
         AgentError::Finalizer(format!("cannot list GitSyncs (is the CRD installed? `driftless crd | kubectl apply -f -`): {e}"))
     })?;
+    if let Some(addr) = opts.listen {
+        let (c, ns, secrets, m) = (
+            ctx.client.clone(),
+            opts.namespace.clone(),
+            opts.webhooks.clone(),
+            ctx.metrics.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(addr, c, ns, secrets, m).await {
+                tracing::error!("cannot serve HTTP on {addr}: {e}");
+            }
+        });
+    }
     tracing::info!(cache = %opts.cache_dir.display(), concurrency = opts.concurrency, "agent started");
     Controller::new(api, watcher::Config::default())
         .with_config(ControllerConfig::default().concurrency(opts.concurrency))

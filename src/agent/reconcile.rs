@@ -18,6 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::crd::{CommitSummary, GitSync, GitSyncStatus, RefSpec, SyncRecord};
+use super::metrics::{ResultLabels, SyncLabels};
 use super::{AgentError, Context};
 use crate::apply::SyncOptions;
 use crate::change::{Action as Outcome, ChangeSet};
@@ -65,7 +66,17 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
         Ok(r) => r,
         Err(e) => return fail(&ctx, &gs, status, e, None, begun, started).await,
     };
-    let fetched = match ctx.cache.fetch(&req).await {
+    let labels = SyncLabels {
+        namespace: gs.namespace().unwrap_or_default(),
+        name: gs.name_any(),
+    };
+    let fetch_start = Instant::now();
+    let fetched = ctx.cache.fetch(&req).await;
+    ctx.metrics
+        .fetch_duration
+        .get_or_create(&labels)
+        .observe(fetch_start.elapsed().as_secs_f64());
+    let fetched = match fetched {
         Ok(f) => f,
         Err(e) => {
             let e = StepError {
@@ -290,6 +301,7 @@ async fn succeed(
         "Succeeded",
         Some(changes),
     );
+    observe(ctx, gs, "Succeeded", started, Some(changes));
     let msg = format!("applied revision {revision}: {}", changes.summary());
     tracing::info!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), %revision, "{msg}");
     let wrote = changes.count(Outcome::Created)
@@ -316,9 +328,48 @@ async fn fail(
     if let Some(r) = revision {
         record(&mut status, r, begun, started, e.reason, None);
     }
+    observe(ctx, gs, e.reason, started, None);
     event(ctx, gs, EventType::Warning, e.reason, &msg).await;
     write_status(ctx, gs, with_ready(status, "False", e.reason, &msg)).await?;
     Err(AgentError::Sync(msg))
+}
+
+fn observe(
+    ctx: &Context,
+    gs: &GitSync,
+    result: &str,
+    started: Instant,
+    changes: Option<&ChangeSet>,
+) {
+    let m = &ctx.metrics;
+    let labels = SyncLabels {
+        namespace: gs.namespace().unwrap_or_default(),
+        name: gs.name_any(),
+    };
+    let with_result = ResultLabels {
+        namespace: labels.namespace.clone(),
+        name: labels.name.clone(),
+        result: result.into(),
+    };
+    m.syncs.get_or_create(&with_result).inc();
+    m.sync_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    m.ready
+        .get_or_create(&labels)
+        .set(i64::from(changes.is_some()));
+    if let Some(c) = changes {
+        let applied = c.count(Outcome::Created) + c.count(Outcome::Configured);
+        m.objects_applied
+            .get_or_create(&labels)
+            .inc_by(applied as u64);
+        m.objects_pruned
+            .get_or_create(&labels)
+            .inc_by(c.count(Outcome::Pruned) as u64);
+        m.last_applied
+            .get_or_create(&labels)
+            .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
+    }
 }
 
 fn record(

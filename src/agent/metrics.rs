@@ -1,0 +1,97 @@
+//! Prometheus metrics of the agent, served on `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a GitSync.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Labels of a sync result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub namespace: String,
+    pub name: String,
+    /// `Succeeded` or the failure reason.
+    pub result: String,
+}
+
+/// The agent's metrics.
+pub struct Metrics {
+    pub registry: Registry,
+    pub sync_duration: Family<SyncLabels, Histogram>,
+    pub syncs: Family<ResultLabels, Counter>,
+    pub objects_applied: Family<SyncLabels, Counter>,
+    pub objects_pruned: Family<SyncLabels, Counter>,
+    pub fetch_duration: Family<SyncLabels, Histogram>,
+    pub last_applied: Family<SyncLabels, Gauge<f64, AtomicU64>>,
+    pub ready: Family<SyncLabels, Gauge>,
+    pub webhooks: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let buckets = || Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        let mut m = Metrics {
+            registry: Registry::with_prefix("driftless"),
+            sync_duration: Family::new_with_constructor(buckets),
+            syncs: Family::default(),
+            objects_applied: Family::default(),
+            objects_pruned: Family::default(),
+            fetch_duration: Family::new_with_constructor(buckets),
+            last_applied: Family::default(),
+            ready: Family::default(),
+            webhooks: Family::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "sync_duration_seconds",
+            "Duration of syncs",
+            m.sync_duration.clone(),
+        );
+        r.register("syncs", "Syncs by GitSync and result", m.syncs.clone());
+        r.register(
+            "objects_applied",
+            "Objects created or configured",
+            m.objects_applied.clone(),
+        );
+        r.register("objects_pruned", "Objects pruned", m.objects_pruned.clone());
+        r.register(
+            "fetch_duration_seconds",
+            "Duration of Git fetches",
+            m.fetch_duration.clone(),
+        );
+        r.register(
+            "last_applied_timestamp_seconds",
+            "When the last sync succeeded",
+            m.last_applied.clone(),
+        );
+        r.register("ready", "1 when the GitSync is Ready", m.ready.clone());
+        r.register(
+            "webhooks",
+            "Webhook requests by source and result",
+            m.webhooks.clone(),
+        );
+        m
+    }
+}
+
+impl Metrics {
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
