@@ -118,7 +118,7 @@ pub struct GitSyncStatus {
     pub last_applied_time: Option<String>,
     /// Objects managed, by kind.
     #[serde(default)]
-    pub managed: BTreeMap<String, usize>,
+    pub managed: BTreeMap<String, i64>,
     /// The last 10 syncs, newest first.
     #[serde(default)]
     pub history: Vec<SyncRecord>,
@@ -140,7 +140,7 @@ pub struct SyncRecord {
     pub duration_seconds: f64,
     /// `Succeeded` or the failure reason.
     pub result: String,
-    pub created: usize,
-    pub configured: usize,
-    pub pruned: usize,
+    pub created: i64,
+    pub configured: i64,
+    pub pruned: i64,
 }

@@ -380,7 +380,7 @@ fn record(
     result: &str,
     changes: Option<&ChangeSet>,
 ) {
-    let count = |a| changes.map_or(0, |c| c.count(a));
+    let count = |a| changes.map_or(0, |c| i64::try_from(c.count(a)).unwrap_or(i64::MAX));
     status.history.insert(
         0,
         SyncRecord {
