@@ -604,3 +604,96 @@ async fn a_github_webhook_syncs_at_once_and_a_bad_signature_is_refused() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn only_signed_commits_are_applied_when_verification_is_on() {
+    use driftless::source::keys::{self, KeyType};
+    let ns = TestNamespace::new("agent-verify").await;
+    let repo = TestRepo::new();
+    let signer = keys::generate(KeyType::Ed25519, "release@example.com").expect("key");
+    let key_dir = tempfile::tempdir().expect("tempdir");
+    let key = key_dir.path().join("signing");
+    std::fs::write(&key, &signer.private.0).expect("key");
+    std::fs::write(key.with_extension("pub"), format!("{}\n", signer.public)).expect("pub");
+    let chmod = Command::new("chmod")
+        .arg("600")
+        .arg(&key)
+        .status()
+        .expect("chmod");
+    assert!(chmod.success());
+    let signed_commit = |files: &[(&str, &str)], msg: &str| {
+        for (path, content) in files {
+            std::fs::write(repo.work_path().join(path), content).expect("write");
+        }
+        support::git_servers::run(
+            support::git_servers::git_in(repo.work_path()).args(["add", "-A"]),
+        );
+        support::git_servers::run(
+            support::git_servers::git_in(repo.work_path())
+                .args(["-c", "gpg.format=ssh", "-c"])
+                .arg(format!("user.signingkey={}", key.display()))
+                .args(["commit", "-q", "-S", "-m", msg]),
+        );
+    };
+    signed_commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.27"))],
+        "signed v1",
+    );
+    repo.push();
+    let out = ns.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "trusted",
+        "-n",
+        &ns.name,
+        &format!(
+            "--from-literal=allowed_signers=release@example.com {}",
+            signer.public
+        ),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let daemon = GitDaemon::start(repo.base());
+    let _agent = Agent::start(&ns);
+    create_gitsync(
+        &ns,
+        "signed",
+        json!({"url": daemon.url(repo.name()), "pollInterval": "1s", "verify": {"secretRef": {"name": "trusted"}}}),
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(ns.client(), &ns.name);
+    eventually("signed commit applied", Duration::from_secs(60), || async {
+        image(&deployments).await?.eq("nginx:1.27").then_some(())
+    })
+    .await;
+
+    repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "evil:1"))],
+        "unsigned change",
+    );
+    repo.push();
+    let unsigned = repo.head();
+    let (_, reason, message) = eventually(
+        "unsigned commit refused",
+        Duration::from_secs(30),
+        || async {
+            let r = ready(&gitsync(&ns, "signed").await)?;
+            (r.0 == "False" && r.2.contains(&unsigned)).then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(reason, "VerificationFailed", "{message}");
+    assert!(
+        message.contains("not signed") || message.contains("unsigned"),
+        "{message}"
+    );
+    assert_eq!(
+        image(&deployments).await.as_deref(),
+        Some("nginx:1.27"),
+        "the cluster stays at the last verified revision"
+    );
+}

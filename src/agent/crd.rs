@@ -65,6 +65,27 @@ pub struct GitSyncSpec {
     /// in status only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_tag: Option<String>,
+    /// Apply only signed revisions: an unsigned or untrusted one is not applied, the cluster
+    /// stays at the last verified revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifySpec>,
+}
+
+/// Signature policy.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifySpec {
+    /// `HeadCommit` (default): the commit applied must be signed by a trusted key. `Tag`: the
+    /// tag followed (`ref.tag` or `ref.semver`) must be a signed annotated tag.
+    #[serde(default = "head_commit")]
+    pub mode: String,
+    /// Secret with the trusted keys: `allowed_signers` (SSH, git's allowed-signers format)
+    /// and/or `keys.asc` (ASCII-armored OpenPGP public keys).
+    pub secret_ref: LocalRef,
+}
+
+fn head_commit() -> String {
+    "HeadCommit".into()
 }
 
 fn yes() -> bool {

@@ -89,6 +89,9 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
     let revision = fetched.revision.to_string();
     let mut status = status;
     status.last_fetched_revision = Some(revision.clone());
+    if let Err(e) = verify(&ctx, &gs, &req, &fetched).await {
+        return fail(&ctx, &gs, status, e, Some(&revision), begun, started).await;
+    }
     if !needs_sync(&gs, &status, &revision) {
         write_status(&ctx, &gs, status).await?;
         return Ok(Action::requeue(poll));
@@ -226,6 +229,68 @@ async fn sync(
             reason: reason_of(&e),
             message: e.to_string(),
         })
+}
+
+/// Checks the signature policy of `spec.verify`, if any. A refusal names the commit (or tag)
+/// and the reason; the caller applies nothing.
+async fn verify(
+    ctx: &Context,
+    gs: &GitSync,
+    req: &FetchRequest,
+    fetched: &Fetched,
+) -> Result<(), StepError> {
+    use crate::source::verify::{TrustedKeys, verify_commit, verify_tag};
+    let Some(policy) = &gs.spec.verify else {
+        return Ok(());
+    };
+    let fail = step("VerificationFailed");
+    let ns = gs.namespace().unwrap_or_default();
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .get(&policy.secret_ref.name)
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "cannot read Secret {ns}/{}: {e}",
+                policy.secret_ref.name
+            ))
+        })?;
+    let data = secret.data.unwrap_or_default();
+    let text = |k: &str| {
+        data.get(k)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    let keys = TrustedKeys::parse(
+        text("allowed_signers").as_deref(),
+        text("keys.asc").as_deref(),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let sha = &fetched.revision.sha;
+    let result = match policy.mode.as_str() {
+        "Tag" => {
+            let tag = format!("refs/tags/{}", fetched.revision.git_ref);
+            let raw = ctx
+                .cache
+                .raw_object(req, "tag", &tag)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            verify_tag(&raw, &keys).map(|s| (format!("tag {}", fetched.revision.git_ref), s))
+        }
+        _ => {
+            let raw = ctx
+                .cache
+                .raw_object(req, "commit", sha)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            verify_commit(&raw, &keys).map(|s| (format!("commit {sha}"), s))
+        }
+    };
+    match result {
+        Ok((what, signer)) => {
+            tracing::debug!(gitsync = %gs.name_any(), "{what} verified: {signer}");
+            Ok(())
+        }
+        Err(e) => Err(fail(format!("commit {sha} not applied: {e}"))),
+    }
 }
 
 /// Moves the sync tag to the applied commit (Weave Flux's `flux-sync`). A refused push (a
