@@ -423,15 +423,8 @@ async fn diff(conn: &Connection<'_>, args: DiffArgs) -> Result<ExitCode> {
 
 async fn identity(conn: &Connection<'_>, args: IdentityArgs) -> Result<ExitCode> {
     use driftless::source::keys::{self, KeyType};
-    let url = args
-        .url
-        .as_deref()
-        .map(driftless::source::url::parse)
-        .transpose()?;
-    let kind = match &args.ssh_key_type {
-        Some(t) => t.parse::<KeyType>()?,
-        None => KeyType::default_for(url.as_ref()),
-    };
+    let kind = KeyType::choose(args.ssh_key_type.as_deref(), args.url.as_deref())
+        .map_err(anyhow::Error::msg)?;
     let client = cluster::client(conn).await?;
     let pair = keys::ensure_identity(
         &client,
@@ -457,15 +450,8 @@ async fn agent(conn: &Connection<'_>, args: AgentArgs) -> Result<ExitCode> {
     use driftless::source::keys::{self, KeyType};
     let client = cluster::client(conn).await?;
     if let Some(secret) = &args.identity_secret {
-        let url = args
-            .identity_url
-            .as_deref()
-            .map(driftless::source::url::parse)
-            .transpose()?;
-        let kind = match &args.ssh_key_type {
-            Some(t) => t.parse::<KeyType>()?,
-            None => KeyType::default_for(url.as_ref()),
-        };
+        let kind = KeyType::choose(args.ssh_key_type.as_deref(), args.identity_url.as_deref())
+            .map_err(anyhow::Error::msg)?;
         let pair = keys::ensure_identity(
             &client,
             &args.identity_namespace,

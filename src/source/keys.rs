@@ -45,6 +45,21 @@ impl KeyType {
         }
     }
 
+    /// The type asked for (`rsa`, `ecdsa`, `ed25519`), else the one `url`'s host accepts.
+    ///
+    /// # Errors
+    /// An unknown type name or an invalid URL.
+    pub fn choose(asked: Option<&str>, url: Option<&str>) -> Result<KeyType, String> {
+        if let Some(t) = asked {
+            return t.parse().map_err(|e: KeyError| e.to_string());
+        }
+        let url = url
+            .map(super::url::parse)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        Ok(KeyType::default_for(url.as_ref()))
+    }
+
     fn ssh_keygen_args(self) -> &'static [&'static str] {
         match self {
             KeyType::Rsa => &["-t", "rsa", "-b", "4096"],
