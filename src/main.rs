@@ -124,6 +124,19 @@ struct AgentArgs {
     /// DRIFTLESS_AZURE_DEVOPS_BASIC_AUTH).
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: std::net::SocketAddr,
+    /// Elect a leader on a coordination.k8s.io Lease: with several replicas only the leader
+    /// reconciles; a standby takes over within the lease duration.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "driftless-leader")]
+    leader_lease_name: String,
+    /// Namespace of the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "driftless-system")]
+    leader_lease_namespace: String,
+    /// Lease duration.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_lease_duration: Duration,
 }
 
 #[derive(Args)]
@@ -469,6 +482,15 @@ async fn agent(conn: &Connection<'_>, args: AgentArgs) -> Result<ExitCode> {
         namespace: args.watch_namespace,
         listen: Some(args.listen),
         webhooks: driftless::agent::http::WebhookSecrets::from_env(),
+        leader: args
+            .leader_elect
+            .then(|| driftless::agent::leader::LeaseConfig {
+                namespace: args.leader_lease_namespace.clone(),
+                name: args.leader_lease_name.clone(),
+                identity: std::env::var("POD_NAME")
+                    .unwrap_or_else(|_| format!("driftless-{}", std::process::id())),
+                duration: args.leader_lease_duration,
+            }),
     };
     driftless::agent::run(client, opts).await?;
     Ok(ExitCode::SUCCESS)

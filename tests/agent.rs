@@ -697,3 +697,78 @@ async fn only_signed_commits_are_applied_when_verification_is_on() {
         "the cluster stays at the last verified revision"
     );
 }
+
+#[tokio::test]
+async fn only_the_leader_reconciles_and_the_standby_takes_over() {
+    let ns = TestNamespace::new("agent-ha").await;
+    let repo = TestRepo::new();
+    repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.27"))],
+        "init",
+    );
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let lease = [
+        "--leader-elect",
+        "--leader-lease-namespace",
+        &ns.name,
+        "--leader-lease-duration",
+        "4s",
+    ];
+    let first = Agent::start_with(&ns, &lease);
+    eventually("first agent leads", Duration::from_secs(30), || async {
+        first.log().contains("became the leader").then_some(())
+    })
+    .await;
+    let second = Agent::start_with(&ns, &lease);
+    eventually(
+        "second agent stands by",
+        Duration::from_secs(30),
+        || async { second.log().contains("standing by").then_some(()) },
+    )
+    .await;
+
+    create_gitsync(
+        &ns,
+        "ha",
+        json!({"url": daemon.url(repo.name()), "pollInterval": "1s"}),
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(ns.client(), &ns.name);
+    eventually("applied by the leader", Duration::from_secs(60), || async {
+        image(&deployments).await?.eq("nginx:1.27").then_some(())
+    })
+    .await;
+    assert!(
+        first.log().contains("applied revision"),
+        "the leader applied:\n{}",
+        first.log()
+    );
+    assert!(
+        !second.log().contains("applied revision"),
+        "the standby never applies:\n{}",
+        second.log()
+    );
+
+    drop(first); // the leader dies without releasing the lease
+    let killed = std::time::Instant::now();
+    eventually("standby takes over", Duration::from_secs(30), || async {
+        second.log().contains("became the leader").then_some(())
+    })
+    .await;
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "takeover within about the lease duration: {took:?}"
+    );
+    repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.28"))],
+        "after failover",
+    );
+    repo.push();
+    eventually("the new leader syncs", Duration::from_secs(30), || async {
+        image(&deployments).await?.eq("nginx:1.28").then_some(())
+    })
+    .await;
+    println!("failover took {took:?}");
+}

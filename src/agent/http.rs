@@ -275,10 +275,13 @@ fn push_target(source: &str, p: &Value) -> (Vec<String>, Option<String>) {
 /// The last two path segments of a repository URL, lower-cased, without `.git` and Azure
 /// DevOps' `_git`/`v3` segments: enough to match the HTTPS and SSH forms of one repository.
 pub fn repo_identity(url: &str) -> String {
-    let path = url.rsplit_once("://").map_or(url, |(_, rest)| rest);
-    let path = path.split_once(['/', ':']).map_or(path, |(_, p)| p);
+    // Drop the scheme and authority (`https://user@host:port/`) or the scp-like `user@host:`.
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').map_or("", |(_, p)| p),
+        None => url.split_once(':').map_or(url, |(_, p)| p),
+    };
     let segments: Vec<&str> = path
-        .split(['/', ':'])
+        .split('/')
         .filter(|s| !s.is_empty() && *s != "_git" && *s != "v3")
         .collect();
     let tail = &segments[segments.len().saturating_sub(2)..];

@@ -10,6 +10,7 @@
 pub mod control;
 pub mod crd;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 
@@ -66,6 +67,8 @@ pub struct AgentOptions {
     pub listen: Option<std::net::SocketAddr>,
     /// Webhook credentials.
     pub webhooks: http::WebhookSecrets,
+    /// Leader election (for more than one replica); None: reconcile at once.
+    pub leader: Option<leader::LeaseConfig>,
 }
 
 /// What every reconcile shares.
@@ -118,13 +121,28 @@ pub async fn run(client: Client, opts: AgentOptions) -> Result<(), AgentError> {
             }
         });
     }
+    if let Some(lease) = &opts.leader {
+        leader::acquire(&ctx.client, lease)
+            .await
+            .map_err(|e| AgentError::Finalizer(format!("leader election: {e}")))?;
+    }
     tracing::info!(cache = %opts.cache_dir.display(), concurrency = opts.concurrency, "agent started");
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default())
         .with_config(ControllerConfig::default().concurrency(opts.concurrency))
         .shutdown_on_signal()
-        .run(reconcile_with_finalizer, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .run(reconcile_with_finalizer, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    match opts.leader.clone() {
+        None => controller.await,
+        Some(lease) => {
+            tokio::select! {
+                () = controller => {}
+                () = leader::keep(ctx.client.clone(), lease) => {
+                    return Err(AgentError::Finalizer("lost leadership; stopping so that only one replica reconciles".into()));
+                }
+            }
+        }
+    }
     tracing::info!("agent stopped");
     Ok(())
 }
