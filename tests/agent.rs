@@ -739,11 +739,13 @@ async fn only_the_leader_reconciles_and_the_standby_takes_over() {
         image(&deployments).await?.eq("nginx:1.27").then_some(())
     })
     .await;
-    assert!(
-        first.log().contains("applied revision"),
-        "the leader applied:\n{}",
-        first.log()
-    );
+    // The objects exist a moment before the leader logs the finished sync.
+    eventually(
+        "the leader logs the sync",
+        Duration::from_secs(30),
+        || async { first.log().contains("applied revision").then_some(()) },
+    )
+    .await;
     assert!(
         !second.log().contains("applied revision"),
         "the standby never applies:\n{}",
