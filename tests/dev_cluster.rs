@@ -12,7 +12,7 @@ fn dev_cluster(dir: &Path, verb: &str) -> Output {
     Command::new(support::repo_root().join("scripts/dev-cluster"))
         .arg(verb)
         .env("DRIFTLESS_CLUSTER_DIR", dir)
-        .env("DRIFTLESS_CLUSTER_PORT_BASE", "36500")
+        .env("DRIFTLESS_CLUSTER_PORT_BASE", "24500")
         .output()
         .unwrap_or_else(|e| panic!("cannot run scripts/dev-cluster {verb}: {e}"))
 }

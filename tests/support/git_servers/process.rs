@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Ports the harness never uses (another service of the machine owns them).
-const RESERVED_PORTS: std::ops::RangeInclusive<u16> = 36400..=36899;
+/// Ports of the dev clusters (24400.. for the main one, 24500.. for the lifecycle test).
+const RESERVED_PORTS: std::ops::RangeInclusive<u16> = 24400..=24899;
 /// How long a server gets to accept its first connection.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often a server that lost its port to a concurrent bind is started again.
