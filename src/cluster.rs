@@ -41,6 +41,14 @@ pub struct Connection<'a> {
 /// # Errors
 /// When no configuration is found or it is invalid.
 pub async fn client(conn: &Connection<'_>) -> Result<Client, ClusterError> {
+    build(config(conn).await?)
+}
+
+/// The client configuration for `conn` (the agent keeps it to make impersonating clients).
+///
+/// # Errors
+/// When no configuration is found or it is invalid.
+pub async fn config(conn: &Connection<'_>) -> Result<Config, ClusterError> {
     let options = KubeConfigOptions {
         context: conn.context.map(str::to_string),
         ..KubeConfigOptions::default()
@@ -52,16 +60,27 @@ pub async fn client(conn: &Connection<'_>) -> Result<Client, ClusterError> {
             Config::from_custom_kubeconfig(kc, &options).await
         }
         None if conn.context.is_some() => Config::from_kubeconfig(&options).await,
-        None => return infer().await,
+        None => {
+            return Config::infer()
+                .await
+                .map_err(|e| ClusterError::Kubeconfig(e.to_string()));
+        }
     }
     .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
-    build(config)
+    Ok(config)
 }
 
-async fn infer() -> Result<Client, ClusterError> {
-    let config = Config::infer()
-        .await
-        .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+/// A client that acts as ServiceAccount `namespace/name` (Kubernetes impersonation): the API
+/// server authorises every request as that account, so RBAC bounds what a tenant's sync can do.
+/// The agent's own identity needs the `impersonate` verb on `serviceaccounts`.
+///
+/// # Errors
+/// When the configuration cannot make a client.
+pub fn impersonating(config: &Config, namespace: &str, name: &str) -> Result<Client, ClusterError> {
+    let mut config = config.clone();
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+    // The API server adds the ServiceAccount groups itself when none are given.
+    config.auth_info.impersonate_groups = None;
     build(config)
 }
 

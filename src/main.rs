@@ -13,7 +13,9 @@ use driftless::change::ChangeSet;
 use driftless::cluster::{self, Catalog, Connection};
 use driftless::object::Manifest;
 use driftless::plan::{Plan, ValidationError, static_scope, validate};
-use driftless::render::{LoadOptions, load_dir};
+
+mod cli_render;
+use cli_render::{RenderFlags, ToolFlags};
 
 /// driftless: make a Kubernetes cluster match a directory of manifests (and, as an agent, a
 /// Git branch).
@@ -28,6 +30,8 @@ struct Cli {
     /// The kubeconfig context to use.
     #[arg(long, global = true)]
     context: Option<String>,
+    #[command(flatten)]
+    tools: ToolFlags,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +122,14 @@ struct AgentArgs {
     /// Key type to generate instead: rsa, ecdsa or ed25519.
     #[arg(long)]
     ssh_key_type: Option<String>,
+    /// Never push to Git (no sync tag, whatever the GitSyncs say): the applied revision is
+    /// recorded in status only (Weave Flux's `--git-readonly`).
+    #[arg(long)]
+    git_readonly: bool,
+    /// Trust an SSH host key seen for the first time for a host that has no known_hosts entry
+    /// (trust on first use; a changed key is still refused). Off by default: strict checking.
+    #[arg(long)]
+    ssh_accept_new_host_keys: bool,
     /// Address for webhooks (`/hook/{generic,github,gitlab,azure-devops}`), `/metrics`,
     /// `/healthz` and `/readyz`. Webhook secrets come from the environment
     /// (DRIFTLESS_WEBHOOK_TOKEN, DRIFTLESS_GITHUB_SECRET, DRIFTLESS_GITLAB_TOKEN,
@@ -171,6 +183,8 @@ struct RenderArgs {
     /// Namespace for namespaced objects that name none.
     #[arg(long, short = 'n', default_value = "default")]
     namespace: String,
+    #[command(flatten)]
+    render: RenderFlags,
 }
 
 #[derive(Args)]
@@ -189,6 +203,8 @@ struct SetArgs {
     /// Concurrent API requests.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    #[command(flatten)]
+    render: RenderFlags,
 }
 
 #[derive(Args)]
@@ -245,8 +261,21 @@ fn main() -> ExitCode {
     } else {
         "driftless=warn"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DRIFTLESS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let requested = std::env::var("DRIFTLESS_LOG").unwrap_or_default();
+    let mut filter = Some(requested.as_str())
+        .filter(|r| !r.is_empty())
+        .and_then(|r| tracing_subscriber::EnvFilter::try_new(r).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    // NB: kube's client logs API error bodies at debug and response texts at trace, and those
+    // can quote Secret values. A blanket `debug` must not leak them: kube stays at info unless
+    // DRIFTLESS_LOG names it explicitly (docs/security.md).
+    if !requested.contains("kube") {
+        for directive in ["kube_client=info", "kube=info"] {
+            if let Ok(d) = directive.parse() {
+                filter = filter.add_directive(d);
+            }
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -282,11 +311,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         context: cli.context.as_deref(),
     };
     match cli.command {
-        Command::Render(args) => render(&conn, args).await,
-        Command::Apply(args) => apply(&conn, args).await,
-        Command::Diff(args) => diff(&conn, args).await,
+        Command::Render(args) => render(&conn, &cli.tools, args).await,
+        Command::Apply(args) => apply(&conn, &cli.tools, args).await,
+        Command::Diff(args) => diff(&conn, &cli.tools, args).await,
         Command::Identity(args) => identity(&conn, args).await,
-        Command::Agent(args) => agent(&conn, args).await,
+        Command::Agent(args) => agent(&conn, &cli.tools, args).await,
         Command::Status(args) => status(&conn, args).await,
         Command::Sync(args) => sync_now(&conn, args).await,
         Command::Suspend(args) => suspend(&conn, args, true).await,
@@ -300,13 +329,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn load(dir: &Path) -> Result<Vec<Manifest>> {
-    load_dir(dir, &LoadOptions::default())
-        .with_context(|| format!("cannot load manifests from {}", dir.display()))
+/// Renders DIR (plain, Kustomize or Helm) with the agent's entry point.
+async fn load(
+    conn: &Connection<'_>,
+    tools: &ToolFlags,
+    dir: &Path,
+    flags: &RenderFlags,
+    namespace: &str,
+) -> Result<Vec<Manifest>> {
+    cli_render::load(conn, tools, dir, flags, namespace).await
 }
 
-async fn render(conn: &Connection<'_>, args: RenderArgs) -> Result<ExitCode> {
-    let manifests = load(&args.dir)?;
+async fn render(conn: &Connection<'_>, tools: &ToolFlags, args: RenderArgs) -> Result<ExitCode> {
+    let manifests = load(conn, tools, &args.dir, &args.render, &args.namespace).await?;
     let valid = match validate(manifests.clone(), &static_scope(), &args.namespace) {
         Ok(valid) => valid,
         Err(errors)
@@ -347,8 +382,9 @@ async fn engine(conn: &Connection<'_>) -> Result<Engine> {
     Ok(Engine::new(client).await?)
 }
 
-async fn apply(conn: &Connection<'_>, args: ApplyArgs) -> Result<ExitCode> {
-    let manifests = load(&args.set.dir)?;
+async fn apply(conn: &Connection<'_>, tools: &ToolFlags, args: ApplyArgs) -> Result<ExitCode> {
+    let set = &args.set;
+    let manifests = load(conn, tools, &set.dir, &set.render, &set.namespace).await?;
     let mut opts = SyncOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
@@ -412,8 +448,9 @@ fn print_changes(changes: &ChangeSet, output: Output) -> Result<()> {
     Ok(())
 }
 
-async fn diff(conn: &Connection<'_>, args: DiffArgs) -> Result<ExitCode> {
-    let manifests = load(&args.set.dir)?;
+async fn diff(conn: &Connection<'_>, tools: &ToolFlags, args: DiffArgs) -> Result<ExitCode> {
+    let set = &args.set;
+    let manifests = load(conn, tools, &set.dir, &set.render, &set.namespace).await?;
     let opts = SyncOptions {
         prune: true,
         ..sync_options(&args.set)
@@ -459,9 +496,10 @@ async fn identity(conn: &Connection<'_>, args: IdentityArgs) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-async fn agent(conn: &Connection<'_>, args: AgentArgs) -> Result<ExitCode> {
+async fn agent(conn: &Connection<'_>, tools: &ToolFlags, args: AgentArgs) -> Result<ExitCode> {
     use driftless::source::keys::{self, KeyType};
-    let client = cluster::client(conn).await?;
+    let config = cluster::config(conn).await?;
+    let client = cluster::build(config.clone())?;
     if let Some(secret) = &args.identity_secret {
         let kind = KeyType::choose(args.ssh_key_type.as_deref(), args.identity_url.as_deref())
             .map_err(anyhow::Error::msg)?;
@@ -482,6 +520,8 @@ async fn agent(conn: &Connection<'_>, args: AgentArgs) -> Result<ExitCode> {
         namespace: args.watch_namespace,
         listen: Some(args.listen),
         webhooks: driftless::agent::http::WebhookSecrets::from_env(),
+        readonly: args.git_readonly,
+        accept_new_host_keys: args.ssh_accept_new_host_keys,
         leader: args
             .leader_elect
             .then(|| driftless::agent::leader::LeaseConfig {
@@ -491,8 +531,9 @@ async fn agent(conn: &Connection<'_>, args: AgentArgs) -> Result<ExitCode> {
                     .unwrap_or_else(|_| format!("driftless-{}", std::process::id())),
                 duration: args.leader_lease_duration,
             }),
+        render_tools: tools.tools(),
     };
-    driftless::agent::run(client, opts).await?;
+    driftless::agent::run(config, opts).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -505,7 +546,7 @@ async fn status(conn: &Connection<'_>, args: StatusArgs) -> Result<ExitCode> {
     if let Some(name) = args.name {
         let gs = control::get(&client, &ns, &name).await?;
         let [id, ready, revision, reason, message] = control::row(&gs);
-        let status = gs.status.unwrap_or_default();
+        let status = gs.status.clone().unwrap_or_default();
         println!(
             "GitSync:   {id}\nURL:       {}\nReady:     {ready} ({reason})\nMessage:   {message}",
             gs.spec.url
@@ -524,6 +565,11 @@ async fn status(conn: &Connection<'_>, args: StatusArgs) -> Result<ExitCode> {
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
         println!("Objects:   {}", managed.join(", "));
+        let objects = control::objects(&client, &gs).await?;
+        let width = objects.iter().map(|o| o.id.len()).max().unwrap_or(0);
+        for o in &objects {
+            println!("  {:width$}  {:<10} {}", o.id, o.health, o.message);
+        }
         println!("History:");
         for h in &status.history {
             println!(

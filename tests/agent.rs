@@ -3,144 +3,16 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use serde_json::{Value, json};
+use kube::api::{Api, DeleteParams};
+use serde_json::json;
+use support::agent::{Agent, create_gitsync, github_signature, gitsync, http, ready};
 use support::git_servers::{GitDaemon, TestRepo};
 use support::{TestNamespace, eventually};
-
-/// A running `driftless agent`, killed when dropped.
-struct Agent {
-    child: Child,
-    port: u16,
-    _cache: tempfile::TempDir,
-    log: std::path::PathBuf,
-}
-
-impl Agent {
-    fn start(ns: &TestNamespace) -> Agent {
-        Self::start_with(ns, &[])
-    }
-
-    fn start_with(ns: &TestNamespace, extra: &[&str]) -> Agent {
-        install_crd(ns);
-        let cache = tempfile::tempdir().expect("cache dir");
-        let log = cache.path().join("agent.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let port = support::git_servers::free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("--kubeconfig")
-            .arg(&ns.cluster.kubeconfig)
-            .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
-            .arg(cache.path().join("cache"))
-            .args(extra)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("DRIFTLESS_LOG", "driftless=debug")
-            .env("DRIFTLESS_GITHUB_SECRET", GITHUB_SECRET)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start the agent");
-        Agent {
-            child,
-            port,
-            _cache: cache,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const GITHUB_SECRET: &str = "hook-s3cret";
-
-/// `curl` a request to the agent; returns (HTTP status, body).
-fn http(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("body");
-    std::fs::write(&file, body).expect("write body");
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    cmd.arg("--data-binary").arg(format!("@{}", file.display()));
-    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
-    let out = cmd.output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-fn github_signature(body: &[u8]) -> String {
-    let out = Command::new("openssl")
-        .args(["dgst", "-sha256", "-hmac", GITHUB_SECRET, "-r"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(body)?;
-            c.wait_with_output()
-        })
-        .expect("openssl");
-    let hex = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    format!("X-Hub-Signature-256: sha256={hex}")
-}
-
-fn install_crd(ns: &TestNamespace) {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let crd = Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("crd")
-            .output()
-            .expect("driftless crd");
-        assert!(crd.status.success());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("crd.yaml");
-        std::fs::write(&path, &crd.stdout).expect("write crd");
-        let out = ns.kubectl(&[
-            "apply",
-            "--server-side",
-            "-f",
-            path.to_str().expect("utf-8"),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = ns.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/gitsyncs.driftless.dev",
-            "--timeout=30s",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
 
 fn deployment(ns: &str, image: &str) -> String {
     format!(
@@ -152,40 +24,6 @@ fn service(ns: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: azure-vote-front\n  namespace: {ns}\nspec:\n  type: LoadBalancer\n  selector: {{app: azure-vote-front}}\n  ports:\n  - port: 80\n"
     )
-}
-
-async fn create_gitsync(ns: &TestNamespace, name: &str, spec: Value) {
-    let ar = kube::discovery::ApiResource {
-        group: "driftless.dev".into(),
-        version: "v1alpha1".into(),
-        api_version: "driftless.dev/v1alpha1".into(),
-        kind: "GitSync".into(),
-        plural: "gitsyncs".into(),
-    };
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client(), &ns.name, &ar);
-    let obj = json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync", "metadata": {"name": name}, "spec": spec});
-    api.patch(
-        name,
-        &PatchParams::apply("test").force(),
-        &Patch::Apply(&obj),
-    )
-    .await
-    .expect("apply GitSync");
-}
-
-async fn gitsync(ns: &TestNamespace, name: &str) -> Value {
-    let out = ns.kubectl(&["get", "gitsync", name, "-n", &ns.name, "-o", "json"]);
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn ready(gs: &Value) -> Option<(String, String, String)> {
-    let conds = gs["status"]["conditions"].as_array()?;
-    let c = conds.iter().find(|c| c["type"] == "Ready")?;
-    Some((
-        c["status"].as_str()?.to_string(),
-        c["reason"].as_str()?.to_string(),
-        c["message"].as_str()?.to_string(),
-    ))
 }
 
 async fn image(api: &Api<Deployment>) -> Option<String> {
@@ -292,6 +130,13 @@ async fn the_story_sync_update_prune_break_and_recover() {
     .await;
     assert_eq!(reason, "RenderFailed", "{message}");
     assert!(message.contains("broken.yaml"), "names the file: {message}");
+    let gs = gitsync(&ns, "vote").await;
+    let stalled = gs["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Stalled" && c["status"] == "True");
+    assert!(stalled, "a render error stalls until a new commit: {gs:#}");
     assert!(
         image(&deployments)
             .await
@@ -501,6 +346,15 @@ async fn identity_at_start_sync_tag_and_the_cli() {
     );
     let (ok, detail, _) = cli(&ns, &["status", "cli", "-n", &ns.name]);
     assert!(ok && detail.contains("Commit:    bump nginx"), "{detail}");
+    let front = format!("Deployment/{}/azure-vote-front", ns.name);
+    let line = detail
+        .lines()
+        .find(|l| l.contains(&front))
+        .unwrap_or_else(|| panic!("the managed Deployment is listed: {detail}"));
+    assert!(
+        ["Current", "InProgress"].iter().any(|h| line.contains(h)),
+        "with its health: {line}"
+    );
 
     let (ok, _, _) = cli(&ns, &["suspend", "cli", "-n", &ns.name]);
     assert!(ok);
@@ -508,6 +362,51 @@ async fn identity_at_start_sync_tag_and_the_cli() {
     let (ok, _, _) = cli(&ns, &["resume", "cli", "-n", &ns.name]);
     assert!(ok);
     assert_eq!(gitsync(&ns, "cli").await["spec"]["suspend"], false);
+
+    // The server refuses the tag push (a read-only deploy key, a protected tag): the sync
+    // still succeeds, with a warning event naming the tag.
+    let hook = repo.bare_path().join("hooks/pre-receive");
+    let protect = || {
+        std::fs::write(&hook, "#!/bin/sh\necho 'tags are protected' >&2\nexit 1\n").expect("hook");
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod hook");
+    };
+    let refused_at = repo.commit(
+        &[("front.yaml", &deployment(&ns.name, "nginx:1.29"))],
+        "while the tag is protected",
+    );
+    repo.push();
+    protect();
+    let (ok, stdout, stderr) = cli(
+        &ns,
+        &["sync", "cli", "-n", &ns.name, "--wait", "--timeout", "60s"],
+    );
+    assert!(ok, "the sync succeeds without its tag: {stdout} {stderr}");
+    assert!(stdout.contains(&refused_at), "{stdout}");
+    let warning = eventually("a warning event", Duration::from_secs(30), || async {
+        let out = ns.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "--field-selector",
+            "reason=SyncTagPushFailed",
+            "-o",
+            "jsonpath={.items[*].note}{.items[*].message}",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains(&refused_at).then_some(text)
+    })
+    .await;
+    assert!(
+        warning.contains("tags are protected"),
+        "with the server's reason: {warning}"
+    );
+    assert_eq!(tag_commit(&repo), next, "the tag stays where it was");
+    assert_eq!(
+        ready(&gitsync(&ns, "cli").await).map(|r| r.0).as_deref(),
+        Some("True")
+    );
 }
 
 #[tokio::test]

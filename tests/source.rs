@@ -10,7 +10,8 @@ use driftless::source::keys::{self, KeyType};
 use driftless::source::url::parse;
 use driftless::source::{Auth, FetchRequest, GitCache, GitRef, Sensitive, SourceError};
 use support::git_servers::{
-    GitDaemon, HangingServer, HostKey, HttpGitServer, SshGitServer, TestRepo, git_in, run,
+    GitDaemon, HangingServer, HostKey, HttpGitServer, HttpsGitServer, SshGitServer, TestRepo,
+    git_in, run,
 };
 
 fn request(url: &str, git_ref: Option<GitRef>) -> FetchRequest {
@@ -252,6 +253,44 @@ async fn https_with_basic_auth_and_no_credential_leaks() {
         .expect_err("missing repo");
     assert!(!err.to_string().contains(password), "{err}");
     assert!(!format!("{err:?}").contains(password), "{err:?}");
+}
+
+#[tokio::test]
+async fn https_with_a_private_ca_and_a_bearer_token() {
+    let repo = TestRepo::new();
+    let sha = repo.commit(&[("a.yaml", "a: 1\n")], "init");
+    repo.push();
+    let token = "tok-Planted-5e1d";
+    let server = HttpsGitServer::start(repo.base(), token);
+    let (_dir, cache) = cache();
+    let mut req = request(&server.url(repo.name()), None);
+    req.auth.bearer_token = Some(Sensitive(token.into()));
+
+    let untrusted = cache.fetch(&req).await.expect_err("unknown CA");
+    let text = untrusted.to_string();
+    assert!(
+        text.to_lowercase().contains("certificate") && text.contains("caFile"),
+        "says the certificate is not trusted: {text}\n{}",
+        server.log()
+    );
+
+    req.auth.ca_bundle = Some(server.ca_pem());
+    req.auth.bearer_token = None;
+    let refused = cache.fetch(&req).await.expect_err("no token");
+    assert!(refused.to_string().contains("403"), "{refused}");
+
+    req.auth.bearer_token = Some(Sensitive(token.into()));
+    let ok = cache
+        .fetch(&req)
+        .await
+        .unwrap_or_else(|e| panic!("with the CA and the token: {e}\n{}", server.log()));
+    assert_eq!(ok.revision.sha, sha);
+    for text in [
+        format!("{untrusted} {untrusted:?}"),
+        format!("{refused} {ok:?} {req:?}"),
+    ] {
+        assert!(!text.contains(token), "the token leaked: {text}");
+    }
 }
 
 #[tokio::test]

@@ -154,3 +154,68 @@ pub fn row(gs: &GitSync) -> [String; 5] {
         ready.map_or(String::new(), |c| c.message.chars().take(100).collect()),
     ]
 }
+
+/// One object a GitSync manages, as `driftless status NAME` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedObject {
+    /// `Kind/namespace/name` (or `Kind/name`).
+    pub id: String,
+    /// `Current`, `InProgress`, `Failed`, or `Missing` (in the inventory, not in the cluster).
+    pub health: String,
+    /// Why, e.g. `2 of 3 replicas available`.
+    pub message: String,
+}
+
+/// The objects in the GitSync's inventory with their health now: one GET per object, so
+/// meant for a person looking at one GitSync, not for a loop.
+///
+/// # Errors
+/// When the inventory cannot be read or discovery fails; an object that cannot be read is
+/// listed with its error instead.
+pub async fn objects(client: &Client, gs: &GitSync) -> Result<Vec<ManagedObject>, ControlError> {
+    use crate::apply::InventoryStore;
+    use crate::cluster::Catalog;
+    let ns = gs.namespace().unwrap_or_default();
+    let inventory = super::reconcile::inventory_name(&ns, &gs.name_any());
+    let stored = InventoryStore::new(client.clone(), &ns, &inventory)
+        .read()
+        .await
+        .map_err(|e| ControlError::Failed(format!("cannot read the inventory: {e}")))?;
+    let catalog = Catalog::discover(client)
+        .await
+        .map_err(|e| ControlError::Failed(format!("API discovery: {e}")))?;
+    let mut out = Vec::new();
+    for (key, entry) in &stored.inventory.entries {
+        let id = match &key.namespace {
+            Some(n) => format!("{}/{n}/{}", key.kind, key.name),
+            None => format!("{}/{}", key.kind, key.name),
+        };
+        let Some(resource) = catalog.get(&key.group, &entry.version, &key.kind) else {
+            out.push(ManagedObject {
+                id,
+                health: "Unknown".into(),
+                message: format!("{} {} is not served", key.kind, entry.version),
+            });
+            continue;
+        };
+        let api: Api<kube::api::DynamicObject> = match &key.namespace {
+            Some(n) => Api::namespaced_with(client.clone(), n, &resource.api),
+            None => Api::all_with(client.clone(), &resource.api),
+        };
+        let (health, message) = match api.get_opt(&key.name).await {
+            Ok(Some(obj)) => {
+                let value = serde_json::to_value(&obj).unwrap_or_default();
+                let h = crate::health::evaluate(&value);
+                (h.status.to_string(), h.message)
+            }
+            Ok(None) => ("Missing".into(), "not in the cluster".into()),
+            Err(e) => ("Unknown".into(), e.to_string()),
+        };
+        out.push(ManagedObject {
+            id,
+            health,
+            message,
+        });
+    }
+    Ok(out)
+}

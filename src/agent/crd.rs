@@ -60,6 +60,15 @@ pub struct GitSyncSpec {
     /// Stop applying until set back to false.
     #[serde(default)]
     pub suspend: bool,
+    /// ServiceAccount (in the GitSync's namespace) the agent impersonates for every read and
+    /// write of this sync, so a team's GitSync can do only what that account may. Unset: the
+    /// agent's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// GitSyncs that must be Ready (at their current generation) before this one applies;
+    /// `namespace` defaults to this GitSync's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<DependencyRef>,
     /// After each successful sync, move this annotated tag to the applied commit and push it
     /// (Weave Flux's `flux-sync`); unset or empty: read-only, the applied revision is recorded
     /// in status only.
@@ -69,6 +78,17 @@ pub struct GitSyncSpec {
     /// stays at the last verified revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifySpec>,
+    /// Kustomize options and Flux-style overrides (namePrefix, nameSuffix, images, patches,
+    /// commonMetadata) applied on top of the render. A path holding a kustomization is built
+    /// with kustomize whether or not this is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize: Option<crate::render::spec::KustomizeSpec>,
+    /// Render a Helm chart (from the repository or a chart repository) with `helm template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<crate::render::spec::HelmSpec>,
+    /// Flux-compatible variable substitution after rendering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_build: Option<crate::render::spec::PostBuildSpec>,
 }
 
 /// Signature policy.
@@ -105,6 +125,14 @@ pub struct RefSpec {
     pub semver: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+}
+
+/// Another GitSync this one waits for.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct DependencyRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// A reference to an object in the GitSync's namespace.

@@ -5,7 +5,10 @@
 //! — the same path as `driftless sync`. Requests are authenticated per source: Azure DevOps
 //! service hooks with basic auth, GitHub with the HMAC `X-Hub-Signature-256`, GitLab with
 //! `X-Gitlab-Token`, and a generic endpoint with a bearer token. A bad or missing credential is
-//! a 401 and triggers nothing; bodies over 1 MiB are refused (413).
+//! a 401 and triggers nothing; bodies over 1 MiB are refused (413). Triggers are coalesced per
+//! repository and branch (`coalesce`): a flood of pushes costs at most one LIST and one PATCH
+//! per GitSync a second; requests joining a pending trigger get a 202, and too many distinct
+//! pending triggers a 503.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 use sha2::Sha256;
 
+use super::coalesce::{Coalescer, Submitted};
 use super::control;
 use super::metrics::{Metrics, ResultLabels};
 
@@ -68,7 +72,13 @@ struct AppState {
     namespace: Option<String>,
     secrets: WebhookSecrets,
     metrics: Arc<Metrics>,
+    triggers: Arc<Coalescer>,
 }
+
+/// Distinct (repositories, branch) triggers pending at once before webhooks get a 503.
+const MAX_PENDING_TRIGGERS: usize = 256;
+/// Least time between two triggers of the same repository and branch.
+const MIN_TRIGGER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves until the process ends.
 ///
@@ -86,6 +96,7 @@ pub async fn serve(
         namespace,
         secrets,
         metrics,
+        triggers: Coalescer::new(MAX_PENDING_TRIGGERS, MIN_TRIGGER_INTERVAL),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -140,7 +151,32 @@ async fn hook(
     }
     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (repos, branch) = push_target(&source, &payload);
-    match trigger(&state, &repos, branch.as_deref()).await {
+    let key = format!("{repos:?} {branch:?}");
+    let run = {
+        let state = state.clone();
+        move || {
+            let (state, repos, branch) = (state.clone(), repos.clone(), branch.clone());
+            async move { trigger(&state, &repos, branch.as_deref()).await }
+        }
+    };
+    let outcome = match state.triggers.submit(key, run).await {
+        Submitted::Done(outcome) => outcome,
+        Submitted::Coalesced => {
+            count("coalesced");
+            return (
+                StatusCode::ACCEPTED,
+                "queued: a sync request for this push target is already pending\n".into(),
+            );
+        }
+        Submitted::Busy => {
+            count("busy");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many pending webhook triggers; try again later\n".into(),
+            );
+        }
+    };
+    match outcome {
         Ok(names) => {
             count("triggered");
             (

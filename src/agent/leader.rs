@@ -64,6 +64,28 @@ pub async fn keep(client: Client, cfg: LeaseConfig) {
     }
 }
 
+/// Gives the lease up (on a graceful shutdown, after the last reconcile finished) so that a
+/// standby takes over at its next attempt instead of after the lease duration. Best effort: a
+/// failure only means the standby waits for the lease to expire.
+pub async fn release(client: &Client, cfg: &LeaseConfig) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
+    let Ok(Some(mut lease)) = api.get_opt(&cfg.name).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
+    if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+        return;
+    }
+    spec.holder_identity = None;
+    spec.renew_time = None;
+    match api.replace(&cfg.name, &PostParams::default(), &lease).await {
+        Ok(_) => tracing::info!(lease = %cfg.name, "released the lease"),
+        Err(e) => tracing::warn!(lease = %cfg.name, "cannot release the lease: {e}"),
+    }
+}
+
 /// One attempt: create the lease, renew it if ours, or take it over if expired.
 async fn try_acquire(client: &Client, cfg: &LeaseConfig) -> Result<bool, kube::Error> {
     let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub last_applied: Family<SyncLabels, Gauge<f64, AtomicU64>>,
     pub ready: Family<SyncLabels, Gauge>,
     pub webhooks: Family<ResultLabels, Counter>,
+    /// Renders by result: `rendered` (tools ran) or `cached` (the render cache answered).
+    pub renders: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -51,6 +53,7 @@ impl Default for Metrics {
             last_applied: Family::default(),
             ready: Family::default(),
             webhooks: Family::default(),
+            renders: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -76,6 +79,11 @@ impl Default for Metrics {
             m.last_applied.clone(),
         );
         r.register("ready", "1 when the GitSync is Ready", m.ready.clone());
+        r.register(
+            "renders",
+            "Renders by GitSync and result (rendered, cached)",
+            m.renders.clone(),
+        );
         r.register(
             "webhooks",
             "Webhook requests by source and result",

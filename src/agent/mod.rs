@@ -7,12 +7,14 @@
 //! Failures requeue with capped exponential backoff and jitter. Deleting a GitSync prunes its
 //! objects when `prune` is true (a finalizer), and orphans them otherwise.
 
+pub mod coalesce;
 pub mod control;
 pub mod crd;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod rendering;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::apply::{Engine, SyncError, SyncOptions};
@@ -69,15 +71,35 @@ pub struct AgentOptions {
     pub webhooks: http::WebhookSecrets,
     /// Leader election (for more than one replica); None: reconcile at once.
     pub leader: Option<leader::LeaseConfig>,
+    /// The kustomize and helm binaries and their limits.
+    pub render_tools: crate::render::Tools,
+    /// Never push to Git: sync tags are off for every GitSync.
+    pub readonly: bool,
+    /// Trust on first use for SSH hosts without a known_hosts entry.
+    pub accept_new_host_keys: bool,
 }
 
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
+    /// The agent's client configuration, from which impersonating clients are made.
+    config: kube::Config,
     pub engine: Arc<Engine>,
+    /// Engines acting as a GitSync's `serviceAccountName`, by `namespace/name`.
+    impersonated: Mutex<HashMap<String, Arc<Engine>>>,
     pub cache: GitCache,
     pub recorder: Recorder,
     pub metrics: Arc<metrics::Metrics>,
+    /// Rendered objects per (commit, path, options): an unchanged re-sync renders nothing.
+    pub render_cache: crate::render::RenderCache,
+    /// The kustomize and helm binaries and their limits.
+    pub tools: crate::render::Tools,
+    /// See [`AgentOptions::readonly`].
+    pub readonly: bool,
+    /// The commit each sync tag (`namespace/name/tag`) was last pushed to by this process.
+    pushed_tags: Mutex<HashMap<String, String>>,
+    /// See [`AgentOptions::accept_new_host_keys`].
+    pub accept_new_host_keys: bool,
     /// Consecutive failures per GitSync, for backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -86,7 +108,8 @@ pub struct Context {
 ///
 /// # Errors
 /// When the API cannot be reached at start.
-pub async fn run(client: Client, opts: AgentOptions) -> Result<(), AgentError> {
+pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentError> {
+    let client = crate::cluster::build(config.clone()).map_err(SyncError::from)?;
     let engine = Engine::new(client.clone()).await?;
     let reporter = Reporter {
         controller: "driftless".into(),
@@ -94,10 +117,20 @@ pub async fn run(client: Client, opts: AgentOptions) -> Result<(), AgentError> {
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
+        config,
         engine: Arc::new(engine),
+        impersonated: Mutex::new(HashMap::new()),
+        readonly: opts.readonly,
+        pushed_tags: Mutex::new(HashMap::new()),
+        accept_new_host_keys: opts.accept_new_host_keys,
         cache: GitCache::new(&opts.cache_dir),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: Arc::new(metrics::Metrics::default()),
+        render_cache: crate::render::RenderCache::default(),
+        tools: crate::render::Tools {
+            scratch_dir: Some(opts.cache_dir.join("render")),
+            ..opts.render_tools.clone()
+        },
         failures: Mutex::new(HashMap::new()),
     });
     let api: Api<GitSync> = match &opts.namespace {
@@ -127,7 +160,17 @@ pub async fn run(client: Client, opts: AgentOptions) -> Result<(), AgentError> {
             .map_err(|e| AgentError::Finalizer(format!("leader election: {e}")))?;
     }
     tracing::info!(cache = %opts.cache_dir.display(), concurrency = opts.concurrency, "agent started");
-    let controller = Controller::new(api, watcher::Config::default())
+    // Reconcile on what a user changes (spec, annotations such as the sync request,
+    // finalizers, deletion), not on the agent's own status writes: those would start a fetch
+    // per write, and a reconcile started from a cache that has not seen the last write yet
+    // would compute status from a stale copy.
+    let (reader, writer) = reflector::store();
+    let gitsyncs = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(user_changes, Default::default());
+    let controller = Controller::for_stream(gitsyncs, reader)
         .with_config(ControllerConfig::default().concurrency(opts.concurrency))
         .shutdown_on_signal()
         .run(reconcile_with_finalizer, error_policy, ctx.clone())
@@ -136,15 +179,28 @@ pub async fn run(client: Client, opts: AgentOptions) -> Result<(), AgentError> {
         None => controller.await,
         Some(lease) => {
             tokio::select! {
-                () = controller => {}
-                () = leader::keep(ctx.client.clone(), lease) => {
+                () = controller => leader::release(&ctx.client, &lease).await,
+                () = leader::keep(ctx.client.clone(), lease.clone()) => {
                     return Err(AgentError::Finalizer("lost leadership; stopping so that only one replica reconciles".into()));
                 }
             }
         }
     }
+    // The controller returns on SIGTERM/SIGINT only after the reconciles in flight finished:
+    // an apply is never cut in the middle by a rollout of the agent.
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// A hash of what a user changes on a GitSync; the controller ignores events that keep it.
+fn user_changes(gs: &GitSync) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    gs.metadata.generation.hash(&mut h);
+    gs.annotations().hash(&mut h);
+    gs.finalizers().hash(&mut h);
+    gs.metadata.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
 }
 
 async fn reconcile_with_finalizer(
@@ -183,6 +239,9 @@ async fn cleanup(gs: &GitSync, ctx: &Context) -> Result<Action, AgentError> {
         return Ok(Action::await_change());
     }
     let ns = gs.namespace().unwrap_or_default();
+    let engine = ctx
+        .engine_for(&ns, gs.spec.service_account_name.as_deref())
+        .map_err(AgentError::Cleanup)?;
     let opts = SyncOptions {
         inventory: reconcile::inventory_name(&ns, &gs.name_any()),
         inventory_namespace: ns,
@@ -190,11 +249,36 @@ async fn cleanup(gs: &GitSync, ctx: &Context) -> Result<Action, AgentError> {
         allow_empty: true,
         ..SyncOptions::default()
     };
-    let changes = run_sync(ctx, Vec::new(), opts)
+    let changes = run_sync(engine, Vec::new(), opts)
         .await
         .map_err(AgentError::Cleanup)?;
     tracing::info!(gitsync = %gs.name_any(), "deleted: {}", changes.summary());
     Ok(Action::await_change())
+}
+
+impl Context {
+    /// The engine for a GitSync: the agent's own, or one impersonating its
+    /// `serviceAccountName` (made once per account and kept; it shares the API catalog).
+    pub(crate) fn engine_for(
+        &self,
+        namespace: &str,
+        service_account: Option<&str>,
+    ) -> Result<Arc<Engine>, SyncError> {
+        let Some(sa) = service_account.filter(|s| !s.is_empty()) else {
+            return Ok(self.engine.clone());
+        };
+        let key = format!("{namespace}/{sa}");
+        let mut engines = self.impersonated.lock().map_err(|_| SyncError::Inventory {
+            message: "engine cache poisoned".into(),
+        })?;
+        if let Some(e) = engines.get(&key) {
+            return Ok(e.clone());
+        }
+        let client = crate::cluster::impersonating(&self.config, namespace, sa)?;
+        let engine = Arc::new(self.engine.impersonating(client));
+        engines.insert(key, engine.clone());
+        Ok(engine)
+    }
 }
 
 /// Runs [`Engine::sync`] on a blocking thread of its own.
@@ -205,11 +289,10 @@ async fn cleanup(gs: &GitSync, ctx: &Context) -> Result<Action, AgentError> {
 /// thread per concurrent sync (bounded by the controller's concurrency), and keeps the engine
 /// identical to the CLI's.
 pub(crate) async fn run_sync(
-    ctx: &Context,
+    engine: Arc<Engine>,
     manifests: Vec<crate::object::Manifest>,
     opts: SyncOptions,
 ) -> Result<crate::change::ChangeSet, SyncError> {
-    let engine = ctx.engine.clone();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         handle.block_on(async move { engine.sync(manifests, &opts).await })

@@ -1,4 +1,4 @@
-//! One reconcile of one GitSync: fetch → (if needed) snapshot → load → sync → status and events.
+//! One reconcile of one GitSync: fetch → (if needed) render (cached; see `rendering`) → sync → status and events.
 //!
 //! The same [`Engine::sync`] as `driftless apply` does the writing; this module only decides
 //! when to call it and reports what happened. A failure at any step leaves the cluster at the
@@ -23,7 +23,6 @@ use super::{AgentError, Context};
 use crate::apply::SyncOptions;
 use crate::change::{Action as Outcome, ChangeSet};
 use crate::object::FIELD_MANAGER;
-use crate::render::{LoadOptions, load_dir};
 use crate::source::{Auth, FetchRequest, Fetched, GitRef, Sensitive, url};
 
 /// Annotation that asks for a sync now (any new value), as Flux's `reconcile.fluxcd.io/requestedAt`.
@@ -96,11 +95,31 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
         write_status(&ctx, &gs, status).await?;
         return Ok(Action::requeue(poll));
     }
+    if let Err(waiting) = dependencies_ready(&ctx, &gs).await {
+        // Not a failure (no backoff, no warning event): look again soon.
+        tracing::info!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{waiting}");
+        write_status(
+            &ctx,
+            &gs,
+            with_ready(status, "False", "DependencyNotReady", &waiting),
+        )
+        .await?;
+        return Ok(Action::requeue(DEPENDENCY_REQUEUE));
+    }
     status.last_attempted_revision = Some(revision.clone());
+    let status = with_condition(
+        status,
+        "Reconciling",
+        "True",
+        "Progressing",
+        &format!("applying {revision}"),
+    );
+    write_status(&ctx, &gs, status.clone()).await?;
     match sync(&ctx, &gs, &req, &fetched).await {
         Ok(changes) => {
-            succeed(&ctx, &gs, status, &fetched, &changes, begun, started).await?;
+            // The tag first: when status says applied, the tag (if it could be pushed) is there.
             push_sync_tag(&ctx, &gs, &req, &fetched).await;
+            succeed(&ctx, &gs, status, &fetched, &changes, begun, started).await?;
         }
         Err(e) => return fail(&ctx, &gs, status, e, Some(&revision), begun, started).await,
     }
@@ -132,6 +151,39 @@ fn needs_sync(gs: &GitSync, status: &GitSyncStatus, revision: &str) -> bool {
         || stale
         || requested
         || !is_ready(status)
+}
+
+/// How soon a GitSync waiting for its `dependsOn` looks again.
+const DEPENDENCY_REQUEUE: Duration = Duration::from_secs(5);
+
+/// Checks `spec.dependsOn`: each named GitSync must exist and be Ready for its current
+/// generation, with its last attempt applied (not failing on a newer revision). Returns the
+/// message naming the first one that is not.
+async fn dependencies_ready(ctx: &Context, gs: &GitSync) -> Result<(), String> {
+    let own_ns = gs.namespace().unwrap_or_default();
+    for dep in &gs.spec.depends_on {
+        let ns = dep.namespace.as_deref().unwrap_or(&own_ns);
+        let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), ns);
+        let other = match api.get_opt(&dep.name).await {
+            Ok(Some(o)) => o,
+            Ok(None) => return Err(format!("waiting for GitSync {ns}/{}: not found", dep.name)),
+            Err(e) => return Err(format!("waiting for GitSync {ns}/{}: {e}", dep.name)),
+        };
+        if !dependency_is_ready(&other) {
+            return Err(format!("waiting for GitSync {ns}/{} to be Ready", dep.name));
+        }
+    }
+    Ok(())
+}
+
+fn dependency_is_ready(other: &GitSync) -> bool {
+    let Some(status) = &other.status else {
+        return false;
+    };
+    is_ready(status)
+        && status.observed_generation == other.meta().generation
+        && status.last_applied_revision.is_some()
+        && status.last_applied_revision == status.last_attempted_revision
 }
 
 fn is_ready(status: &GitSyncStatus) -> bool {
@@ -187,7 +239,7 @@ async fn auth(ctx: &Context, gs: &GitSync) -> Result<Auth, String> {
     Ok(Auth {
         ssh_private_key: text("identity").map(Sensitive),
         known_hosts: text("known_hosts"),
-        accept_new_host_keys: false,
+        accept_new_host_keys: ctx.accept_new_host_keys,
         username: text("username"),
         password: text("password").map(Sensitive),
         bearer_token: text("bearerToken").map(Sensitive),
@@ -201,19 +253,11 @@ async fn sync(
     req: &FetchRequest,
     fetched: &Fetched,
 ) -> Result<ChangeSet, StepError> {
-    let path = gs.spec.path.clone().unwrap_or_default();
-    let snapshot = ctx
-        .cache
-        .snapshot(req, &fetched.revision.sha, &path)
-        .await
-        .map_err(|e| step("FetchFailed")(e.to_string()))?;
-    let manifests = load_dir(&snapshot.root, &LoadOptions::default()).map_err(|e| {
-        step("RenderFailed")(
-            e.to_string()
-                .replace(&snapshot.root.display().to_string(), &path),
-        )
-    })?;
+    let manifests = super::rendering::render_for(ctx, gs, req, fetched).await?;
     let ns = gs.namespace().unwrap_or_default();
+    let engine = ctx
+        .engine_for(&ns, gs.spec.service_account_name.as_deref())
+        .map_err(|e| step("ApplyFailed")(e.to_string()))?;
     let opts = SyncOptions {
         inventory: inventory_name(&ns, &gs.name_any()),
         inventory_namespace: ns.clone(),
@@ -223,7 +267,7 @@ async fn sync(
         timeout: duration(gs.spec.health_timeout.as_deref(), Duration::from_secs(300)),
         ..SyncOptions::default()
     };
-    super::run_sync(ctx, manifests, opts)
+    super::run_sync(engine, manifests, opts)
         .await
         .map_err(|e| StepError {
             reason: reason_of(&e),
@@ -300,6 +344,25 @@ async fn push_sync_tag(ctx: &Context, gs: &GitSync, req: &FetchRequest, fetched:
     let Some(tag) = gs.spec.sync_tag.as_deref().filter(|t| !t.is_empty()) else {
         return;
     };
+    if ctx.readonly {
+        tracing::debug!(gitsync = %gs.name_any(), "read-only agent: sync tag {tag} not pushed");
+        return;
+    }
+    // Re-syncs of the same commit (the drift interval) do not move the tag again: each push
+    // would make a new tag object and may trigger the repository's CI.
+    let key = format!(
+        "{}/{}/{tag}",
+        gs.namespace().unwrap_or_default(),
+        gs.name_any()
+    );
+    let already = ctx
+        .pushed_tags
+        .lock()
+        .map(|p| p.get(&key) == Some(&fetched.revision.sha))
+        .unwrap_or(false);
+    if already {
+        return;
+    }
     let message = format!(
         "driftless applied {} to GitSync {}/{} at {}",
         fetched.revision,
@@ -315,6 +378,8 @@ async fn push_sync_tag(ctx: &Context, gs: &GitSync, req: &FetchRequest, fetched:
         let msg = format!("cannot move sync tag {tag} to {}: {e}", fetched.revision);
         tracing::warn!(gitsync = %gs.name_any(), "{msg}");
         event(ctx, gs, EventType::Warning, "SyncTagPushFailed", &msg).await;
+    } else if let Ok(mut p) = ctx.pushed_tags.lock() {
+        p.insert(key, fetched.revision.sha.clone());
     }
 }
 
@@ -461,25 +526,44 @@ fn record(
     status.history.truncate(10);
 }
 
+/// Failures that retrying cannot fix: the input must change (a new commit or spec). They set
+/// `Stalled=True` besides `Ready=False`, as kstatus-aware tools expect.
+const STALLING: &[&str] = &["RenderFailed", "ValidationFailed", "VerificationFailed"];
+
+/// Sets `Ready`, and with it the kstatus companions: `Reconciling` goes (the attempt is over)
+/// and `Stalled` is set for failures retrying cannot fix.
 fn with_ready(
     mut status: GitSyncStatus,
     value: &str,
     reason: &str,
     message: &str,
 ) -> GitSyncStatus {
+    status.conditions.retain(|c| c.type_ != "Reconciling");
+    if value == "False" && STALLING.contains(&reason) {
+        status = with_condition(status, "Stalled", "True", reason, message);
+    } else {
+        status.conditions.retain(|c| c.type_ != "Stalled");
+    }
+    with_condition(status, "Ready", value, reason, message)
+}
+
+/// Replaces condition `type_`, keeping its transition time when the value did not change.
+fn with_condition(
+    mut status: GitSyncStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+) -> GitSyncStatus {
     let now = Time(Timestamp::now());
-    let previous = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .cloned();
+    let previous = status.conditions.iter().find(|c| c.type_ == type_).cloned();
     let transition = match previous {
         Some(p) if p.status == value => p.last_transition_time,
         _ => now,
     };
-    status.conditions.retain(|c| c.type_ != "Ready");
+    status.conditions.retain(|c| c.type_ != type_);
     status.conditions.push(Condition {
-        type_: "Ready".into(),
+        type_: type_.into(),
         status: value.into(),
         reason: reason.into(),
         message: message.chars().take(4000).collect(),
@@ -526,4 +610,73 @@ fn duration(value: Option<&str>, default: Duration) -> Duration {
     value
         .and_then(|v| crate::duration::parse(v).ok())
         .unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn types(s: &GitSyncStatus) -> Vec<(String, String)> {
+        let mut v: Vec<_> = s
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn pair(t: &str, v: &str) -> (String, String) {
+        (t.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn a_render_failure_stalls_and_a_fetch_failure_does_not() {
+        let reconciling = with_condition(
+            GitSyncStatus::default(),
+            "Reconciling",
+            "True",
+            "Progressing",
+            "applying",
+        );
+        let stalled = with_ready(reconciling.clone(), "False", "RenderFailed", "bad yaml");
+        assert_eq!(
+            types(&stalled),
+            vec![pair("Ready", "False"), pair("Stalled", "True")]
+        );
+        let transient = with_ready(reconciling, "False", "FetchFailed", "timeout");
+        assert_eq!(types(&transient), vec![pair("Ready", "False")]);
+        let recovered = with_ready(stalled, "True", "Succeeded", "applied");
+        assert_eq!(types(&recovered), vec![pair("Ready", "True")]);
+    }
+
+    #[test]
+    fn the_transition_time_moves_only_when_the_value_changes() {
+        let first = with_ready(GitSyncStatus::default(), "False", "FetchFailed", "a");
+        let t0 = first.conditions[0].last_transition_time.clone();
+        std::thread::sleep(Duration::from_millis(5));
+        let same = with_ready(first, "False", "ApplyFailed", "b");
+        assert_eq!(same.conditions[0].last_transition_time, t0);
+        let flipped = with_ready(same, "True", "Succeeded", "c");
+        assert_ne!(flipped.conditions[0].last_transition_time, t0);
+    }
+
+    #[test]
+    fn a_dependency_is_ready_only_when_its_latest_attempt_applied() {
+        let mut other = GitSync::new("infra", Default::default());
+        other.metadata.generation = Some(2);
+        assert!(!dependency_is_ready(&other), "no status yet");
+        let mut status = with_ready(GitSyncStatus::default(), "True", "Succeeded", "ok");
+        status.observed_generation = Some(2);
+        status.last_applied_revision = Some("main@sha1:a".into());
+        status.last_attempted_revision = Some("main@sha1:a".into());
+        other.status = Some(status.clone());
+        assert!(dependency_is_ready(&other));
+        other.metadata.generation = Some(3);
+        assert!(!dependency_is_ready(&other), "spec changed since");
+        other.metadata.generation = Some(2);
+        status.last_attempted_revision = Some("main@sha1:b".into());
+        other.status = Some(status);
+        assert!(!dependency_is_ready(&other), "a newer revision is pending");
+    }
 }

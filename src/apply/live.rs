@@ -33,36 +33,54 @@ pub fn api_for(
     }
 }
 
+/// A (group, version, kind, namespace) whose objects are read together.
+pub type Target = (String, String, String, Option<String>);
+
+/// What [`fetch`] read: the live objects, and the targets the client may not list (an
+/// impersonated ServiceAccount with `get` but no `list`, or no rights at all).
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub live: LiveMap,
+    pub forbidden: Vec<(Target, Resource)>,
+}
+
 /// Lists the metadata of every object of the given (resource, namespace) pairs, `concurrency`
-/// lists at a time. A kind or namespace that does not exist yet yields nothing.
+/// lists at a time. A kind or namespace that does not exist yet yields nothing; a list the
+/// API server forbids is returned in [`Fetched::forbidden`] for the caller to read object by
+/// object (and name the objects it cannot read).
 ///
 /// # Errors
-/// When a list fails for another reason than not found.
+/// When a list fails for another reason than not found or forbidden.
 pub async fn fetch(
     client: &Client,
-    targets: BTreeMap<(String, String, String, Option<String>), Resource>,
+    targets: BTreeMap<Target, Resource>,
     concurrency: usize,
-) -> Result<LiveMap, SyncError> {
-    let lists = stream::iter(targets.into_iter().map(|((.., ns), resource)| {
+) -> Result<Fetched, SyncError> {
+    let lists = stream::iter(targets.into_iter().map(|(target, resource)| {
         let client = client.clone();
         async move {
+            let ns = target.3.clone();
             let api = api_for(&client, &resource, ns.as_deref());
             match api.list_metadata(&ListParams::default()).await {
-                Ok(list) => Ok(list
-                    .items
-                    .into_iter()
-                    .filter_map(|o| {
-                        let m = o.metadata;
-                        let key = ObjectKey {
-                            group: resource.api.group.clone(),
-                            kind: resource.api.kind.clone(),
-                            namespace: m.namespace.clone(),
-                            name: m.name.clone()?,
-                        };
-                        Some((key, m))
-                    })
-                    .collect::<Vec<_>>()),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+                Ok(list) => Ok(Listed::Objects(
+                    list.items
+                        .into_iter()
+                        .filter_map(|o| {
+                            let m = o.metadata;
+                            let key = ObjectKey {
+                                group: resource.api.group.clone(),
+                                kind: resource.api.kind.clone(),
+                                namespace: m.namespace.clone(),
+                                name: m.name.clone()?,
+                            };
+                            Some((key, m))
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Listed::Objects(Vec::new())),
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    Ok(Listed::Forbidden(target, resource))
+                }
                 Err(e) => Err(SyncError::Api {
                     what: format!(
                         "list {} in {}",
@@ -76,8 +94,66 @@ pub async fn fetch(
         .boxed()
     }))
     .buffer_unordered(concurrency.max(1));
-    let chunks: Vec<Vec<(ObjectKey, ObjectMeta)>> = lists.try_collect().await?;
-    Ok(chunks.into_iter().flatten().collect())
+    let listed: Vec<Listed> = lists.try_collect().await?;
+    let mut fetched = Fetched::default();
+    for l in listed {
+        match l {
+            Listed::Objects(objects) => fetched.live.extend(objects),
+            Listed::Forbidden(t, r) => fetched.forbidden.push((t, r)),
+        }
+    }
+    Ok(fetched)
+}
+
+enum Listed {
+    Objects(Vec<(ObjectKey, ObjectMeta)>),
+    Forbidden(Target, Resource),
+}
+
+/// Reads the metadata of single objects (where a list was forbidden), `concurrency` at a time.
+/// Returns the live ones, and for each object that cannot be read its label and the API
+/// server's message.
+pub async fn fetch_each(
+    client: &Client,
+    objects: Vec<(String, ObjectKey, Resource)>,
+    concurrency: usize,
+) -> (LiveMap, Vec<String>) {
+    let gets = stream::iter(objects.into_iter().map(|(label, key, resource)| {
+        let client = client.clone();
+        async move {
+            let api = api_for(&client, &resource, key.namespace.as_deref());
+            match api.get_metadata_opt(&key.name).await {
+                Ok(Some(o)) => Ok(Some((key, o.metadata))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(format!("{label}: cannot read it: {}", api_message(&e))),
+            }
+        }
+        .boxed()
+    }))
+    .buffer_unordered(concurrency.max(1));
+    let results: Vec<Result<Option<(ObjectKey, ObjectMeta)>, String>> = gets.collect().await;
+    let mut live = LiveMap::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(Some((k, m))) => {
+                live.insert(k, m);
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    errors.sort();
+    (live, errors)
+}
+
+/// The API server's own message for an API error (`... is forbidden: User "..." cannot ...`),
+/// without the debug dump of the whole Status; other errors as they display.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Hash of the fields our field manager owns through apply, or empty when it owns none.

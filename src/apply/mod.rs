@@ -13,7 +13,9 @@
 
 mod live;
 mod preview;
+mod protect;
 mod prune;
+mod redact;
 mod ssa;
 mod store;
 mod sync;
@@ -24,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use preview::Preview;
+pub use protect::{GITSYNC_CRD, Protected};
 pub use store::{InventoryStore, Stored};
 pub use sync::Engine;
 
@@ -59,6 +62,8 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Where the engine reports how far it got, for a progress display.
     pub progress: Option<Arc<Progress>>,
+    /// Objects never pruned or recreated: driftless's own (default: [`Protected::from_env`]).
+    pub protected: Protected,
 }
 
 /// How far a sync got: the phase and the objects done of those it has to write.
@@ -120,6 +125,7 @@ impl Default for SyncOptions {
             timeout: Duration::from_secs(300),
             concurrency: 8,
             progress: None,
+            protected: Protected::from_env(),
         }
     }
 }
@@ -139,6 +145,9 @@ pub enum SyncError {
          nothing was changed (pass --allow-empty to prune everything)"
     )]
     EmptySet(usize),
+    /// The sync would prune or recreate driftless's own Namespace, Deployment or CRD.
+    #[error("{} of driftless's own object(s) would be deleted; nothing was changed:\n  {}", .0.len(), .0.join("\n  "))]
+    Protected(Vec<String>),
     /// Objects belong to another inventory.
     #[error("{} object(s) belong to another inventory; nothing was changed:\n  {}", .0.len(), .0.join("\n  "))]
     Conflict(Vec<String>),
@@ -146,6 +155,10 @@ pub enum SyncError {
     /// CRDs of the set when the refused objects depend on them).
     #[error("dry-run failed for {} object(s); nothing was changed:\n  {}", .0.len(), .0.join("\n  "))]
     DryRun(Vec<String>),
+    /// Objects the sync may not read (RBAC of an impersonated ServiceAccount); nothing was
+    /// changed.
+    #[error("cannot read {} object(s); nothing was changed:\n  {}", .0.len(), .0.join("\n  "))]
+    Unreadable(Vec<String>),
     /// Applying some objects failed; the others were applied; nothing was pruned.
     #[error("apply failed for {} object(s); nothing was pruned:\n  {}", failures(.0).len(), failures(.0).join("\n  "))]
     Apply(ChangeSet),
@@ -162,7 +175,7 @@ pub enum SyncError {
     #[error(transparent)]
     InventoryCorrupt(#[from] ParseError),
     /// An API call failed.
-    #[error("failed to {what}: {source}")]
+    #[error("failed to {what}: {}", live::api_message(.source))]
     Api {
         what: String,
         #[source]
@@ -188,8 +201,9 @@ impl SyncError {
             SyncError::InventoryName(_)
             | SyncError::Invalid(_)
             | SyncError::EmptySet(_)
-            | SyncError::Conflict(_) => "ValidationFailed",
-            SyncError::DryRun(_) => "ValidationFailed",
+            | SyncError::Conflict(_)
+            | SyncError::Protected(_) => "ValidationFailed",
+            SyncError::DryRun(_) | SyncError::Unreadable(_) => "ValidationFailed",
             SyncError::Apply(_)
             | SyncError::Inventory { .. }
             | SyncError::InventoryCorrupt(_)

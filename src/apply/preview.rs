@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use futures::{FutureExt, StreamExt, stream};
 
 use super::live::api_for;
-use super::sync::{Engine, Item, api_message};
+use super::live::api_message;
+use super::sync::{Engine, Item};
 use super::{InventoryStore, SyncError, SyncOptions, check_inventory_name};
 use crate::diff::unified_diff;
 use crate::object::{LABEL_INVENTORY, ObjectKey, ObjectRef};
@@ -44,7 +45,7 @@ impl Engine {
         let manifests = self.validate_set(manifests, opts).await?;
         let items = self.items_of(manifests, opts);
         let stored = InventoryStore::new(
-            self.client().clone(),
+            self.inventory_client().clone(),
             &opts.inventory_namespace,
             &opts.inventory,
         )
@@ -117,7 +118,7 @@ async fn diff_one(
                 "{}: {}: {}",
                 item.manifest.source,
                 item.id,
-                api_message(&e)
+                super::redact::mask_secret_values(&api_message(&e), desired)
             ));
         }
     };

@@ -13,8 +13,8 @@ use kube::Client;
 use kube::api::{DeleteParams, PropagationPolicy};
 
 use super::SyncOptions;
+use super::live::api_message;
 use super::live::{LiveMap, api_for};
-use super::sync::api_message;
 use crate::change::{Action, ChangeSet};
 use crate::cluster::Catalog;
 use crate::inventory::Inventory;
@@ -96,6 +96,9 @@ fn keep_reason(
     }
     if annotation(ANNOTATION_IGNORE) == Some(IGNORE_TRUE) {
         return Some(format!("not deleted: {ANNOTATION_IGNORE}: \"true\""));
+    }
+    if opts.protected.contains(&r.key()) {
+        return Some("not deleted: driftless's own object".into());
     }
     let is_ns = r.group.is_empty() && r.kind == "Namespace";
     if is_ns

@@ -7,10 +7,10 @@ use futures::{FutureExt, StreamExt, stream};
 use kube::Client;
 use serde_json::Value;
 
-use super::live::{self, LiveMap, owned_fields_hash};
+use super::live::{self, LiveMap, Target, api_message, owned_fields_hash};
 use super::{
     InventoryStore, SyncError, SyncOptions, check_inventory_name, progress_start, progress_tick,
-    prune, ssa, wait,
+    protect, prune, redact, ssa, wait,
 };
 use crate::change::{Action, ChangeSet};
 use crate::cluster::{Catalog, Resource};
@@ -23,9 +23,15 @@ use crate::plan::{Plan, STAGE_CLUSTER, ValidationError, validate};
 /// Applies manifest sets to one cluster. Holds the client and the API catalog, which it
 /// refreshes when a set names a kind it does not know (a CRD installed since).
 pub struct Engine {
+    /// Reads and writes the objects of the set (an impersonating client for a GitSync with
+    /// `serviceAccountName`).
     client: Client,
-    /// Replaced as a whole when rediscovered; each sync works on the snapshot it took.
-    catalog: std::sync::RwLock<std::sync::Arc<Catalog>>,
+    /// Reads and writes the inventory: always the agent's own identity, so a tenant's
+    /// ServiceAccount needs no rights on the agent's bookkeeping (and cannot forge it).
+    inventory_client: Client,
+    /// Replaced as a whole when rediscovered; each sync works on the snapshot it took. Shared
+    /// with the engines made by [`Engine::impersonating`].
+    catalog: std::sync::Arc<std::sync::RwLock<std::sync::Arc<Catalog>>>,
 }
 
 /// One desired object on its way through the pipeline.
@@ -61,9 +67,21 @@ impl Engine {
     pub async fn new(client: Client) -> Result<Engine, SyncError> {
         let catalog = Catalog::discover(&client).await?;
         Ok(Engine {
+            inventory_client: client.clone(),
             client,
-            catalog: std::sync::RwLock::new(std::sync::Arc::new(catalog)),
+            catalog: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(catalog))),
         })
+    }
+
+    /// An engine that writes objects with `client` (typically impersonating a ServiceAccount)
+    /// and everything else as this one: same inventory identity, same (shared) API catalog, so
+    /// no discovery is repeated.
+    pub fn impersonating(&self, client: Client) -> Engine {
+        Engine {
+            client,
+            inventory_client: self.inventory_client.clone(),
+            catalog: self.catalog.clone(),
+        }
     }
 
     /// The API catalog as last discovered.
@@ -89,6 +107,11 @@ impl Engine {
         &self.client
     }
 
+    /// The client the inventory is read and written with.
+    pub fn inventory_client(&self) -> &Client {
+        &self.inventory_client
+    }
+
     /// Makes the cluster hold exactly `manifests` under `opts.inventory`. See the module docs.
     ///
     /// # Errors
@@ -104,7 +127,7 @@ impl Engine {
         check_inventory_name(&opts.inventory)?;
         let manifests = self.validate_set(manifests, opts).await?;
         let store = InventoryStore::new(
-            self.client.clone(),
+            self.inventory_client.clone(),
             &opts.inventory_namespace,
             &opts.inventory,
         );
@@ -119,6 +142,15 @@ impl Engine {
         let mut items = self.items_of(manifests, opts);
         let live = self.fetch_live(&items, &stored.inventory, opts).await?;
         check_conflicts(&items, &live, opts)?;
+        let desired: HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
+        protect::check_prune(
+            &opts.protected,
+            &stored.inventory,
+            &desired,
+            opts.prune,
+            items.is_empty() && opts.allow_empty,
+        )
+        .map_err(SyncError::Protected)?;
         let mut changes = ChangeSet {
             dry_run: opts.dry_run,
             ..ChangeSet::default()
@@ -294,7 +326,52 @@ impl Engine {
                 add(r, key.namespace.as_ref());
             }
         }
-        live::fetch(&self.client, targets, opts.concurrency).await
+        let fetched = live::fetch(&self.client, targets, opts.concurrency).await?;
+        if fetched.forbidden.is_empty() {
+            return Ok(fetched.live);
+        }
+        // Lists this client may not make: read the set's objects one by one, so that the
+        // error (if any) names each object and its file, not a kind.
+        let forbidden: Vec<&Target> = fetched.forbidden.iter().map(|(t, _)| t).collect();
+        let target_of = |key: &ObjectKey, r: &Resource| -> Target {
+            (
+                key.group.clone(),
+                r.api.version.clone(),
+                key.kind.clone(),
+                key.namespace.clone(),
+            )
+        };
+        let mut singles = Vec::new();
+        for item in items {
+            if let Some(r) = &item.resource
+                && forbidden.contains(&&target_of(&item.key, r))
+            {
+                singles.push((
+                    format!("{}: {}", item.manifest.source, item.id),
+                    item.key.clone(),
+                    r.clone(),
+                ));
+            }
+        }
+        for (key, entry) in &previous.entries {
+            if let Some(r) = self.catalog().get(&key.group, &entry.version, &key.kind)
+                && forbidden.contains(&&target_of(key, r))
+                && !singles.iter().any(|(_, k, _)| k == key)
+            {
+                singles.push((
+                    format!("{}/{} (in the inventory)", key.kind, key.name),
+                    key.clone(),
+                    r.clone(),
+                ));
+            }
+        }
+        let (more, errors) = live::fetch_each(&self.client, singles, opts.concurrency).await;
+        if !errors.is_empty() {
+            return Err(SyncError::Unreadable(errors));
+        }
+        let mut live = fetched.live;
+        live.extend(more);
+        Ok(live)
     }
 
     /// Namespaced items whose namespace does not exist yet wait for the cluster stage; items
@@ -351,7 +428,10 @@ impl Engine {
                         )
                         .await;
                         progress_tick(opts);
-                        (idx, r.map(|_| ()).map_err(|e| api_message(&e)))
+                        let masked = |e: kube::Error| {
+                            redact::mask_secret_values(&api_message(&e), &item.manifest.object)
+                        };
+                        (idx, r.map(|_| ()).map_err(masked))
                     }
                     .boxed(),
                 )
@@ -364,6 +444,10 @@ impl Engine {
             let item = &mut items[idx];
             match result {
                 Ok(()) => {}
+                Err(m) if opts.force && is_immutable(&m) && opts.protected.contains(&item.key) => {
+                    let refusal = protect::refuse_recreate(&item.id);
+                    failures.push(format!("{}: {refusal}", item.manifest.source));
+                }
                 Err(m) if opts.force && is_immutable(&m) => {
                     item.todo = Todo::Apply {
                         adopt: false,
@@ -521,6 +605,7 @@ async fn apply_one(
         .as_ref()
         .ok_or("its kind is not served by the API server")?;
     let obj = &item.manifest.object;
+    let api_message = |e: &kube::Error| redact::mask_secret_values(&api_message(e), obj);
     if adopt && let Some(meta) = live {
         ssa::adopt(client, resource, meta)
             .await
@@ -685,12 +770,4 @@ const IMMUTABLE_MESSAGES: &[&str] = &[
 /// True when a dry-run refusal is about an immutable field: recreating the object helps.
 fn is_immutable(message: &str) -> bool {
     IMMUTABLE_MESSAGES.iter().any(|m| message.contains(m))
-}
-
-/// The API server's message for a refused request.
-pub(super) fn api_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
-    }
 }

@@ -67,7 +67,10 @@ pub enum LoadError {
         target: PathBuf,
     },
     /// A directory needs a renderer that is not supported yet.
-    #[error("{dir} contains {marker}: {tool} rendering is not supported yet")]
+    #[error(
+        "{dir} contains {marker}: {tool} renders only the synced path itself, not a directory \
+         inside plain manifests (point the path at it, or reference it from a kustomization)"
+    )]
     Unsupported {
         /// The directory.
         dir: PathBuf,
@@ -209,6 +212,52 @@ pub fn load_dir(root: &Path, opts: &LoadOptions) -> Result<Vec<Manifest>, LoadEr
     Ok(manifests)
 }
 
+/// Parses a tool's YAML output (one stream) into manifests attributed to `origin`, with the
+/// same parser budgets and `List` expansion as files.
+pub(super) fn parse_stream(
+    origin: &Path,
+    text: &str,
+    opts: &LoadOptions,
+) -> Result<Vec<Manifest>, LoadError> {
+    let docs = parse_file(origin, text, opts)?;
+    let mut manifests = Vec::new();
+    expand(origin, origin, docs, &mut manifests)?;
+    Ok(manifests)
+}
+
+/// Parses the bytes of one file named `name` exactly as [`load_dir`] parses a file it read:
+/// UTF-8 check, YAML or JSON by the extension, the same budgets, `List` expansion. The entry
+/// point of the `load_manifests` fuzz target (`fuzz/`).
+///
+/// # Errors
+/// The [`LoadError`] that [`load_dir`] would give for a file with these bytes.
+pub fn parse_bytes(
+    name: &Path,
+    bytes: &[u8],
+    opts: &LoadOptions,
+) -> Result<Vec<Manifest>, LoadError> {
+    if bytes.len() as u64 > opts.max_file_bytes {
+        return Err(LoadError::FileTooLarge {
+            path: name.to_path_buf(),
+            limit: opts.max_file_bytes,
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|err| LoadError::NotUtf8 {
+        path: name.to_path_buf(),
+        offset: err.valid_up_to(),
+    })?;
+    let docs = parse_file(name, text, opts)?;
+    let mut manifests = Vec::new();
+    expand(name, name, docs, &mut manifests)?;
+    if manifests.len() > opts.max_objects {
+        return Err(LoadError::TooManyObjects {
+            path: name.to_path_buf(),
+            limit: opts.max_objects,
+        });
+    }
+    Ok(manifests)
+}
+
 /// Reads a whole file as UTF-8, refusing more than `limit` bytes even if it grew since listed.
 pub(super) fn read_limited(path: &Path, limit: u64) -> Result<String, LoadError> {
     let io = |source| LoadError::Io {
@@ -239,9 +288,20 @@ fn parse_file(path: &Path, text: &str, opts: &LoadOptions) -> Result<Vec<Value>,
             .map_err(|err| yaml_error(path, &err, opts));
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let value: Value = serde_json::from_str(text).map_err(|source| LoadError::Json {
-        path: path.to_path_buf(),
-        source,
+    let value: Value = serde_json::from_str(text).map_err(|source| {
+        // serde_json stops at its own nesting ceiling (128) before `depth` can look.
+        if source.to_string().starts_with("recursion limit exceeded") {
+            LoadError::TooDeep {
+                path: path.to_path_buf(),
+                limit: opts.max_depth,
+                at: format!(" at line {}, column {}", source.line(), source.column()),
+            }
+        } else {
+            LoadError::Json {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     })?;
     if depth(&value) > opts.max_depth {
         return Err(LoadError::TooDeep {
@@ -294,6 +354,16 @@ fn yaml_error(path: &Path, err: &serde_saphyr::Error, opts: &LoadOptions) -> Loa
                 .map(|loc| format!(" at line {}, column {}", loc.line(), loc.column()))
                 .unwrap_or_default(),
         },
+        E::ExternalMessage { source, .. } if is_parser_recursion_limit(source) => {
+            LoadError::TooDeep {
+                path,
+                limit: opts.max_depth,
+                at: err
+                    .location()
+                    .map(|loc| format!(" at line {}, column {}", loc.line(), loc.column()))
+                    .unwrap_or_default(),
+            }
+        }
         E::Budget {
             breach: BudgetBreach::Documents { .. },
             ..
@@ -312,6 +382,14 @@ fn yaml_error(path: &Path, err: &serde_saphyr::Error, opts: &LoadOptions) -> Loa
             message: err.to_string(),
         },
     }
+}
+
+/// True when the YAML parser itself refused to nest deeper (flow collections such as
+/// `[[[[...]]]]` reach its own ceiling before the depth budget is checked).
+fn is_parser_recursion_limit(source: &serde_saphyr::ExternalMessageSource) -> bool {
+    use serde_saphyr::granit_parser::ErrorKind;
+    matches!(source, serde_saphyr::ExternalMessageSource::Parser(e)
+        if *e.kind() == ErrorKind::RecursionLimitExceeded)
 }
 
 /// Nesting depth of a value: 0 for a scalar, 1 for a flat mapping or sequence.

@@ -1,21 +1,39 @@
 //! Rendering: turning a directory of the source tree into a list of [`Manifest`]s.
 //!
-//! Today this loads plain manifests ([`load_dir`]): every `*.yaml`, `*.yml` and `*.json` under
+//! [`render`] is the entry point the agent and the CLI share: a path with a kustomization is
+//! built with a pinned `kustomize` (`kustomize`), a GitSync with a `helm` section (or a path
+//! holding `Chart.yaml`) with `helm template` (`helm`), anything else loaded as plain
+//! manifests; then the Flux-style Kustomize overrides and the `postBuild` variable
+//! substitution (`substitute`) apply. Tools run bounded and isolated (`exec`); renders are
+//! cached per (commit, path, options) by the agent (`cache`). The spec types are in `spec`.
+//!
+//! Plain manifests ([`load_dir`]): every `*.yaml`, `*.yml` and `*.json` under
 //! the root, recursively, in a deterministic order (relative path bytes, then position in the
 //! file). Multi-document YAML is split, empty documents dropped, `List` kinds expanded into
 //! their items. Hidden files and directories are skipped, as is anything matched by a
 //! `.driftlessignore` (gitignore syntax) at the root. Symlinks are followed while they stay
-//! inside the root. A directory with a `kustomization.yaml` or `Chart.yaml` is an error until
-//! Kustomize/Helm rendering lands here.
+//! inside the root. A subdirectory with a `kustomization.yaml` or `Chart.yaml` is an error: only
+//! the rendered path itself is a Kustomize or Helm root.
 //!
-//! The only I/O is reading the directory; the output feeds `plan::validate`.
+//! The I/O is reading the directory and running the tools; the output feeds `plan::validate`.
 //!
 //! [`Manifest`]: crate::object::Manifest
 
+pub mod cache;
+pub mod exec;
+pub mod helm;
+pub mod kustomize;
 mod load;
+mod pipeline;
+pub mod spec;
+pub mod substitute;
 mod walk;
 
-pub use load::{LoadError, LoadOptions, load_dir};
+pub use cache::RenderCache;
+pub use exec::{ExecError, ExecLimits};
+pub use load::{LoadError, LoadOptions, load_dir, parse_bytes};
+pub use pipeline::{RenderContext, RenderError, Tools, render};
+pub use spec::RenderSpec;
 pub use walk::IGNORE_FILE;
 
 #[cfg(test)]

@@ -129,14 +129,14 @@ fn kustomization_and_chart_directories_are_rejected() {
         .write("app/kustomization.yaml", "resources: []\n");
     let err = load(&dir).unwrap_err().to_string();
     assert!(
-        err.ends_with("app contains kustomization.yaml: Kustomize rendering is not supported yet"),
+        err.contains("app contains kustomization.yaml: Kustomize renders only the synced path"),
         "{err}"
     );
     let dir = TempDir::new();
     dir.write("Chart.yaml", "name: x\n");
     let err = load(&dir).unwrap_err().to_string();
     assert!(
-        err.contains("contains Chart.yaml: Helm rendering is not supported yet"),
+        err.contains("contains Chart.yaml: Helm renders only the synced path"),
         "{err}"
     );
 }

@@ -307,21 +307,24 @@ impl GitCache {
             .is_ok()
     }
 
+    /// `git ls-remote OPTIONS -- URL PATTERNS`: what the server advertises, without fetching.
+    async fn ls_remote(
+        &self,
+        dir: &Path,
+        req: &FetchRequest,
+        options: &[&str],
+        patterns: &[&str],
+    ) -> Result<String, SourceError> {
+        let url = req.url.to_git_url();
+        let mut args = vec!["ls-remote"];
+        args.extend_from_slice(options);
+        args.extend(["--end-of-options", url.as_str()]);
+        args.extend_from_slice(patterns);
+        Ok(self.git(req).run(dir, "ls-remote", &args).await?)
+    }
+
     async fn default_branch(&self, dir: &Path, req: &FetchRequest) -> Result<String, SourceError> {
-        let out = self
-            .git(req)
-            .run(
-                dir,
-                "ls-remote",
-                &[
-                    "ls-remote",
-                    "--symref",
-                    "--end-of-options",
-                    &req.url.to_git_url(),
-                    "HEAD",
-                ],
-            )
-            .await?;
+        let out = self.ls_remote(dir, req, &["--symref"], &["HEAD"]).await?;
         out.lines()
             .find_map(|l| {
                 l.strip_prefix("ref: refs/heads/")?
@@ -340,20 +343,7 @@ impl GitCache {
         dir: &Path,
         req: &FetchRequest,
     ) -> Result<Vec<String>, SourceError> {
-        let out = self
-            .git(req)
-            .run(
-                dir,
-                "ls-remote",
-                &[
-                    "ls-remote",
-                    "--tags",
-                    "--refs",
-                    "--end-of-options",
-                    &req.url.to_git_url(),
-                ],
-            )
-            .await?;
+        let out = self.ls_remote(dir, req, &["--tags", "--refs"], &[]).await?;
         Ok(out
             .lines()
             .filter_map(|l| {

@@ -155,6 +155,10 @@ fn with_hint(stderr: String) -> String {
         " (the server requires HTTPS credentials: set username and password or a token in the Secret)"
     } else if stderr.contains("Host key verification failed") {
         " (the server's SSH host key is not trusted: add its known_hosts line to the Secret)"
+    } else if stderr.contains("certificate verification failed")
+        || stderr.contains("SSL certificate problem")
+    {
+        " (the server's TLS certificate is not trusted: put its CA's PEM in the Secret's caFile)"
     } else if stderr.contains("Permission denied (publickey") {
         " (the server refused the SSH key: add the public key (`driftless identity`) to the Git host)"
     } else {

@@ -554,7 +554,11 @@ pub fn redact_all(text: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let scheme_start = head[..i].rfind(|c| !is_scheme_char(c)).map_or(0, |j| j + 1);
+        // NB: the character before the scheme may be multi-byte (found by fuzzing `git_url`).
+        let scheme_start = head[..i]
+            .char_indices()
+            .rfind(|&(_, c)| !is_scheme_char(c))
+            .map_or(0, |(j, c)| j + c.len_utf8());
         let is_ssh = head[scheme_start..i].eq_ignore_ascii_case("ssh");
         let region_end = tail
             .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '<' | '>' | '`'))

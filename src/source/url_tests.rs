@@ -320,3 +320,17 @@ fn redact_all_catches_tokens_with_slashes_and_leaves_plain_urls() {
     assert_eq!(redact_all("https://host/org/repo"), "https://host/org/repo");
     assert_eq!(redact_all("no urls here"), "no urls here");
 }
+
+/// Regression (fuzz target `git_url`): a multi-byte character right before `://` made
+/// `redact_all` slice inside it and panic.
+#[test]
+fn redact_all_survives_a_multi_byte_character_before_the_scheme() {
+    let text = "https\u{290}://0itmo/r";
+    assert_eq!(redact_all(text), text);
+    assert_eq!(
+        redact_all("é://u:secret@h/r and ssh\u{290}://git@h/r"),
+        // `sshʐ` is not `ssh`: its lone userinfo is redacted too (errs towards redacting).
+        "é://u:***@h/r and ssh\u{290}://***@h/r"
+    );
+    let _ = parse(text);
+}

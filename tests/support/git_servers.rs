@@ -15,15 +15,19 @@
 // Each test binary uses a different part of the harness, and some none of it.
 #![allow(unused_imports)]
 
+mod chart_repo;
 mod process;
 mod repo;
 mod servers;
 mod ssh;
+mod tls;
 
+pub use chart_repo::ChartRepoServer;
 pub use process::free_port;
 pub use repo::TestRepo;
 pub use servers::{GitDaemon, HangingServer, HttpGitServer, credential_env};
 pub use ssh::{HostKey, SshGitServer, UserKey, ssh_command};
+pub use tls::HttpsGitServer;
 
 use std::path::Path;
 use std::process::Command;

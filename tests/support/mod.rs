@@ -196,4 +196,5 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+pub mod agent;
 pub mod git_servers;

@@ -62,4 +62,8 @@ ConfigMaps holding each GitSync's inventory, and the Lease of leader election.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "list", "watch", "create", "update", "patch"]
+# Act as a GitSync's spec.serviceAccountName (Kubernetes impersonation).
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["impersonate"]
 {{- end }}

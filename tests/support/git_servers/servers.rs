@@ -13,7 +13,7 @@ use super::process::{ServerProcess, bind_free};
 use super::{git_command, tempdir, write};
 
 /// The CGI program that serves smart HTTP.
-const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
+pub(super) const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
 
 /// `git daemon` serving every repository under a base directory over `git://`, push enabled.
 pub struct GitDaemon {
@@ -127,14 +127,19 @@ impl HttpGitServer {
 
     /// lighttpd's output, error log and access log so far.
     pub fn log(&self) -> String {
-        let read = |name: &str| super::process::read_log(&self.tmp.path().join(name));
-        format!(
-            "--- lighttpd.out ---\n{}\n--- error.log ---\n{}\n--- access.log ---\n{}",
-            self.process.log(),
-            read("error.log"),
-            read("access.log")
-        )
+        lighttpd_log(&self.process, self.tmp.path())
     }
+}
+
+/// The output, error log and access log so far of a lighttpd whose config lives in `dir`.
+pub(super) fn lighttpd_log(process: &ServerProcess, dir: &Path) -> String {
+    let read = |name: &str| super::process::read_log(&dir.join(name));
+    format!(
+        "--- lighttpd.out ---\n{}\n--- error.log ---\n{}\n--- access.log ---\n{}",
+        process.log(),
+        read("error.log"),
+        read("access.log")
+    )
 }
 
 /// Environment for `git` that answers credential requests with `user`/`password` through an

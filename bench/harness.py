@@ -1,0 +1,604 @@
+#!/usr/bin/env python3
+"""The benchmark harness of issue #5, run by `scripts/bench` (which builds the binaries, starts
+the benchmark's own dev cluster with an audit log, and sets the BENCH_* environment).
+
+Every workload runs against each tool in turn, in the same run, on the same cluster:
+
+  driftless   the agent (one process) with GitSyncs, webhooks for notifications
+  flux        source-controller + kustomize-controller, their default concurrency
+  flux-c20    the same with --concurrent=20 on both controllers (Flux's own benchmark)
+  kubectl     kubectl apply --server-side --prune --applyset (single-set workloads only)
+  ceiling     a minimal client sending the same server-side applies (tools/bench/ceiling),
+              multiplexed on one HTTP/2 connection (client-go's default)
+  ceiling-h1  the same over one HTTP/1.1 connection per concurrent request (as kube-rs)
+
+API requests are counted exactly from the API server's audit log, by user agent. Peak RSS
+(VmHWM, reset before each workload through /proc/PID/clear_refs) and CPU seconds (utime+stime,
+children included) come from /proc. Results go to a JSON file; the Markdown report and the
+SVG chart are generated from it (`--report-only` regenerates them).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import Audit, Kube, Proc, git, log, run_measured, wait_until  # noqa: E402
+import report  # noqa: E402
+
+ROOT = os.environ.get("BENCH_ROOT", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KUBECONFIG = os.environ.get("KUBECONFIG", "")
+CLUSTER_DIR = os.environ.get("DRIFTLESS_CLUSTER_DIR", "")
+PORT = int(os.environ.get("DRIFTLESS_CLUSTER_PORT_BASE", "24700")) + 10
+GIT_PORT, STORAGE_PORT, DRIFTLESS_PORT = PORT, PORT + 1, PORT + 2
+FLUX_PORTS = (PORT + 3, PORT + 4, PORT + 5, PORT + 6)  # metrics and health of both controllers
+TOKEN = "bench-token"
+UA = {  # audit log user agents of each tool's requests
+    "driftless": ("",),  # kube-rs sends no User-Agent header
+    "flux": ("source-controller/", "kustomize-controller/"),
+    "flux-c20": ("source-controller/", "kustomize-controller/"),
+    "kubectl": ("kubectl/",),
+    "ceiling": ("ceiling",),
+    "ceiling-h1": ("ceiling",),
+}
+AGENTS = ("driftless", "flux", "flux-c20")
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = args.work
+        self.kube = Kube(KUBECONFIG)
+        self.audit = Audit(os.path.join(CLUSTER_DIR, "logs", "audit.log"))
+        self.results = []
+        self.earlier = []  # the runs whose rows --append keeps
+        if args.append and os.path.exists(args.results):
+            data = json.load(open(args.results))
+            self.results = data["results"]
+            prev = data["meta"]
+            self.earlier = prev.get("earlier_runs", []) + [
+                {k: prev.get(k) for k in ("started", "finished", "command", "load_before", "load_after")}]
+        self.proc = []  # processes of the tool under test
+        self.git = None
+        self.seq = 0
+        self.id = format(int(time.time()) % 0x10000, "04x")  # names unique to this run
+
+    # --- infrastructure --------------------------------------------------------------------
+
+    def start_git_server(self):
+        base = os.path.join(self.work, "git")
+        os.makedirs(base, exist_ok=True)
+        conf = os.path.join(self.work, "lighttpd.conf")
+        with open(conf, "w") as f:
+            f.write(f'''server.modules = ("mod_alias", "mod_setenv", "mod_cgi")
+server.document-root = "{self.work}"
+server.bind = "127.0.0.1"
+server.port = {GIT_PORT}
+server.errorlog = "{self.work}/lighttpd-error.log"
+server.max-worker = 0
+alias.url = ("/git/" => "/usr/lib/git-core/git-http-backend/")
+$HTTP["url"] =~ "^/git/" {{
+  cgi.assign = ("" => "")
+  setenv.set-environment = ("GIT_PROJECT_ROOT" => "{base}", "GIT_HTTP_EXPORT_ALL" => "1")
+}}
+''')
+        self.git = Proc("lighttpd", ["lighttpd", "-D", "-f", conf], os.path.join(self.work, "lighttpd.out"))
+        wait_until("git server", 20, lambda: subprocess.run(
+            ["git", "ls-remote", f"http://127.0.0.1:{GIT_PORT}/git/none.git"],
+            capture_output=True).returncode in (0, 128) and port_open(GIT_PORT))
+
+    def new_repo(self, name):
+        """A bare repository served at URL and a work tree to commit from."""
+        bare = os.path.join(self.work, "git", f"{name}.git")
+        tree = os.path.join(self.work, "trees", name)
+        shutil.rmtree(bare, ignore_errors=True)
+        shutil.rmtree(tree, ignore_errors=True)
+        git(None, "init", "-q", "--bare", "-b", "main", bare)
+        git(bare, "config", "http.receivepack", "true")
+        git(None, "init", "-q", "-b", "main", tree)
+        git(tree, "remote", "add", "origin", bare)
+        return tree, f"http://127.0.0.1:{GIT_PORT}/git/{name}.git"
+
+    def commit(self, tree, message):
+        git(tree, "add", "-A")
+        git(tree, "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", message)
+        git(tree, "push", "-q", "origin", "main")
+        return git(tree, "rev-parse", "HEAD").strip()
+
+    def gen(self, tree, n, ns):
+        subprocess.run([os.path.join(ROOT, "scripts", "gen-manifests"), os.path.join(tree, "app"), str(n), ns],
+                       check=True)
+
+    def namespace(self, name):
+        self.kube.apply_ns(name)
+
+    def cleanup(self, *namespaces):
+        """Deletes the sync objects (finalizers dropped: their tool is stopped) and namespaces."""
+        for ns in namespaces:
+            for path in (f"/apis/driftless.dev/v1alpha1/namespaces/{ns}/gitsyncs",
+                         f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{ns}/kustomizations",
+                         f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{ns}/gitrepositories"):
+                items = self.kube.get(path, missing_ok=True) or {"items": []}
+                for it in items["items"]:
+                    if it["metadata"].get("finalizers"):
+                        self.kube.merge_patch(f"{path}/{it['metadata']['name']}", {"metadata": {"finalizers": None}})
+            self.kube.delete(f"/api/v1/namespaces/{ns}")
+        for ns in namespaces:
+            try:
+                wait_until(f"namespace {ns} deleted", 600,
+                           lambda: self.kube.get(f"/api/v1/namespaces/{ns}", missing_ok=True) is None, 1.0)
+            except TimeoutError as e:
+                log(f"warning: {e}")
+
+    # --- tools ------------------------------------------------------------------------------
+
+    def start_tool(self, tool):
+        self.stop_tool()
+        logs = os.path.join(self.work, "logs")
+        os.makedirs(logs, exist_ok=True)
+        self.seq += 1
+        if tool == "driftless":
+            cache = os.path.join(self.work, f"driftless-cache-{self.seq}")
+            env = dict(os.environ, DRIFTLESS_WEBHOOK_TOKEN=TOKEN, DRIFTLESS_LOG="info")
+            self.proc = [Proc("driftless", [os.environ["BENCH_DRIFTLESS_BIN"], "agent", "--kubeconfig", KUBECONFIG,
+                                            "--cache-dir", cache, "--listen", f"127.0.0.1:{DRIFTLESS_PORT}"],
+                              os.path.join(logs, f"driftless-{self.seq}.log"), env)]
+            wait_until("driftless agent ready", 60, lambda: http_ok(DRIFTLESS_PORT, "/readyz"))
+        elif tool in ("flux", "flux-c20"):
+            storage = os.path.join(self.work, f"flux-storage-{self.seq}")
+            os.makedirs(storage)
+            env = dict(os.environ, RUNTIME_NAMESPACE="flux-system")
+            m1, h1, m2, h2 = FLUX_PORTS
+            # Both find the cluster through $KUBECONFIG (controller-runtime).
+            sc = [os.environ["BENCH_SOURCE_CONTROLLER_BIN"],
+                  f"--storage-path={storage}", f"--storage-addr=127.0.0.1:{STORAGE_PORT}",
+                  f"--storage-adv-addr=127.0.0.1:{STORAGE_PORT}", f"--metrics-addr=127.0.0.1:{m1}",
+                  f"--health-addr=127.0.0.1:{h1}", "--enable-leader-election=false", "--watch-all-namespaces",
+                  "--log-level=info"]
+            kc = [os.environ["BENCH_KUSTOMIZE_CONTROLLER_BIN"],
+                  f"--metrics-addr=127.0.0.1:{m2}", f"--health-addr=127.0.0.1:{h2}",
+                  "--enable-leader-election=false", "--watch-all-namespaces", "--log-level=info"]
+            if tool == "flux-c20":
+                sc.append("--concurrent=20")
+                kc.append("--concurrent=20")
+            self.proc = [Proc("source-controller", sc, os.path.join(logs, f"source-controller-{self.seq}.log"), env),
+                         Proc("kustomize-controller", kc, os.path.join(logs, f"kustomize-controller-{self.seq}.log"),
+                              env)]
+            wait_until("flux controllers ready", 60,
+                       lambda: http_ok(h1, "/readyz") and http_ok(h2, "/readyz"))
+
+    def stop_tool(self):
+        for p in self.proc:
+            p.stop()
+        self.proc = []
+
+    def mark(self):
+        for p in self.proc:
+            p.reset_peak()
+        return (time.monotonic(), self.audit.offset(), sum(p.cpu() for p in self.proc), time.time())
+
+    def record(self, workload, tool, n, rep, seconds, mark, extra=None, usage=None):
+        _, off, cpu0, wall = mark
+        requests = self.audit.count(off, UA[tool], wall)
+        if usage is None:
+            usage = (sum(p.peak_kib() for p in self.proc) / 1024, sum(p.cpu() for p in self.proc) - cpu0)
+        row = {"workload": workload, "tool": tool, "n": n, "rep": rep, "seconds": round(seconds, 3),
+               "requests": requests["total"], "writes": requests["writes"],
+               "peak_rss_mib": round(usage[0], 1), "cpu_s": round(usage[1], 2)}
+        if not tool.startswith("ceiling"):
+            row["phases"] = requests["phases"]
+        row.update(extra or {})
+        log(f"w{workload} {tool} N={n} rep={rep}: {seconds:.2f} s, {requests['total']} requests "
+            f"({requests['writes']} writes), {usage[0]:.0f} MiB, {usage[1]:.1f} CPU s")
+        self.results.append(row)
+        self.save()
+
+    def save(self):
+        with open(self.args.results, "w") as f:
+            json.dump({"meta": self.meta, "results": self.results}, f, indent=1)
+
+    # --- sync objects -----------------------------------------------------------------------
+
+    def create_sync(self, tool, ctl_ns, name, url, path):
+        if tool == "driftless":
+            self.kube.create(f"/apis/driftless.dev/v1alpha1/namespaces/{ctl_ns}/gitsyncs", {
+                "apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync",
+                "metadata": {"name": name, "namespace": ctl_ns},
+                "spec": {"url": url, "ref": {"branch": "main"}, "path": path, "pollInterval": "1h",
+                         "interval": "1h", "prune": True}})
+        else:
+            self.kube.create(f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{ctl_ns}/kustomizations", {
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": {"name": name, "namespace": ctl_ns},
+                "spec": {"interval": "1h", "path": f"./{path}", "prune": True,
+                         "sourceRef": {"kind": "GitRepository", "name": "repo"}}})
+
+    def create_source(self, tool, ctl_ns, url):
+        if tool != "driftless":
+            self.kube.create(f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{ctl_ns}/gitrepositories", {
+                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                "metadata": {"name": "repo", "namespace": ctl_ns},
+                "spec": {"url": url, "interval": "1h", "ref": {"branch": "main"}}})
+
+    def sync_path(self, tool, ctl_ns, name=None):
+        if tool == "driftless":
+            return f"/apis/driftless.dev/v1alpha1/namespaces/{ctl_ns}/gitsyncs" + (f"/{name}" if name else "")
+        return f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{ctl_ns}/kustomizations" + (f"/{name}" if name else "")
+
+    @staticmethod
+    def applied(obj, sha):
+        st = obj.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions", []))
+        return ready and st.get("lastAppliedRevision") == f"main@sha1:{sha}"
+
+    def wait_applied(self, tool, ctl_ns, name, sha, timeout):
+        def done():
+            obj = self.kube.get(self.sync_path(tool, ctl_ns, name), missing_ok=True)
+            if obj and fail_message(obj):
+                raise RuntimeError(f"{tool} {ctl_ns}/{name} failed: {fail_message(obj)}")
+            return obj is not None and self.applied(obj, sha)
+        wait_until(f"{tool} {ctl_ns}/{name} applied at {sha[:8]}", timeout, done, 0.05)
+
+    def resync(self, tool, ctl_ns, name, timeout):
+        """Asks for an unchanged re-sync and waits until the tool has done it."""
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        path = self.sync_path(tool, ctl_ns, name)
+        if tool == "driftless":
+            self.kube.merge_patch(path, {"metadata": {"annotations": {"driftless.dev/requested-at": now}}})
+
+            def done():
+                hist = (self.kube.get(path).get("status") or {}).get("history") or [{}]
+                return hist[0].get("started", "") >= now[:19] and parse_ts(hist[0]["started"]) >= parse_ts(now) \
+                    and hist[0].get("result") == "Succeeded"
+        else:
+            self.kube.merge_patch(path, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}})
+
+            def done():
+                st = self.kube.get(path).get("status") or {}
+                ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions", []))
+                return st.get("lastHandledReconcileAt") == now and ready
+        wait_until(f"{tool} re-sync of {name}", timeout, done, 0.05)
+
+    def notify(self, tool, ctl_ns, url):
+        """Tells the tool a new commit is there: driftless's webhook, Flux's reconcile annotation."""
+        if tool == "driftless":
+            http_post(DRIFTLESS_PORT, "/hook/generic", {"url": url, "branch": "main"}, TOKEN)
+        else:
+            now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+            self.kube.merge_patch(f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{ctl_ns}/gitrepositories/repo",
+                                  {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}})
+
+    def configmap_value(self, ns, name):
+        cm = self.kube.get(f"/api/v1/namespaces/{ns}/configmaps/{name}", missing_ok=True)
+        return (cm or {}).get("data", {}).get("key")
+
+    # --- workloads 1, 2, 3 (single set) --------------------------------------------------------
+
+    def single_set(self, tool, n, rep):
+        tag = f"{tool}-{n}-{rep}-{self.id}".replace("flux-c20", "fluxc")
+        ns, ctl = f"b-{tag}", f"c-{tag}"
+        tree, url = self.new_repo(f"single-{tag}")
+        self.gen(tree, n, ns)
+        sha = self.commit(tree, f"{n} objects")
+        timeout = 120 + n * 0.5
+        change = 3 in self.args.workloads and (n == 1000 or self.args.smoke)
+        try:
+            if tool in AGENTS:
+                self.namespace(ctl)
+                self.start_tool(tool)
+                mark = self.mark()
+                self.create_source(tool, ctl, url)
+                self.create_sync(tool, ctl, "app", url, "app")
+                self.wait_applied(tool, ctl, "app", sha, timeout)
+                self.record(1, tool, n, rep, time.monotonic() - mark[0], mark)
+                if 2 in self.args.workloads:
+                    time.sleep(1)  # let status writes and events of the first sync settle
+                    mark = self.mark()
+                    self.resync(tool, ctl, "app", timeout)
+                    self.record(2, tool, n, rep, time.monotonic() - mark[0], mark)
+                if change:
+                    edit_configmap(tree, "changed")
+                    self.commit(tree, "one object changed")
+                    mark = self.mark()
+                    self.notify(tool, ctl, url)
+                    wait_until("changed ConfigMap", timeout, lambda: self.configmap_value(ns, "obj-00000") == "changed",
+                               0.05)
+                    self.record(3, tool, n, rep, time.monotonic() - mark[0], mark)
+            else:
+                if tool == "kubectl":
+                    self.namespace(ns)  # the ApplySet parent Secret lives in it (untimed)
+                    argv = ["kubectl", f"--kubeconfig={KUBECONFIG}", "apply", "--server-side", "--force-conflicts",
+                            "--prune", f"--applyset=bench-{tag}", "-n", ns, "-R", "-f", os.path.join(tree, "app")]
+                    env = dict(os.environ, KUBECTL_APPLYSET="true")
+                else:
+                    argv = [os.environ["BENCH_CEILING_BIN"], f"--kubeconfig={KUBECONFIG}", "--dir",
+                            os.path.join(tree, "app"), "--concurrency", str(self.args.ceiling_concurrency)]
+                    if tool == "ceiling-h1":
+                        argv.append("--http1")
+                    env = None
+                for w in (1, 2, 3):
+                    if w != 1 and w not in self.args.workloads or w == 3 and (not change or tool.startswith("ceiling")):
+                        continue  # the ceiling of a one-object change is one request: not a useful bound
+                    if w == 3:
+                        edit_configmap(tree, "changed")
+                        self.commit(tree, "one object changed")
+                    mark = self.mark()
+                    secs, usage = run_measured(argv, os.path.join(self.work, "logs", f"{tool}.log"), env)
+                    self.record(w, tool, n, rep, secs, mark, usage=usage)
+        finally:
+            self.stop_tool()
+            self.cleanup(ns, ctl)
+
+    # --- workload 4: many syncs ------------------------------------------------------------------
+
+    def many(self, tool, count, rep):
+        tag = f"{tool}-{rep}-{self.id}".replace("flux-c20", "fluxc")
+        ns, ctl = f"m-{tag}", f"mc-{tag}"
+        tree, url = self.new_repo(f"many-{tag}")
+        for i in range(count):
+            d = os.path.join(tree, f"apps/app-{i:04d}")
+            os.makedirs(d)
+            with open(os.path.join(d, "app.yaml"), "w") as f:
+                f.write(small_app(ns, i))
+        sha = self.commit(tree, f"{count} apps")
+        self.namespace(ns)
+        self.namespace(ctl)
+        try:
+            self.start_tool(tool)
+            mark = self.mark()
+            self.create_source(tool, ctl, url)
+            for i in range(count):
+                self.create_sync(tool, ctl, f"app-{i:04d}", url, f"apps/app-{i:04d}")
+
+            done = [0]
+
+            def all_applied():
+                items = self.kube.get(self.sync_path(tool, ctl))["items"]
+                done[0] = sum(self.applied(o, sha) for o in items)
+                return done[0] == count
+            extra = {"objects": count * 4}
+            try:
+                wait_until(f"{count} syncs applied", self.args.many_timeout, all_applied, 0.5)
+            except TimeoutError as e:
+                log(f"{tool}: {e} ({done[0]} applied); recorded as a lower bound")
+                extra.update(timed_out=True, applied=done[0])
+            self.record(4, tool, count, rep, time.monotonic() - mark[0], mark, extra)
+        finally:
+            self.stop_tool()
+            self.cleanup(ns, ctl)
+
+    # --- workload 5: notification latency --------------------------------------------------------
+
+    def latency(self, tool, commits):
+        tag = f"{tool}-{self.id}".replace("flux-c20", "fluxc")
+        ns, ctl = f"l-{tag}", f"lc-{tag}"
+        tree, url = self.new_repo(f"latency-{tag}")
+        self.gen(tree, 10, ns)
+        sha = self.commit(tree, "10 objects")
+        self.namespace(ctl)
+        try:
+            self.start_tool(tool)
+            self.create_source(tool, ctl, url)
+            self.create_sync(tool, ctl, "app", url, "app")
+            self.wait_applied(tool, ctl, "app", sha, 120)
+            mark = self.mark()
+            lat = []
+            for i in range(commits):
+                value = f"v{i}"
+                edit_configmap(tree, value)
+                self.commit(tree, f"commit {i}")
+                t0 = time.monotonic()
+                self.notify(tool, ctl, url)
+                wait_until(f"commit {i} applied", 120, lambda: self.configmap_value(ns, "obj-00000") == value, 0.02)
+                lat.append(time.monotonic() - t0)
+                time.sleep(0.2)
+            lat.sort()
+            p50 = lat[len(lat) // 2]
+            p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+            self.record(5, tool, commits, 0, p50, mark, {"p95": round(p95, 3), "latencies": [round(x, 3) for x in lat]})
+        finally:
+            self.stop_tool()
+            self.cleanup(ns, ctl)
+
+    # --- the run ---------------------------------------------------------------------------------
+
+    def run(self):
+        a = self.args
+        self.meta = machine(a)
+        self.meta["earlier_runs"] = self.earlier
+        self.install_crds()
+        left = self.kube.get("/api/v1/namespaces?labelSelector=driftless.dev%2Fbench%3Dtrue")["items"]
+        if left and not self.args.no_sweep:
+            left = [n["metadata"]["name"] for n in left if n["metadata"]["name"] != "flux-system"]
+            log(f"deleting {len(left)} namespace(s) left by an earlier run")
+            self.cleanup(*left)
+        self.start_git_server()
+        try:
+            for n in a.sizes:
+                for rep in range(a.reps if n <= a.full_reps_up_to else a.big_reps):
+                    for tool in a.tools:
+                        self.single_set(tool, n, rep)
+            if 4 in a.workloads:
+                for rep in range(a.many_reps):
+                    for tool in [t for t in a.tools if t in AGENTS]:
+                        self.many(tool, a.many, rep)
+            if 5 in a.workloads:
+                for tool in [t for t in a.tools if t in AGENTS]:
+                    self.latency(tool, a.commits)
+        finally:
+            self.stop_tool()
+            if self.git:
+                self.git.stop()
+            self.meta["load_after"] = open("/proc/loadavg").read().split()[:3]
+            self.meta["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            self.save()
+
+    def install_crds(self):
+        crds = subprocess.run([os.environ["BENCH_DRIFTLESS_BIN"], "crd"], capture_output=True, check=True).stdout
+        flux = any(t.startswith("flux") for t in self.args.tools)
+        files = [crds] + [open(f, "rb").read() for f in os.environ["BENCH_FLUX_CRDS"].split() if flux]
+        for body in files:
+            subprocess.run(["kubectl", f"--kubeconfig={KUBECONFIG}", "apply", "--server-side", "--force-conflicts",
+                            "-f", "-"], input=body, check=True, capture_output=True)
+        for crd in ("gitsyncs.driftless.dev",) + (("gitrepositories.source.toolkit.fluxcd.io",
+                                                    "kustomizations.kustomize.toolkit.fluxcd.io") if flux else ()):
+            subprocess.run(["kubectl", f"--kubeconfig={KUBECONFIG}", "wait", "--for=condition=Established",
+                            f"crd/{crd}", "--timeout=60s"], check=True, capture_output=True)
+        self.namespace("flux-system")
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def small_app(ns, i):
+    """Four objects per app, as in Flux's benchmark (without pods: the fake nodes are small)."""
+    name = f"app-{i:04d}"
+    md = lambda: {"name": name, "namespace": ns, "labels": {"app": name}}  # noqa: E731
+    objs = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": md(), "data": {"key": name}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": md(), "stringData": {"password": name}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": md()},
+        {"apiVersion": "v1", "kind": "Service", "metadata": md(),
+         "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}},
+    ]
+    return "".join("---\n" + json.dumps(o) + "\n" for o in objs)
+
+
+def edit_configmap(tree, value):
+    """Changes the `key` of ConfigMap obj-00000 (the first object scripts/gen-manifests writes)."""
+    path = os.path.join(tree, "app", "objects-0000.yaml")
+    lines = open(path).read().split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("{") and '"name": "obj-00000"' in line:
+            o = json.loads(line)
+            o["data"]["key"] = value
+            lines[i] = json.dumps(o)
+    open(path, "w").write("\n".join(lines))
+
+
+def fail_message(obj):
+    for c in (obj.get("status") or {}).get("conditions", []):
+        if c.get("type") == "Ready" and c.get("status") == "False" and c.get("reason") in (
+                "ApplyFailed", "ValidationFailed", "BuildFailed", "RenderFailed", "ReconciliationFailed",
+                "HealthCheckFailed"):
+            return c.get("message")
+    return None
+
+
+def parse_ts(s):
+    s = s.rstrip("Z")
+    if "." in s:
+        head, frac = s.split(".", 1)
+        s = f"{head}.{(frac + '000000')[:6]}"
+        return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%f")
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S")
+
+
+def port_open(port):
+    import socket
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_ok(port, path):
+    import http.client
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("GET", path)
+        return c.getresponse().status == 200
+    except OSError:
+        return False
+
+
+def http_post(port, path, body, token):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", path, json.dumps(body), {"Authorization": f"Bearer {token}",
+                                               "Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    if r.status >= 300:
+        raise RuntimeError(f"webhook answered {r.status}")
+
+
+def machine(a):
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem = next((line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")), "0")
+    kver = subprocess.run(["kubectl", f"--kubeconfig={KUBECONFIG}", "version", "-o", "json"], capture_output=True,
+                          text=True).stdout
+    dver = subprocess.run([os.environ["BENCH_DRIFTLESS_BIN"], "--version"], capture_output=True, text=True).stdout
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    try:
+        kv = json.loads(kver)
+        k8s = kv["serverVersion"]["gitVersion"]
+        kubectl = kv["clientVersion"]["gitVersion"]
+    except (ValueError, KeyError):
+        k8s = kubectl = "?"
+    return {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1),
+        "kernel": platform.release(), "load_before": open("/proc/loadavg").read().split()[:3],
+        "kubernetes": k8s, "kubectl": kubectl, "driftless": dver.strip().removeprefix("driftless ") + f" (commit {rev.strip()})",
+        "flux": os.environ.get("BENCH_FLUX_VERSIONS", "?"),
+        "command": "scripts/bench " + " ".join(sys.argv[1:]),
+        "sizes": a.sizes, "reps": a.reps, "big_reps": a.big_reps, "full_reps_up_to": a.full_reps_up_to,
+        "many": a.many, "many_reps": a.many_reps, "commits": a.commits, "tools": a.tools,
+        "workloads": sorted(a.workloads), "ceiling_concurrency": a.ceiling_concurrency, "smoke": a.smoke,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="tiny N, one repetition, workloads 1-3, 4 and 5 tiny")
+    p.add_argument("--tools", default="driftless,flux,flux-c20,kubectl,ceiling,ceiling-h1")
+    p.add_argument("--workloads", default="1,2,3,4,5")
+    p.add_argument("--sizes", default="100,1000,5000")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--big-reps", type=int, default=3, help="repetitions for sizes above --full-reps-up-to")
+    p.add_argument("--full-reps-up-to", type=int, default=1000)
+    p.add_argument("--many", type=int, default=1000, help="GitSyncs/Kustomizations of workload 4")
+    p.add_argument("--many-reps", type=int, default=1)
+    p.add_argument("--many-timeout", type=int, default=1800, help="seconds; past it workload 4 records a lower bound")
+    p.add_argument("--commits", type=int, default=50, help="commits of workload 5")
+    p.add_argument("--ceiling-concurrency", type=int, default=8, help="driftless's apply concurrency")
+    p.add_argument("--results", help="results JSON (default: target/bench-results/results.json)")
+    p.add_argument("--doc", help="report to write (default: docs/benchmarks.md; smoke: next to the results)")
+    p.add_argument("--report-only", action="store_true", help="regenerate the report from --results")
+    p.add_argument("--append", action="store_true", help="add to the rows already in --results")
+    p.add_argument("--no-sweep", action="store_true", help="leave namespaces of other runs alone (runs in parallel)")
+    p.add_argument("--keep-cluster", action="store_true", help="(scripts/bench) leave the cluster running")
+    a = p.parse_args()
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop what we started
+    if a.smoke:
+        a.sizes, a.reps, a.big_reps, a.many, a.commits = "10", 1, 1, 3, 3
+    a.tools = a.tools.split(",")
+    a.workloads = {int(w) for w in a.workloads.split(",")}
+    a.sizes = [int(s) for s in str(a.sizes).split(",")]
+    out = os.path.join(ROOT, "target", "bench-smoke" if a.smoke else "bench-results")
+    os.makedirs(out, exist_ok=True)
+    a.results = a.results or os.path.join(out, "results.json")
+    a.doc = a.doc or (os.path.join(out, "benchmarks.md") if a.smoke else os.path.join(ROOT, "docs", "benchmarks.md"))
+    if not a.report_only:
+        a.work = os.path.join(out, "work")  # wiped: one per mode, so a smoke test never hits a real run
+        shutil.rmtree(a.work, ignore_errors=True)
+        os.makedirs(os.path.join(a.work, "logs"))
+        Bench(a).run()
+    kept = os.path.join(ROOT, "docs", "benchmarks-results.json")  # the data behind docs/benchmarks.md
+    if a.report_only and not os.path.exists(a.results):
+        a.results = kept
+    report.write(a.results, a.doc, os.path.join(ROOT, "bench", "notes.md"))
+    if not a.smoke and os.path.abspath(a.doc) == os.path.join(ROOT, "docs", "benchmarks.md") \
+            and os.path.abspath(a.results) != kept:
+        shutil.copy(a.results, kept)
+    log(f"results: {a.results}; report: {a.doc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+//! The CLI's side of rendering: flags, reading a GitSync manifest for its render sections, and
+//! calling the library's `render::render` exactly as the agent does.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use driftless::agent::crd::GitSync;
+use driftless::agent::rendering::{helm_credentials, render_spec, substitute_from};
+use driftless::cluster::{self, Connection};
+use driftless::object::Manifest;
+use driftless::render::{ExecLimits, RenderContext, RenderSpec, Tools, kustomize, render};
+use kube::ResourceExt;
+
+/// Where the rendering tools are, for every command that renders (and the agent).
+#[derive(Args, Clone, Debug)]
+pub struct ToolFlags {
+    /// The kustomize binary (pinned in the image).
+    #[arg(
+        long,
+        global = true,
+        env = "DRIFTLESS_KUSTOMIZE_BIN",
+        default_value = "kustomize"
+    )]
+    pub kustomize_bin: PathBuf,
+    /// The helm binary (pinned in the image).
+    #[arg(
+        long,
+        global = true,
+        env = "DRIFTLESS_HELM_BIN",
+        default_value = "helm"
+    )]
+    pub helm_bin: PathBuf,
+    /// Bound of each kustomize/helm run.
+    #[arg(long, global = true, default_value = "2m", value_parser = driftless::duration::parse)]
+    pub render_timeout: Duration,
+    /// Largest output accepted from kustomize/helm, in MiB.
+    #[arg(long, global = true, default_value_t = 64)]
+    pub render_max_output_mib: usize,
+}
+
+impl ToolFlags {
+    /// The library's tool settings.
+    pub fn tools(&self) -> Tools {
+        Tools {
+            kustomize: self.kustomize_bin.clone(),
+            helm: self.helm_bin.clone(),
+            limits: ExecLimits {
+                timeout: self.render_timeout,
+                max_output_bytes: self.render_max_output_mib.saturating_mul(1024 * 1024),
+            },
+            ..Tools::default()
+        }
+    }
+}
+
+/// How DIR is rendered: as the agent would for a GitSync.
+#[derive(Args, Clone, Debug, Default)]
+pub struct RenderFlags {
+    /// A GitSync manifest: its `kustomize`, `helm` and `postBuild` sections, name, namespace
+    /// and targetNamespace render DIR as the agent renders that GitSync (substituteFrom and
+    /// helm.secretRef are read from the cluster).
+    #[arg(long, value_name = "FILE")]
+    pub gitsync: Option<PathBuf>,
+    /// A substitution variable, NAME=VALUE (repeatable); turns postBuild substitution on and
+    /// wins over the GitSync's.
+    #[arg(long = "set-var", value_name = "NAME=VALUE")]
+    pub set_var: Vec<String>,
+    /// The repository root, the limit of what rendering may read (default: the nearest
+    /// ancestor of DIR holding `.git` when DIR is a kustomization or chart — `/` outside a
+    /// Git work tree — else DIR).
+    #[arg(long, value_name = "DIR")]
+    pub repo_root: Option<PathBuf>,
+}
+
+fn read_gitsync(file: &Path) -> Result<GitSync> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let value: serde_json::Value =
+        serde_saphyr::from_str(&text).with_context(|| format!("{} is not YAML", file.display()))?;
+    serde_json::from_value(value).with_context(|| format!("{} is not a GitSync", file.display()))
+}
+
+/// The nearest ancestor of `dir` (itself included) holding `.git`.
+fn git_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+/// Renders DIR with the same entry point as the agent.
+///
+/// # Errors
+/// Render errors (naming the path, with the tool's message) and cluster reads.
+pub async fn load(
+    conn: &Connection<'_>,
+    tools: &ToolFlags,
+    dir: &Path,
+    flags: &RenderFlags,
+    namespace: &str,
+) -> Result<Vec<Manifest>> {
+    let gitsync = flags.gitsync.as_deref().map(read_gitsync).transpose()?;
+    let mut spec: RenderSpec = gitsync.as_ref().map(render_spec).unwrap_or_default();
+    for pair in &flags.set_var {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("--set-var {pair:?}: expected NAME=VALUE");
+        };
+        let post = spec.post_build.get_or_insert_with(Default::default);
+        post.substitute.insert(k.to_string(), v.to_string());
+    }
+    let gs_ns = gitsync
+        .as_ref()
+        .and_then(ResourceExt::namespace)
+        .unwrap_or_else(|| namespace.to_string());
+    let release = match &gitsync {
+        Some(gs) => gs.name_any(),
+        None => std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "release".into()),
+    };
+    // As the agent: targetNamespace, else the GitSync's namespace.
+    let target_ns = gitsync
+        .as_ref()
+        .and_then(|g| g.spec.target_namespace.clone())
+        .unwrap_or_else(|| gs_ns.clone());
+    let refs = spec
+        .post_build
+        .as_ref()
+        .map(|p| p.substitute_from.clone())
+        .unwrap_or_default();
+    let secret = spec.helm.as_ref().and_then(|h| h.secret_ref.clone());
+    let (vars_from, credentials) = if refs.is_empty() && secret.is_none() {
+        (Vec::new(), None)
+    } else {
+        let client = cluster::client(conn)
+            .await
+            .context("postBuild.substituteFrom / helm.secretRef are read from the cluster")?;
+        let vars = substitute_from(&client, &gs_ns, &refs)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let creds = match secret {
+            Some(s) => Some(
+                helm_credentials(&client, &gs_ns, &s.name)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
+        (vars, creds)
+    };
+    let real_dir =
+        std::fs::canonicalize(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let needs_root = spec.needs_whole_tree()
+        || kustomize::kustomization_file(&real_dir).is_some()
+        || real_dir.join("Chart.yaml").is_file();
+    let repo_root = match &flags.repo_root {
+        Some(r) => {
+            std::fs::canonicalize(r).with_context(|| format!("cannot read {}", r.display()))?
+        }
+        // Outside a Git work tree there is no repository to confine reads to: the whole file
+        // system (the user's own machine), so overlays can still reach their bases.
+        None if needs_root => git_root(&real_dir).unwrap_or_else(|| PathBuf::from("/")),
+        None => real_dir.clone(),
+    };
+    let path = real_dir.strip_prefix(&repo_root).with_context(|| {
+        format!(
+            "{} is not inside --repo-root {}",
+            dir.display(),
+            repo_root.display()
+        )
+    })?;
+    let tools = tools.tools();
+    let ctx = RenderContext {
+        repo_root: &repo_root,
+        path,
+        release_name: &release,
+        namespace: &target_ns,
+        vars_from,
+        helm_credentials: credentials,
+        tools: &tools,
+    };
+    render(&spec, &ctx)
+        .await
+        .with_context(|| format!("cannot load manifests from {}", dir.display()))
+}

@@ -1,0 +1,131 @@
+//! The render cache: rendered objects per (commit, path, options), so that an unchanged
+//! re-sync (the drift-correction interval, a retry) does not run kustomize or helm again.
+//!
+//! The key is a SHA-256 over the commit, the path and everything else that can change the
+//! output: the render spec, the release name and namespace, the substitution variables and a
+//! hash of the chart repository credentials. A commit is immutable, so nothing else needs to
+//! invalidate an entry; a chart pulled from a repository at a fixed version is assumed
+//! immutable too (as Flux and Argo CD assume). The least recently used entry goes when the
+//! cache is full.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::object::Manifest;
+
+/// Entries kept by default: one per GitSync is enough, a few spare for changing commits.
+pub const DEFAULT_CAPACITY: usize = 256;
+
+/// An LRU map from render keys to rendered objects, with counters of hits and renders.
+pub struct RenderCache {
+    capacity: usize,
+    inner: Mutex<Inner>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    tick: u64,
+    entries: HashMap<String, (u64, Arc<Vec<Manifest>>)>,
+}
+
+impl Default for RenderCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl RenderCache {
+    /// A cache holding at most `capacity` renders.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The key of a render: commit, path and every option (`extra` holds the non-spec ones).
+    pub fn key(commit: &str, path: &str, options: &Value) -> String {
+        let text = json!([commit, path, options]).to_string();
+        format!("{:x}", Sha256::digest(text.as_bytes()))
+    }
+
+    /// The cached render for `key`, counting a hit or a miss.
+    pub fn get(&self, key: &str) -> Option<Arc<Vec<Manifest>>> {
+        let found = self.inner.lock().ok().and_then(|mut inner| {
+            inner.tick += 1;
+            let tick = inner.tick;
+            inner.entries.get_mut(key).map(|(used, v)| {
+                *used = tick;
+                v.clone()
+            })
+        });
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Stores a render, evicting the least recently used entry when full.
+    pub fn insert(&self, key: String, manifests: Arc<Vec<Manifest>>) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        inner.tick += 1;
+        let tick = inner.tick;
+        if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&key) {
+            let oldest = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                inner.entries.remove(&k);
+            }
+        }
+        inner.entries.insert(key, (tick, manifests));
+    }
+
+    /// (hits, misses) so far.
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_and_counters() {
+        let cache = RenderCache::new(2);
+        let k = |s: &str| RenderCache::key(s, "app", &json!({}));
+        assert_ne!(k("a"), k("b"));
+        assert_ne!(
+            RenderCache::key("a", "app", &json!({"v": 1})),
+            RenderCache::key("a", "app", &json!({"v": 2}))
+        );
+        assert!(cache.get(&k("a")).is_none());
+        cache.insert(k("a"), Arc::new(vec![]));
+        cache.insert(k("b"), Arc::new(vec![]));
+        assert!(cache.get(&k("a")).is_some()); // a is now more recent than b
+        cache.insert(k("c"), Arc::new(vec![]));
+        assert!(cache.get(&k("b")).is_none(), "b was evicted");
+        assert!(cache.get(&k("a")).is_some());
+        assert!(cache.get(&k("c")).is_some());
+        assert_eq!(cache.stats(), (3, 2));
+    }
+}

@@ -1,0 +1,298 @@
+//! The render entry point: chooses plain manifests, Kustomize or Helm for a path, then applies
+//! the Kustomize overrides and the variable substitution. The agent and the CLI both call
+//! [`render`], so they produce the same objects for the same input.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::exec::{ExecError, ExecLimits};
+use super::helm::{self, HelmError, RepoCredentials};
+use super::kustomize::{self, OverrideError};
+use super::load::{LoadError, LoadOptions, load_dir, parse_stream};
+use super::spec::{HelmSpec, KustomizeSpec, RenderSpec};
+use super::substitute::{SubstituteError, merge_vars, substitute_manifests};
+use crate::object::Manifest;
+
+/// The rendering tools and their bounds.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The `kustomize` binary (a path, or a name looked up on `PATH`).
+    pub kustomize: PathBuf,
+    /// The `helm` binary.
+    pub helm: PathBuf,
+    /// Timeout and output size limit of each tool run.
+    pub limits: ExecLimits,
+    /// Limits on reading plain manifests and parsing tool output.
+    pub load: LoadOptions,
+    /// Where the private scratch directories go (default: the system's temporary directory).
+    pub scratch_dir: Option<PathBuf>,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Self {
+            kustomize: "kustomize".into(),
+            helm: "helm".into(),
+            limits: ExecLimits::default(),
+            load: LoadOptions::default(),
+            scratch_dir: None,
+        }
+    }
+}
+
+/// Where and for whom to render: the parts of a render that are not in the spec.
+#[derive(Debug, Clone)]
+pub struct RenderContext<'a> {
+    /// The repository's root: nothing outside it is read (charts, values files, bases).
+    pub repo_root: &'a Path,
+    /// The path to render, relative to `repo_root` (empty: the root).
+    pub path: &'a Path,
+    /// Default Helm release name (the GitSync's name).
+    pub release_name: &'a str,
+    /// Default Helm release namespace (`targetNamespace`, else the GitSync's namespace).
+    pub namespace: &'a str,
+    /// Data of `postBuild.substituteFrom`, in order (missing optional objects left out).
+    pub vars_from: Vec<BTreeMap<String, String>>,
+    /// Chart repository credentials (from `helm.secretRef`).
+    pub helm_credentials: Option<RepoCredentials>,
+    /// The tools.
+    pub tools: &'a Tools,
+}
+
+/// Why a path could not be rendered. Every message names the path; tool failures carry the
+/// tool's own message.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Plain manifests could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// kustomize failed.
+    #[error("cannot render {path}: {source}")]
+    Kustomize {
+        /// The path.
+        path: String,
+        /// kustomize's failure.
+        #[source]
+        source: ExecError,
+    },
+    /// The overrides could not be applied.
+    #[error("cannot apply the kustomize overrides to {path}: {source}")]
+    Overrides {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: OverrideError,
+    },
+    /// helm failed.
+    #[error("cannot render the chart {path}: {source}")]
+    Helm {
+        /// The chart (path or repository/name).
+        path: String,
+        /// Why.
+        #[source]
+        source: HelmError,
+    },
+    /// Variable substitution failed.
+    #[error("variable substitution in {path} failed: {source}")]
+    Substitute {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: SubstituteError,
+    },
+    /// The spec asks for something not allowed (a file outside the repository, a remote
+    /// base while they are off).
+    #[error("{path}: {message}")]
+    Refused {
+        /// The path or file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// A scratch directory could not be made.
+    #[error("cannot create a scratch directory for rendering: {0}")]
+    Scratch(#[source] std::io::Error),
+}
+
+/// Renders `ctx.path`: see the module docs.
+///
+/// # Errors
+/// A [`RenderError`] naming the path; nothing is applied when this fails.
+pub async fn render(
+    spec: &RenderSpec,
+    ctx: &RenderContext<'_>,
+) -> Result<Vec<Manifest>, RenderError> {
+    let shown = display(ctx.path);
+    let dir = inside(ctx.repo_root, ctx.path)?;
+    let scratch = match &ctx.tools.scratch_dir {
+        Some(d) => std::fs::create_dir_all(d).and_then(|()| tempfile::tempdir_in(d)),
+        None => tempfile::tempdir(),
+    }
+    .map_err(RenderError::Scratch)?;
+    let default_kustomize = KustomizeSpec::default();
+    let kspec = spec.kustomize.as_ref().unwrap_or(&default_kustomize);
+    let manifests = if let Some(h) = &spec.helm {
+        render_chart(h, ctx, scratch.path()).await?
+    } else if kustomize::kustomization_file(&dir).is_some() {
+        render_kustomization(kspec, ctx, &dir, scratch.path()).await?
+    } else if dir.join("Chart.yaml").is_file() {
+        render_chart(&HelmSpec::default(), ctx, scratch.path()).await?
+    } else {
+        relative_sources(load_dir(&dir, &ctx.tools.load)?, ctx.path)
+    };
+    let manifests = if kspec.has_overrides() {
+        let t = ctx.tools;
+        kustomize::apply_overrides(&t.kustomize, manifests, kspec, &t.limits, scratch.path())
+            .await
+            .map_err(|source| RenderError::Overrides {
+                path: shown.clone(),
+                source,
+            })?
+    } else {
+        manifests
+    };
+    let Some(post) = &spec.post_build else {
+        return Ok(manifests);
+    };
+    let substitute_err = |source| RenderError::Substitute {
+        path: shown.clone(),
+        source,
+    };
+    let vars = merge_vars(&ctx.vars_from, &post.substitute).map_err(substitute_err)?;
+    substitute_manifests(manifests, &vars).map_err(substitute_err)
+}
+
+/// `kustomize build` of `dir`, after checking that it names no remote base (unless allowed).
+async fn render_kustomization(
+    kspec: &KustomizeSpec,
+    ctx: &RenderContext<'_>,
+    dir: &Path,
+    scratch: &Path,
+) -> Result<Vec<Manifest>, RenderError> {
+    if !kspec.allow_remote_bases
+        && let Some((file, entry)) = kustomize::find_remote_entry(ctx.repo_root, dir)
+    {
+        let root = std::fs::canonicalize(ctx.repo_root).unwrap_or_default();
+        let file = file.strip_prefix(&root).unwrap_or(&file).to_path_buf();
+        return Err(RenderError::Refused {
+            path: display(&file),
+            message: format!(
+                "resource {entry:?} is not in the repository: remote bases are off \
+                 (spec.kustomize.allowRemoteBases enables them)"
+            ),
+        });
+    }
+    let t = ctx.tools;
+    let out = kustomize::build(&t.kustomize, dir, kspec, &t.limits, scratch)
+        .await
+        .map_err(|source| RenderError::Kustomize {
+            path: display(ctx.path),
+            source,
+        })?;
+    Ok(parse_stream(ctx.path, &out, &t.load)?)
+}
+
+/// Sources of plain manifests relative to the repository root rather than to the path, so
+/// that messages read the same whatever renders the path.
+fn relative_sources(manifests: Vec<Manifest>, path: &Path) -> Vec<Manifest> {
+    if path.as_os_str().is_empty() {
+        return manifests;
+    }
+    manifests
+        .into_iter()
+        .map(|mut m| {
+            m.source.file = path.join(&m.source.file);
+            m
+        })
+        .collect()
+}
+
+async fn render_chart(
+    h: &HelmSpec,
+    ctx: &RenderContext<'_>,
+    scratch: &Path,
+) -> Result<Vec<Manifest>, RenderError> {
+    let chart_rel = PathBuf::from(h.chart.as_deref().unwrap_or(""));
+    let chart_rel = if h.chart.is_none() {
+        ctx.path.to_path_buf()
+    } else {
+        chart_rel
+    };
+    let (shown, chart_dir) = match &h.repository {
+        Some(url) => (
+            format!(
+                "{}/{} {}",
+                url.trim_end_matches('/'),
+                chart_rel.display(),
+                h.version.as_deref().unwrap_or("")
+            ),
+            PathBuf::new(),
+        ),
+        None => (display(&chart_rel), inside(ctx.repo_root, &chart_rel)?),
+    };
+    let mut values_files = Vec::new();
+    for f in &h.values_files {
+        let abs = inside(ctx.repo_root, Path::new(f))?;
+        if !abs.is_file() {
+            return Err(RenderError::Refused {
+                path: f.clone(),
+                message: "values file not found in the repository".into(),
+            });
+        }
+        values_files.push(abs);
+    }
+    let t = ctx.tools;
+    let template = helm::Template {
+        bin: &t.helm,
+        chart_dir,
+        values_files,
+        release: h
+            .release_name
+            .clone()
+            .unwrap_or_else(|| ctx.release_name.to_string()),
+        namespace: h
+            .namespace
+            .clone()
+            .unwrap_or_else(|| ctx.namespace.to_string()),
+        credentials: ctx.helm_credentials.as_ref(),
+        limits: &t.limits,
+        scratch,
+    };
+    helm::template(h, &template, &t.load)
+        .await
+        .map_err(|source| RenderError::Helm {
+            path: shown,
+            source,
+        })
+}
+
+/// `root/rel`, refused unless it resolves (symlinks included) inside `root`.
+fn inside(root: &Path, rel: &Path) -> Result<PathBuf, RenderError> {
+    let refused = |message: String| RenderError::Refused {
+        path: display(rel),
+        message,
+    };
+    if rel.is_absolute() {
+        return Err(refused(
+            "must be a path relative to the repository root".into(),
+        ));
+    }
+    let real_root = std::fs::canonicalize(root)
+        .map_err(|e| refused(format!("cannot read the repository: {e}")))?;
+    let real = std::fs::canonicalize(root.join(rel))
+        .map_err(|e| refused(format!("not found in the repository ({e})")))?;
+    if !real.starts_with(&real_root) {
+        return Err(refused("resolves outside the repository".into()));
+    }
+    Ok(real)
+}
+
+fn display(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        path.display().to_string()
+    }
+}

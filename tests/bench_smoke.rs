@@ -1,0 +1,74 @@
+//! The benchmark harness cannot rot: `scripts/bench --smoke` runs every workload against every
+//! tool (driftless, Flux at both concurrencies, kubectl, the ceiling client) with tiny sizes and
+//! one repetition, on its own cluster (`target/bench-smoke-cluster`, ports from 24800) so it
+//! never disturbs the shared dev cluster. The first run builds Flux's two controllers from their
+//! wrapper modules (`tools/bench/`, several minutes; cached in `~/.cache/driftless` after).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn bench_smoke_every_tool_and_workload_has_a_positive_time() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("scripts/bench"))
+        .arg("--smoke")
+        .env("BENCH_DRIFTLESS_BIN", env!("CARGO_BIN_EXE_driftless"))
+        .env(
+            "DRIFTLESS_BENCH_CLUSTER_DIR",
+            root.join("target/bench-smoke-cluster"),
+        )
+        .env("DRIFTLESS_BENCH_PORT_BASE", "24800")
+        .output()
+        .expect("scripts/bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "scripts/bench --smoke failed:\n{stderr}"
+    );
+
+    let results = root.join("target/bench-smoke/results.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(results).expect("results"))
+        .expect("results are JSON");
+    let rows = json["results"].as_array().expect("a results array");
+    let all = [
+        "driftless",
+        "flux",
+        "flux-c20",
+        "kubectl",
+        "ceiling",
+        "ceiling-h1",
+    ];
+    let agents = ["driftless", "flux", "flux-c20"];
+    for (workload, tools) in [
+        (1, &all[..]),
+        (2, &all[..]),
+        (3, &all[..4]),
+        (4, &agents[..]),
+        (5, &agents[..]),
+    ] {
+        for tool in tools {
+            let row = rows
+                .iter()
+                .find(|r| r["workload"] == workload && r["tool"] == *tool)
+                .unwrap_or_else(|| panic!("no row for workload {workload}, {tool}:\n{stderr}"));
+            assert!(
+                row["seconds"].as_f64().is_some_and(|s| s > 0.0),
+                "workload {workload}, {tool}: {row}"
+            );
+            if workload == 2 {
+                assert!(
+                    row["requests"].as_u64().is_some_and(|n| n > 0),
+                    "requests counted: {row}"
+                );
+            }
+        }
+    }
+    let report =
+        std::fs::read_to_string(root.join("target/bench-smoke/benchmarks.md")).expect("report");
+    assert!(
+        report.contains("## Targets") && report.contains("| driftless |"),
+        "{report}"
+    );
+}

@@ -1,0 +1,390 @@
+//! No credential ever leaves its box: one test plants known secrets — two SSH private keys, an
+//! HTTPS password (right and wrong), the webhook token and GitHub secret, Secret data applied
+//! from Git, and a Secret value the API server quotes back in a refusal — runs a real agent
+//! through successes and failures, and greps everything a person or a log pipeline can see:
+//! the agent's log (debug level), the namespace's events, every GitSync's status, the CLI's
+//! output (`status`, `apply`), webhook responses, and `ps` sampled all along.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, PostParams};
+use serde_json::json;
+use support::agent::{create_gitsync, gitsync, http, install_crd, ready};
+use support::git_servers::{HostKey, HttpGitServer, SshGitServer, TestRepo, UserKey, free_port};
+use support::{TestNamespace, eventually};
+
+const HTTPS_USER: &str = "alice";
+const HTTPS_PASSWORD: &str = "PLANTED-https-password-5c1d";
+const WRONG_PASSWORD: &str = "PLANTED-wrong-password-8e0b";
+const WEBHOOK_TOKEN: &str = "PLANTED-webhook-token-9b2e";
+const GITHUB_SECRET: &str = "PLANTED-github-secret-3a4f";
+const SECRET_DATA: &str = "PLANTED-secret-data-77aa";
+const ECHOED: &str = "PLANTED-echoed-by-the-apiserver-1e2f";
+
+/// Samples `ps -eww -o args` every 20 ms on a thread until dropped.
+struct PsSampler {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(usize, String)>>,
+}
+
+impl PsSampler {
+    fn start() -> PsSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut samples, mut seen) = (0, String::new());
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(out) = Command::new("ps").args(["-eww", "-o", "args"]).output() {
+                    samples += 1;
+                    for line in String::from_utf8_lossy(&out.stdout).lines() {
+                        // The test's own webhook client (curl -H 'Authorization: ...') is not
+                        // the agent: skip it. Keep each distinct command line once.
+                        if !line.starts_with("curl ") && !seen.contains(line) {
+                            seen.push_str(line);
+                            seen.push('\n');
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (samples, seen)
+        });
+        PsSampler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> (usize, String) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for PsSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct LeakAgent {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+    log: std::path::PathBuf,
+}
+
+impl Drop for LeakAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_agent(ns: &TestNamespace) -> LeakAgent {
+    install_crd(ns);
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("agent.log");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .arg("--kubeconfig")
+        .arg(&ns.cluster.kubeconfig)
+        .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env(
+            "DRIFTLESS_LOG",
+            "debug,hyper=info,h2=info,rustls=info,tower=info",
+        )
+        .env("DRIFTLESS_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+        .env("DRIFTLESS_GITHUB_SECRET", GITHUB_SECRET)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start the agent");
+    LeakAgent {
+        child,
+        port,
+        _dir: dir,
+        log,
+    }
+}
+
+async fn secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
+    let s = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(ns.client(), &ns.name)
+        .create(&PostParams::default(), &s)
+        .await
+        .unwrap_or_else(|e| panic!("create secret {name}: {e}"));
+}
+
+/// The base64 lines of an OpenSSH private key: each is secret on its own.
+fn key_lines(private: &str) -> Vec<String> {
+    private
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .map(str::to_string)
+        .collect()
+}
+
+async fn wait_reason(ns: &TestNamespace, name: &str, status: &str) -> (String, String) {
+    eventually(
+        &format!("GitSync {name} Ready={status}"),
+        Duration::from_secs(90),
+        || async {
+            let (s, reason, message) = ready(&gitsync(ns, name).await)?;
+            (s == status).then_some((reason, message))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn no_credential_or_secret_data_appears_in_any_output() {
+    let ns = TestNamespace::new("leaks").await;
+    let ps = PsSampler::start();
+    let key = UserKey::ed25519();
+    let refused_key = UserKey::ed25519();
+    let repo = TestRepo::new();
+    let cm = |name: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  v: \"1\"\n")
+    };
+    let planted = base64::engine::general_purpose::STANDARD.encode(SECRET_DATA);
+    let applied_secret = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ndata:\n  token: {planted}\n"
+        )
+    };
+    let echoed = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: secret-echo\nstringData:\n  password: {{nested: {ECHOED}}}\n"
+    );
+    repo.commit(
+        &[
+            ("a/cm.yaml", &cm("cm-a")),
+            ("a/secret.yaml", &applied_secret("secret-a")),
+            ("b/cm.yaml", &cm("cm-b")),
+            ("b/secret.yaml", &applied_secret("secret-b")),
+            ("broken/secret.yaml", &echoed),
+        ],
+        "planted",
+    );
+    repo.push();
+    let sshd = SshGitServer::start(key.public(), HostKey::Ed25519);
+    let https = HttpGitServer::start(repo.base(), HTTPS_USER, HTTPS_PASSWORD);
+    let ssh_url = sshd.url(repo.bare_path());
+    let http_url = https.url(repo.name());
+    let known_hosts = sshd.host_key_line();
+    let private = key.private_key();
+    let refused_private = refused_key.private_key();
+    secret(
+        &ns,
+        "ssh",
+        &[("identity", &private), ("known_hosts", &known_hosts)],
+    )
+    .await;
+    secret(
+        &ns,
+        "ssh-refused",
+        &[
+            ("identity", &refused_private),
+            ("known_hosts", &known_hosts),
+        ],
+    )
+    .await;
+    secret(
+        &ns,
+        "https",
+        &[("username", HTTPS_USER), ("password", HTTPS_PASSWORD)],
+    )
+    .await;
+    secret(
+        &ns,
+        "https-wrong",
+        &[("username", HTTPS_USER), ("password", WRONG_PASSWORD)],
+    )
+    .await;
+
+    let agent = start_agent(&ns);
+    let spec = |url: &str, path: &str, secret: &str| {
+        json!({"url": url, "ref": {"branch": "main"}, "path": path, "secretRef": {"name": secret},
+               "pollInterval": "2s", "interval": "1h", "timeout": "20s", "prune": true})
+    };
+    create_gitsync(&ns, "ssh", spec(&ssh_url, "a", "ssh")).await;
+    create_gitsync(&ns, "https", spec(&http_url, "b", "https")).await;
+    create_gitsync(&ns, "https-wrong", spec(&http_url, "b", "https-wrong")).await;
+    create_gitsync(&ns, "ssh-refused", spec(&ssh_url, "a", "ssh-refused")).await;
+    create_gitsync(&ns, "echo", spec(&ssh_url, "broken", "ssh")).await;
+
+    wait_reason(&ns, "ssh", "True").await;
+    wait_reason(&ns, "https", "True").await;
+    let (reason, _) = wait_reason(&ns, "https-wrong", "False").await;
+    assert_eq!(reason, "FetchFailed");
+    let (reason, _) = wait_reason(&ns, "ssh-refused", "False").await;
+    assert_eq!(reason, "FetchFailed");
+    let (_, message) = wait_reason(&ns, "echo", "False").await;
+    assert!(
+        message.contains("secret-echo") && message.contains("***"),
+        "the refusal names the Secret and masks its value: {message}"
+    );
+    // A few more polls, so failures are retried and logged again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let mut outputs: Vec<(&str, String)> = Vec::new();
+    let body = serde_json::to_vec(&json!({"url": ssh_url, "branch": "main"})).expect("json");
+    for (name, headers) in [
+        (
+            "webhook: wrong token",
+            vec!["Authorization: Bearer wrong".to_string()],
+        ),
+        (
+            "webhook: right token",
+            vec![format!("Authorization: Bearer {WEBHOOK_TOKEN}")],
+        ),
+        (
+            "webhook: bad signature",
+            vec!["X-Hub-Signature-256: sha256=00".to_string()],
+        ),
+    ] {
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let path = if name.contains("signature") {
+            "/hook/github"
+        } else {
+            "/hook/generic"
+        };
+        let (code, text) = http(agent.port, "POST", path, &headers, &body);
+        outputs.push((name, format!("{code} {text}")));
+    }
+    let (_, metrics) = http(agent.port, "GET", "/metrics", &[], b"");
+    outputs.push(("metrics", metrics));
+    let text = |o: std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    outputs.push((
+        "events",
+        text(ns.kubectl(&["get", "events", "-n", &ns.name, "-o", "json"])),
+    ));
+    outputs.push((
+        "GitSyncs",
+        text(ns.kubectl(&["get", "gitsyncs", "-n", &ns.name, "-o", "json"])),
+    ));
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .arg("--kubeconfig")
+            .arg(&ns.cluster.kubeconfig)
+            .args(args)
+            .env("DRIFTLESS_LOG", "debug")
+            .output()
+            .expect("driftless");
+        text(out)
+    };
+    outputs.push(("driftless status", cli(&["status", "-n", &ns.name])));
+    for name in ["ssh", "https-wrong", "ssh-refused", "echo"] {
+        outputs.push((
+            "driftless status NAME",
+            cli(&["status", name, "-n", &ns.name]),
+        ));
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("secret.yaml"), &echoed).expect("write");
+    let d = dir.path().to_str().expect("utf-8");
+    let inventory = format!("{}-cli", ns.name);
+    outputs.push((
+        "driftless apply",
+        cli(&["apply", d, "--inventory", &inventory, "-n", &ns.name]),
+    ));
+    outputs.push((
+        "driftless diff",
+        cli(&["diff", d, "--inventory", &inventory, "-n", &ns.name]),
+    ));
+    let log = std::fs::read_to_string(&agent.log).expect("agent log");
+    drop(agent);
+    let (samples, ps_text) = ps.finish();
+    outputs.push(("agent log", log.clone()));
+    outputs.push(("ps", ps_text.clone()));
+
+    // The captures are real: each shows what it should.
+    assert!(
+        log.contains("secret-a") || log.contains("ssh"),
+        "agent log:\n{log}"
+    );
+    assert!(samples >= 10, "only {samples} ps samples");
+    assert!(
+        ps_text.contains("driftless"),
+        "ps saw the agent:\n{ps_text}"
+    );
+    let all: String = outputs.iter().map(|(_, o)| o.as_str()).collect();
+    assert!(all.contains("401"), "the wrong-token webhook was refused");
+
+    let mut secrets: Vec<(String, String)> = vec![
+        ("HTTPS password".into(), HTTPS_PASSWORD.into()),
+        ("wrong HTTPS password".into(), WRONG_PASSWORD.into()),
+        ("webhook token".into(), WEBHOOK_TOKEN.into()),
+        ("GitHub secret".into(), GITHUB_SECRET.into()),
+        ("Secret data".into(), SECRET_DATA.into()),
+        ("Secret data (base64)".into(), planted.clone()),
+        (
+            "Secret value quoted by the API server".into(),
+            ECHOED.into(),
+        ),
+    ];
+    for line in key_lines(&private) {
+        secrets.push(("SSH private key".into(), line));
+    }
+    for line in key_lines(&refused_private) {
+        secrets.push(("refused SSH private key".into(), line));
+    }
+    assert!(secrets.len() > 9, "the private keys have body lines");
+    let mut leaks = Vec::new();
+    for (where_, output) in &outputs {
+        for (what, value) in &secrets {
+            if output.contains(value.as_str()) {
+                let at = output.find(value.as_str()).unwrap_or(0);
+                let start = output.floor_char_boundary(at.saturating_sub(120));
+                let end = output.ceil_char_boundary((at + value.len() + 40).min(output.len()));
+                leaks.push(format!("{what} in {where_}: …{}…", &output[start..end]));
+            }
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "credentials leaked:\n{}",
+        leaks.join("\n")
+    );
+    let _ = support::kubectl(
+        &support::kubeconfig_path(),
+        &[
+            "delete",
+            "configmap",
+            "-n",
+            "driftless-system",
+            "-l",
+            &format!("driftless.dev/inventory-shard={inventory}"),
+            "--ignore-not-found",
+        ],
+    );
+}
