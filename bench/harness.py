@@ -11,6 +11,8 @@ Every workload runs against each tool in turn, in the same run, on the same clus
   ceiling     a minimal client sending the same server-side applies (tools/bench/ceiling),
               multiplexed on one HTTP/2 connection (client-go's default)
   ceiling-h1  the same over one HTTP/1.1 connection per concurrent request (as kube-rs)
+  ceiling-v   the same as ceiling, but dry-running the whole set before applying it: the
+              least a tool that validates before writing (driftless, Flux) must send
 
 API requests are counted exactly from the API server's audit log, by user agent. Peak RSS
 (VmHWM, reset before each workload through /proc/PID/clear_refs) and CPU seconds (utime+stime,
@@ -46,6 +48,7 @@ UA = {  # audit log user agents of each tool's requests
     "kubectl": ("kubectl/",),
     "ceiling": ("ceiling",),
     "ceiling-h1": ("ceiling",),
+    "ceiling-v": ("ceiling",),
 }
 AGENTS = ("driftless", "flux", "flux-c20")
 
@@ -147,7 +150,9 @@ $HTTP["url"] =~ "^/git/" {{
             cache = os.path.join(self.work, f"driftless-cache-{self.seq}")
             env = dict(os.environ, DRIFTLESS_WEBHOOK_TOKEN=TOKEN, DRIFTLESS_LOG="info")
             self.proc = [Proc("driftless", [os.environ["BENCH_DRIFTLESS_BIN"], "agent", "--kubeconfig", KUBECONFIG,
-                                            "--cache-dir", cache, "--listen", f"127.0.0.1:{DRIFTLESS_PORT}"],
+                                            "--cache-dir", cache, "--listen", f"127.0.0.1:{DRIFTLESS_PORT}"]
+                              # e.g. BENCH_DRIFTLESS_ARGS="--concurrency 8" to compare settings
+                              + os.environ.get("BENCH_DRIFTLESS_ARGS", "").split(),
                               os.path.join(logs, f"driftless-{self.seq}.log"), env)]
             wait_until("driftless agent ready", 60, lambda: http_ok(DRIFTLESS_PORT, "/readyz"))
         elif tool in ("flux", "flux-c20"):
@@ -191,8 +196,7 @@ $HTTP["url"] =~ "^/git/" {{
         row = {"workload": workload, "tool": tool, "n": n, "rep": rep, "seconds": round(seconds, 3),
                "requests": requests["total"], "writes": requests["writes"],
                "peak_rss_mib": round(usage[0], 1), "cpu_s": round(usage[1], 2)}
-        if not tool.startswith("ceiling"):
-            row["phases"] = requests["phases"]
+        row["phases"] = requests["phases"]  # (the profile tables skip the ceiling clients)
         row.update(extra or {})
         log(f"w{workload} {tool} N={n} rep={rep}: {seconds:.2f} s, {requests['total']} requests "
             f"({requests['writes']} writes), {usage[0]:.0f} MiB, {usage[1]:.1f} CPU s")
@@ -321,6 +325,8 @@ $HTTP["url"] =~ "^/git/" {{
                             os.path.join(tree, "app"), "--concurrency", str(self.args.ceiling_concurrency)]
                     if tool == "ceiling-h1":
                         argv.append("--http1")
+                    if tool == "ceiling-v":
+                        argv.append("--validate")
                     env = None
                 for w in (1, 2, 3):
                     if w != 1 and w not in self.args.workloads or w == 3 and (not change or tool.startswith("ceiling")):
@@ -419,9 +425,12 @@ $HTTP["url"] =~ "^/git/" {{
             log(f"deleting {len(left)} namespace(s) left by an earlier run")
             self.cleanup(*left)
         self.start_git_server()
+        # The big sizes last: a run cut short (Ctrl-C saves what was measured) loses the least.
+        small = [n for n in a.sizes if n <= a.full_reps_up_to]
+        big = [n for n in a.sizes if n > a.full_reps_up_to]
         try:
-            for n in a.sizes:
-                for rep in range(a.reps if n <= a.full_reps_up_to else a.big_reps):
+            for n in small:
+                for rep in range(a.reps):
                     for tool in a.tools:
                         self.single_set(tool, n, rep)
             if 4 in a.workloads:
@@ -431,6 +440,10 @@ $HTTP["url"] =~ "^/git/" {{
             if 5 in a.workloads:
                 for tool in [t for t in a.tools if t in AGENTS]:
                     self.latency(tool, a.commits)
+            for n in big:
+                for rep in range(a.big_reps):
+                    for tool in a.tools:
+                        self.single_set(tool, n, rep)
         finally:
             self.stop_tool()
             if self.git:
@@ -556,7 +569,7 @@ def machine(a):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny N, one repetition, workloads 1-3, 4 and 5 tiny")
-    p.add_argument("--tools", default="driftless,flux,flux-c20,kubectl,ceiling,ceiling-h1")
+    p.add_argument("--tools", default="driftless,flux,flux-c20,kubectl,ceiling,ceiling-h1,ceiling-v")
     p.add_argument("--workloads", default="1,2,3,4,5")
     p.add_argument("--sizes", default="100,1000,5000")
     p.add_argument("--reps", type=int, default=3)

@@ -173,10 +173,15 @@ impl Inventory {
         let mut writes = Vec::new();
         // Gains first (keeping what the shard had), so that an entry leaving a shard always
         // has its new home written before it is removed from the old one.
+        // A shard whose entries only change their hashes gains nothing: one write is enough.
         for (i, text) in new.iter().enumerate() {
             let before = stored.get(&i).map(String::as_str).unwrap_or("");
-            if lines(text).difference(&lines(before)).next().is_some() {
-                let union: BTreeSet<&str> = lines(text).union(&lines(before)).copied().collect();
+            let new_keys = keys(text);
+            if new_keys.difference(&keys(before)).next().is_some() {
+                let kept = lines(before)
+                    .into_iter()
+                    .filter(|l| !new_keys.contains(line_key(l)));
+                let union: BTreeSet<&str> = lines(text).into_iter().chain(kept).collect();
                 let union: String = union.into_iter().map(|l| format!("{l}\n")).collect();
                 writes.push(ShardWrite::Put(i, union.clone()));
                 stored.insert(i, union);
@@ -207,6 +212,19 @@ pub enum ShardWrite {
 
 fn lines(text: &str) -> BTreeSet<&str> {
     text.lines().filter(|l| !l.is_empty()).collect()
+}
+
+/// The object a shard line is about: its first two fields (`kind.group namespace/name`).
+fn line_key(line: &str) -> &str {
+    let mut fields = line.match_indices(' ');
+    match (fields.next(), fields.next()) {
+        (Some(_), Some((end, _))) => &line[..end],
+        _ => line,
+    }
+}
+
+fn keys(text: &str) -> BTreeSet<&str> {
+    lines(text).into_iter().map(line_key).collect()
 }
 
 fn shard_of(key: &ObjectKey, shards: usize) -> usize {
@@ -319,6 +337,38 @@ mod tests {
         let inv = inventory(10);
         let old: BTreeMap<usize, String> = inv.render_shards(1).into_iter().enumerate().collect();
         assert!(inv.plan_write(&old).is_empty());
+    }
+
+    #[test]
+    fn changed_hashes_alone_take_one_write_per_shard() {
+        let old_inv = inventory(10);
+        let old: BTreeMap<usize, String> =
+            old_inv.render_shards(1).into_iter().enumerate().collect();
+        let mut new_inv = old_inv.clone();
+        for e in new_inv.entries.values_mut().take(3) {
+            e.manifest_hash = "changed".into();
+        }
+        let writes = new_inv.plan_write(&old);
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        assert_crash_safe(&old_inv, &new_inv);
+        // A new entry besides changed hashes: the union (each key once) is already the new text.
+        let mut grown = new_inv.clone();
+        let extra = inventory(11);
+        let (k, e) = extra
+            .entries
+            .iter()
+            .find(|(k, _)| !grown.entries.contains_key(*k))
+            .expect("an 11th key");
+        grown.entries.insert(k.clone(), e.clone());
+        let writes = grown.plan_write(&old);
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        if let ShardWrite::Put(_, union) = &writes[0] {
+            let keys: Vec<&str> = union.lines().map(line_key).collect();
+            let unique: BTreeSet<&str> = keys.iter().copied().collect();
+            assert_eq!(keys.len(), unique.len(), "{union}");
+            assert_eq!(keys.len(), 11, "{union}");
+        }
+        assert_crash_safe(&old_inv, &grown);
     }
 
     /// Applies a prefix of the writes and checks every entry kept in both is still stored.

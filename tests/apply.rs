@@ -587,6 +587,10 @@ async fn changed_value_is_configured() {
         Some("blue")
     );
 
+    let unchanged = case.apply(&[]).await;
+    unchanged.expect_code(0);
+    let base = unchanged.json()["requests"].as_u64().expect("requests");
+
     case.write(
         "colour.yaml",
         &configmap("colour", &[("value", "red"), ("extra", "1")]),
@@ -594,6 +598,14 @@ async fn changed_value_is_configured() {
     let run = case.apply(&[]).await;
     run.expect_code(0);
     assert_eq!(run.action_of(&case.id("ConfigMap", "colour")), "configured");
+    // What one change costs beyond an unchanged run: its dry-run, its apply and one write of
+    // the inventory shard holding its new hash. Nothing is dry-run or written twice.
+    assert_eq!(
+        run.json()["requests"].as_u64(),
+        Some(base + 3),
+        "{}",
+        run.stdout
+    );
     assert_eq!(run.action_of(&case.id("ConfigMap", "other")), "unchanged");
     assert_eq!(
         case.configmap_value("colour", "value").await.as_deref(),

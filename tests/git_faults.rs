@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use serde_json::json;
-use support::agent::{Agent, create_gitsync, gitsync, ready};
+use support::agent::{Agent, create_gitsync, events, gitsync, ready};
 use support::git_servers::{TestRepo, free_port, git_command, git_in, run};
 use support::{TestNamespace, eventually};
 
@@ -66,6 +66,19 @@ fn cm(name: &str, v: &str) -> String {
 
 async fn value(api: &Api<ConfigMap>, name: &str) -> Option<String> {
     api.get_opt(name).await.ok()??.data?.remove("v")
+}
+
+/// The Stalled condition's (status, reason), if any.
+fn stalled(gs: &serde_json::Value) -> Option<(String, String)> {
+    let c = gs["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Stalled")?;
+    Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..7]
 }
 
 /// Ready condition as (status, reason, message) once it matches.
@@ -151,7 +164,15 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
     let gs = gitsync(&ns, "gf").await;
     assert!(gs.to_string().contains(&v2), "status names v2: {gs}");
 
-    // 2. Force-push to the older history: followed and applied.
+    // 2. Force-push to the older history: followed and applied, with a Warning event. The
+    // fast-forward v1 → v2 above made none (the check runs right after the status is written:
+    // give it a moment).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = events(&ns, "gf", "HistoryRewritten");
+    assert!(
+        before.is_empty(),
+        "a fast-forward is no history rewrite: {before:?}"
+    );
     repo.force_push_to(&v1);
     eventually(
         "v1 applied again after the force-push",
@@ -162,15 +183,56 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
         },
     )
     .await;
-
-    // 3. The branch deleted on the server: a clear failure, nothing pruned.
-    run(git_in(repo.bare_path()).args(["update-ref", "-d", "refs/heads/main"]));
-    let message = wait_ready(&ns, "False", "FetchFailed").await;
+    let (kind, note) = eventually(
+        "a HistoryRewritten warning",
+        Duration::from_secs(30),
+        || async { events(&ns, "gf", "HistoryRewritten").pop() },
+    )
+    .await;
+    eprintln!("force-push: {note}");
+    assert_eq!(kind, "Warning");
+    for part in ["branch main", short(&v2), short(&v1), "force-push"] {
+        assert!(note.contains(part), "the warning names {part}: {note}");
+    }
     assert!(
-        message.contains("not found"),
-        "the failure says the branch is gone: {message}"
+        note.find(short(&v1)) < note.find(short(&v2)),
+        "new ({}) does not descend from old ({}): {note}",
+        short(&v1),
+        short(&v2)
     );
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        ready(&gitsync(&ns, "gf").await).map(|r| r.0).as_deref(),
+        Some("True"),
+        "a warning, not a failure"
+    );
+
+    // 3. The branch deleted on the server: stalled with a clear reason, nothing pruned.
+    run(git_in(repo.bare_path()).args(["update-ref", "-d", "refs/heads/main"]));
+    let message = wait_ready(&ns, "False", "RefNotFound").await;
+    eprintln!("deleted branch: {message}");
+    for part in [
+        "branch main not found",
+        "deleted or renamed",
+        "Nothing was applied or pruned",
+        &format!("main@sha1:{v1}"),
+    ] {
+        assert!(
+            message.contains(part),
+            "the message says {part:?}: {message}"
+        );
+    }
+    assert_eq!(
+        stalled(&gitsync(&ns, "gf").await),
+        Some(("True".into(), "RefNotFound".into())),
+        "Stalled"
+    );
+    let failures = agent.log().matches("RefNotFound").count();
+    eventually(
+        "the agent retries while the branch is gone",
+        Duration::from_secs(30),
+        || async { (agent.log().matches("RefNotFound").count() > failures).then_some(()) },
+    )
+    .await;
     assert_eq!(
         value(&cms, "gf").await.as_deref(),
         Some("1"),
@@ -184,8 +246,10 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
 
     // 4. A truncated pack: the server has v4, but its pack is cut in half. A clear failure,
     // nothing applied; the intact repository back: v4 applied.
+    // The branch back: recovers by itself, no longer Stalled.
     run(git_in(repo.bare_path()).args(["update-ref", "refs/heads/main", &v1]));
     wait_ready(&ns, "True", "Succeeded").await;
+    assert_eq!(stalled(&gitsync(&ns, "gf").await), None, "Stalled removed");
     let v4 = repo.commit(&[("app/gf.yaml", &cm("gf", "4"))], "v4");
     let bare = repo.bare_path().to_path_buf();
     let broken = bare.with_extension("broken");
@@ -209,7 +273,12 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
     let good = bare.with_extension("good");
     std::fs::rename(&bare, &good).expect("swap");
     std::fs::rename(&broken, &bare).expect("swap");
-    let message = wait_ready(&ns, "False", "FetchFailed").await;
+    // git on the server hides a branch whose objects it cannot read: "not found".
+    let message = eventually("GitSync Ready=False", Duration::from_secs(90), || async {
+        let (s, r, m) = ready(&gitsync(&ns, "gf").await)?;
+        (s == "False" && (r == "FetchFailed" || r == "RefNotFound")).then_some(m)
+    })
+    .await;
     eprintln!("truncated pack: {message}");
     assert_eq!(
         value(&cms, "gf").await.as_deref(),
@@ -261,17 +330,26 @@ impl SmallFs {
         self.dir.path()
     }
 
+    /// Remounts with `mode`, waiting while the agent's git has a file open for writing
+    /// ("mount point is busy": it polls every second).
     fn remount(&self, mode: &str) {
-        let out = Command::new("mount")
-            .args(["-o", &format!("remount,{mode}")])
-            .arg(self.dir.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "remount {mode}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("mount")
+                .args(["-o", &format!("remount,{mode}")])
+                .arg(self.dir.path())
+                .output()
+                .expect("run mount");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                stderr.contains("busy") && std::time::Instant::now() < deadline,
+                "remount {mode}: {stderr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Writes a filler file until the filesystem is full.

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,8 +16,8 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use serde_json::json;
-use support::agent::{create_gitsync, gitsync, http, install_crd, ready};
-use support::git_servers::{HostKey, HttpGitServer, SshGitServer, TestRepo, UserKey, free_port};
+use support::agent::{Agent, create_gitsync, gitsync, http, ready};
+use support::git_servers::{HostKey, HttpGitServer, SshGitServer, TestRepo, UserKey};
 use support::{TestNamespace, eventually};
 
 const HTTPS_USER: &str = "alice";
@@ -77,47 +77,21 @@ impl Drop for PsSampler {
     }
 }
 
-struct LeakAgent {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-    log: std::path::PathBuf,
-}
-
-impl Drop for LeakAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(ns: &TestNamespace) -> LeakAgent {
-    install_crd(ns);
-    let dir = tempfile::tempdir().expect("dir");
-    let log = dir.path().join("agent.log");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("--kubeconfig")
-        .arg(&ns.cluster.kubeconfig)
-        .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
-        .arg(dir.path().join("cache"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env(
-            "DRIFTLESS_LOG",
-            "debug,hyper=info,h2=info,rustls=info,tower=info",
-        )
-        .env("DRIFTLESS_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
-        .env("DRIFTLESS_GITHUB_SECRET", GITHUB_SECRET)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start the agent");
-    LeakAgent {
-        child,
-        port,
-        _dir: dir,
-        log,
-    }
+/// An agent logging at debug everywhere (where a leak would show first), with the planted
+/// webhook token and GitHub secret.
+fn start_agent(ns: &TestNamespace) -> Agent {
+    Agent::start_with_env(
+        ns,
+        &[],
+        &[
+            (
+                "DRIFTLESS_LOG",
+                "debug,hyper=info,h2=info,rustls=info,tower=info",
+            ),
+            ("DRIFTLESS_WEBHOOK_TOKEN", WEBHOOK_TOKEN),
+            ("DRIFTLESS_GITHUB_SECRET", GITHUB_SECRET),
+        ],
+    )
 }
 
 async fn secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
@@ -321,7 +295,7 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
         "driftless diff",
         cli(&["diff", d, "--inventory", &inventory, "-n", &ns.name]),
     ));
-    let log = std::fs::read_to_string(&agent.log).expect("agent log");
+    let log = agent.log();
     drop(agent);
     let (samples, ps_text) = ps.finish();
     outputs.push(("agent log", log.clone()));

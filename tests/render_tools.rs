@@ -11,7 +11,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use driftless::object::Manifest;
@@ -22,6 +22,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
+use support::agent::{Agent, gitsync, http, install_crd, ready};
 use support::git_servers::{ChartRepoServer, GitDaemon, TestRepo};
 use support::{TestNamespace, cluster_bin, eventually, kubeconfig_path};
 use tempfile::TempDir;
@@ -1004,117 +1005,33 @@ async fn substitution_from_variables_with_defaults_and_opt_out() {
 // The agent
 // ---------------------------------------------------------------------------------------------
 
-/// A running `driftless agent` watching one namespace, killed when dropped.
-struct Agent {
-    child: Child,
-    port: u16,
-    _cache: TempDir,
-    log: PathBuf,
+/// An agent rendering with the dev cluster's pinned `kustomize` and `helm`.
+fn start_agent(ns: &TestNamespace) -> Agent {
+    let kustomize = cluster_bin("kustomize");
+    let helm = cluster_bin("helm");
+    Agent::start_with(
+        ns,
+        &[
+            "--kustomize-bin",
+            kustomize.to_str().expect("utf-8"),
+            "--helm-bin",
+            helm.to_str().expect("utf-8"),
+        ],
+    )
 }
 
-impl Agent {
-    fn start(ns: &TestNamespace) -> Agent {
-        let cache = tempfile::tempdir().expect("cache dir");
-        let log = cache.path().join("agent.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let port = support::git_servers::free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("--kubeconfig")
-            .arg(&ns.cluster.kubeconfig)
-            .arg("--kustomize-bin")
-            .arg(cluster_bin("kustomize"))
-            .arg("--helm-bin")
-            .arg(cluster_bin("helm"))
-            .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
-            .arg(cache.path().join("cache"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("DRIFTLESS_LOG", "driftless=debug")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start the agent");
-        Agent {
-            child,
-            port,
-            _cache: cache,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The value of `driftless_renders_total{...result}` for this namespace, 0 when absent.
-    fn renders(&self, ns: &str, result: &str) -> u64 {
-        let out = Command::new("curl")
-            .args(["-s", &format!("http://127.0.0.1:{}/metrics", self.port)])
-            .output()
-            .expect("curl");
-        text(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with("driftless_renders_total{"))
-            .filter(|l| {
-                l.contains(&format!("namespace=\"{ns}\""))
-                    && l.contains(&format!("result=\"{result}\""))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Applies the CRD this build prints (with the render fields) and waits for it.
-fn install_crd(ns: &TestNamespace) {
-    let crd = Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("crd")
-        .output()
-        .expect("crd");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("crd.yaml");
-    std::fs::write(&path, &crd.stdout).expect("write crd");
-    expect_ok(
-        "apply crd",
-        &ns.kubectl(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            path.to_str().expect("utf-8"),
-        ]),
-    );
-    expect_ok(
-        "wait crd",
-        &ns.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/gitsyncs.driftless.dev",
-            "--timeout=30s",
-        ]),
-    );
-}
-
-async fn gitsync_status(ns: &TestNamespace, name: &str) -> Value {
-    let out = ns.kubectl(&["get", "gitsync", name, "-n", &ns.name, "-o", "json"]);
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn ready(gs: &Value) -> Option<(String, String, String)> {
-    let c = gs["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready")?;
-    Some((
-        c["status"].as_str()?.into(),
-        c["reason"].as_str()?.into(),
-        c["message"].as_str()?.into(),
-    ))
+/// The value of `driftless_renders_total{...result}` for namespace `ns`, 0 when absent.
+fn renders(agent: &Agent, ns: &str, result: &str) -> u64 {
+    let (_, metrics) = http(agent.port, "GET", "/metrics", &[], b"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("driftless_renders_total{"))
+        .filter(|l| {
+            l.contains(&format!("namespace=\"{ns}\""))
+                && l.contains(&format!("result=\"{result}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 #[tokio::test]
@@ -1152,7 +1069,7 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
     )
     .await
     .expect("vars ConfigMap");
-    let agent = Agent::start(&ns);
+    let agent = start_agent(&ns);
     let spec = json!({
         "url": daemon.url(repo.name()), "path": "overlays/dev", "pollInterval": "1s", "interval": "2s",
         "kustomize": {"images": [{"name": "registry.example/guestbook", "newTag": "3.0.0"}]},
@@ -1186,7 +1103,7 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
         "the overlay applied and Ready",
         Duration::from_secs(60),
         || async {
-            let (status, _, _) = ready(&gitsync_status(&ns, "guestbook").await)?;
+            let (status, _, _) = ready(&gitsync(&ns, "guestbook").await)?;
             let d = deployments.get_opt("guestbook").await.ok()??;
             let image = d.spec?.template.spec?.containers.first()?.image.clone()?;
             (status == "True" && image == "registry.example/guestbook:3.0.0").then_some(())
@@ -1205,11 +1122,11 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
     eventually(
         "two re-syncs from the render cache",
         Duration::from_secs(30),
-        || async { (agent.renders(&ns.name, "cached") >= 2).then_some(()) },
+        || async { (renders(&agent, &ns.name, "cached") >= 2).then_some(()) },
     )
     .await;
     assert_eq!(
-        agent.renders(&ns.name, "rendered"),
+        renders(&agent, &ns.name, "rendered"),
         1,
         "rendered once:\n{}",
         agent.log()
@@ -1233,7 +1150,7 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
         },
     )
     .await;
-    assert_eq!(agent.renders(&ns.name, "rendered"), 2);
+    assert_eq!(renders(&agent, &ns.name, "rendered"), 2);
 
     // A broken patch: RenderFailed naming the path with kustomize's message; nothing changed.
     repo.commit(
@@ -1249,7 +1166,7 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
         "Ready=False for the broken commit",
         Duration::from_secs(30),
         || async {
-            let r = ready(&gitsync_status(&ns, "guestbook").await)?;
+            let r = ready(&gitsync(&ns, "guestbook").await)?;
             (r.0 == "False" && r.2.contains(&broken)).then_some(r)
         },
     )

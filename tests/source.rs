@@ -623,3 +623,125 @@ async fn a_hanging_server_does_not_block_other_repositories() {
         "the good fetch waited for the hung one: {took:?}"
     );
 }
+
+#[tokio::test]
+async fn descends_from_tells_a_fast_forward_from_a_rewritten_history() {
+    let repo = TestRepo::new();
+    repo.commit(&[("a.yaml", "a: 0\n")], "c0");
+    let c1 = repo.commit(&[("a.yaml", "a: 1\n")], "c1");
+    repo.tag("v1", false);
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let url = daemon.url(repo.name());
+    let (_fresh_dir, fresh) = cache();
+    let (dir, cache) = cache();
+    let req = request(&url, Some(GitRef::branch("main").expect("ref")));
+    cache.fetch(&req).await.expect("c1");
+
+    // Fast-forward by two commits (the one between is never fetched).
+    let c2 = repo.commit(&[("a.yaml", "a: 2\n")], "c2");
+    let c3 = repo.commit(&[("a.yaml", "a: 3\n")], "c3");
+    repo.push();
+    let at_c3 = cache.fetch(&req).await.expect("c3").revision;
+    assert_eq!(at_c3.sha, c3);
+    let cached = |name: &str| {
+        let repos = std::fs::read_dir(dir.path().join("repos")).expect("repos");
+        let repo = repos.into_iter().next().expect("one repo").expect("entry");
+        std::fs::read_to_string(repo.path().join(name)).unwrap_or_default()
+    };
+    let shallow = cached("shallow");
+    assert_eq!(
+        cache.descends_from(&req, &c1, &at_c3).await,
+        Some(true),
+        "fast-forward"
+    );
+    assert_eq!(
+        cached("shallow"),
+        shallow,
+        "the cached repository is not written"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
+        .expect("snapshots")
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the scratch repository is removed: {left:?}"
+    );
+
+    // Reset to an older commit: the new one is an ancestor of the old, not a descendant.
+    repo.force_push_to(&c2);
+    let at_c2 = cache.fetch(&req).await.expect("c2").revision;
+    assert_eq!(at_c2.sha, c2);
+    assert_eq!(
+        cache.descends_from(&req, &c3, &at_c2).await,
+        Some(false),
+        "reset to older"
+    );
+
+    // A diverged rewrite: c4 on c2, replacing c3.
+    let c4 = repo.commit(&[("a.yaml", "a: 4\n")], "c4 instead of c3");
+    repo.push();
+    let at_c4 = cache.fetch(&req).await.expect("c4").revision;
+    assert_eq!(at_c4.sha, c4);
+    assert_eq!(
+        cache.descends_from(&req, &c3, &at_c4).await,
+        Some(false),
+        "diverged rewrite"
+    );
+    assert_eq!(cache.descends_from(&req, &c2, &at_c4).await, Some(true));
+
+    // The cache keeps working as before: the next commit is fetched as usual.
+    let c5 = repo.commit(&[("a.yaml", "a: 5\n")], "c5");
+    repo.push();
+    let at_c5 = cache.fetch(&req).await.expect("c5").revision;
+    assert_eq!(at_c5.sha, c5);
+    assert_eq!(cache.descends_from(&req, &c4, &at_c5).await, Some(true));
+
+    // A fresh cache (a restarted agent) that never saw the old commit fetches it by id.
+    let at_c5 = fresh.fetch(&req).await.expect("c5").revision;
+    assert_eq!(fresh.descends_from(&req, &c1, &at_c5).await, Some(true));
+    assert_eq!(fresh.descends_from(&req, &c3, &at_c5).await, Some(false));
+
+    // Only branches: a tag is not asked about, nor is a status that is not a commit id.
+    let tag = request(&url, Some(GitRef::tag("v1").expect("ref")));
+    let at_v1 = cache.fetch(&tag).await.expect("v1").revision;
+    assert_eq!(cache.descends_from(&tag, &c4, &at_v1).await, None);
+    assert_eq!(
+        cache.descends_from(&req, "--upload-pack=x", &at_c5).await,
+        None
+    );
+}
+
+/// A git process killed mid-fetch (timeout, full or read-only disk) leaves lock files behind;
+/// git would refuse every later fetch ("Unable to create '.../shallow.lock': File exists").
+#[tokio::test]
+async fn lock_files_left_by_a_killed_git_do_not_block_later_fetches() {
+    let repo = TestRepo::new();
+    repo.commit(&[("a.yaml", "a: 1\n")], "one");
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let (dir, cache) = cache();
+    let req = request(&daemon.url(repo.name()), None);
+    cache.fetch(&req).await.expect("first fetch");
+    let cached = std::fs::read_dir(dir.path().join("repos"))
+        .expect("repos dir")
+        .next()
+        .expect("one cached repository")
+        .expect("entry")
+        .path();
+    let locks = [
+        cached.join("shallow.lock"),
+        cached.join("packed-refs.lock"),
+        cached.join("refs/heads/main.lock"),
+    ];
+    for lock in &locks {
+        std::fs::write(lock, "").expect("plant a stale lock");
+    }
+    repo.commit(&[("a.yaml", "a: 2\n")], "two");
+    repo.push();
+    let second = cache.fetch(&req).await.expect("fetch despite stale locks");
+    assert_eq!(second.subject, "two");
+    for lock in &locks {
+        assert!(!lock.exists(), "{} removed", lock.display());
+    }
+}

@@ -5,14 +5,13 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use serde_json::json;
-use support::agent::{create_gitsync, gitsync, install_crd, ready};
-use support::git_servers::{GitDaemon, TestRepo, free_port};
+use support::agent::{Agent, create_gitsync, gitsync, ready};
+use support::git_servers::{GitDaemon, TestRepo};
 use support::{TestNamespace, eventually};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -22,71 +21,30 @@ const RATE: u64 = 1_000;
 const SECONDS: u64 = 10;
 const CONNECTIONS: u64 = 20;
 
-/// A `driftless agent` with the generic webhook on, killed when dropped.
-struct FloodAgent {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-    log: std::path::PathBuf,
+/// A `driftless agent` with the generic webhook on, logging at info (debug lines for 10,000
+/// requests would measure the log, not the agent).
+fn start_agent(ns: &TestNamespace) -> Agent {
+    Agent::start_with_env(
+        ns,
+        &[],
+        &[
+            ("DRIFTLESS_LOG", "driftless=info"),
+            ("DRIFTLESS_WEBHOOK_TOKEN", TOKEN),
+        ],
+    )
 }
 
-impl FloodAgent {
-    fn start(ns: &TestNamespace) -> FloodAgent {
-        install_crd(ns);
-        let dir = tempfile::tempdir().expect("dir");
-        let log = dir.path().join("agent.log");
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("--kubeconfig")
-            .arg(&ns.cluster.kubeconfig)
-            .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
-            .arg(dir.path().join("cache"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("DRIFTLESS_LOG", "driftless=info")
-            .env("DRIFTLESS_WEBHOOK_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("start the agent");
-        FloodAgent {
-            child,
-            port,
-            _dir: dir,
-            log,
-        }
-    }
-
-    /// CPU time the agent used so far (user + system), from `/proc/PID/stat`.
-    fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
-        Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-    }
-
-    /// Peak resident memory of the agent process so far, in KiB (`VmHWM`).
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_else(|e| panic!("agent exited? {e}; log {}", self.log.display()));
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/PID/status")
-    }
-}
-
-impl Drop for FloodAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// CPU time the agent used so far (user + system), from `/proc/PID/stat`.
+fn cpu_time(agent: &Agent) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", agent.pid())).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
 /// One HTTP/1.1 request on a keep-alive connection; returns the status code and body.
@@ -163,7 +121,7 @@ async fn a_webhook_flood_coalesces_and_leaves_the_agent_responsive() {
     repo.push();
     let daemon = GitDaemon::start(repo.base());
     let url = daemon.url(repo.name());
-    let agent = FloodAgent::start(&ns);
+    let agent = start_agent(&ns);
     create_gitsync(
         &ns,
         "flood",
@@ -181,7 +139,7 @@ async fn a_webhook_flood_coalesces_and_leaves_the_agent_responsive() {
     )
     .await;
     let rss_before = agent.peak_rss_kib();
-    let cpu_before = agent.cpu_time();
+    let cpu_before = cpu_time(&agent);
 
     let body = serde_json::to_vec(&json!({"url": url, "branch": "main"})).expect("json");
     let port = agent.port;
@@ -265,7 +223,7 @@ async fn a_webhook_flood_coalesces_and_leaves_the_agent_responsive() {
         ],
     );
     let rss_after = agent.peak_rss_kib();
-    let cpu = agent.cpu_time().saturating_sub(cpu_before);
+    let cpu = cpu_time(&agent).saturating_sub(cpu_before);
     eprintln!(
         "flood: {total} requests in {flood_time:?} ({:.0}/s), codes {codes:?}; triggers run {triggered}, \
          coalesced {coalesced}; /healthz+/metrics probes {probes}, slowest {slowest:?}; agent peak RSS \

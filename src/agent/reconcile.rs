@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::crd::{CommitSummary, GitSync, GitSyncStatus, RefSpec, SyncRecord};
 use super::metrics::{ResultLabels, SyncLabels};
+use super::source_status::{source_failure, warn_if_history_rewritten};
 use super::{AgentError, Context};
 use crate::apply::SyncOptions;
 use crate::change::{Action as Outcome, ChangeSet};
@@ -78,10 +79,11 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
     let fetched = match fetched {
         Ok(f) => f,
         Err(e) => {
-            let e = StepError {
-                reason: "FetchFailed",
-                message: e.to_string(),
-            };
+            let e = source_failure(
+                &e,
+                req.git_ref.as_ref(),
+                status.last_applied_revision.as_deref(),
+            );
             return fail(&ctx, &gs, status, e, None, begun, started).await;
         }
     };
@@ -106,6 +108,7 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
         .await?;
         return Ok(Action::requeue(DEPENDENCY_REQUEUE));
     }
+    let previous = status.last_applied_revision.clone();
     status.last_attempted_revision = Some(revision.clone());
     let status = with_condition(
         status,
@@ -120,6 +123,8 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
             // The tag first: when status says applied, the tag (if it could be pushed) is there.
             push_sync_tag(&ctx, &gs, &req, &fetched).await;
             succeed(&ctx, &gs, status, &fetched, &changes, begun, started).await?;
+            // After the status: the check costs a fetch and must not delay applying.
+            warn_if_history_rewritten(&ctx, &gs, &req, previous.as_deref(), &fetched).await;
         }
         Err(e) => return fail(&ctx, &gs, status, e, Some(&revision), begun, started).await,
     }
@@ -526,9 +531,16 @@ fn record(
     status.history.truncate(10);
 }
 
-/// Failures that retrying cannot fix: the input must change (a new commit or spec). They set
-/// `Stalled=True` besides `Ready=False`, as kstatus-aware tools expect.
-const STALLING: &[&str] = &["RenderFailed", "ValidationFailed", "VerificationFailed"];
+/// Failures that retrying alone cannot fix: the input must change (a new commit or spec, or
+/// the deleted branch or path back on the server). They set `Stalled=True` besides
+/// `Ready=False`, as kstatus-aware tools expect; the agent still retries them.
+const STALLING: &[&str] = &[
+    "RenderFailed",
+    "ValidationFailed",
+    "VerificationFailed",
+    "RefNotFound",
+    "PathNotFound",
+];
 
 /// Sets `Ready`, and with it the kstatus companions: `Reconciling` goes (the attempt is over)
 /// and `Stalled` is set for failures retrying cannot fix.
@@ -593,7 +605,7 @@ async fn write_status(
     Ok(())
 }
 
-async fn event(ctx: &Context, gs: &GitSync, type_: EventType, reason: &str, note: &str) {
+pub(super) async fn event(ctx: &Context, gs: &GitSync, type_: EventType, reason: &str, note: &str) {
     let ev = Event {
         type_,
         reason: reason.to_string(),
@@ -615,6 +627,7 @@ fn duration(value: Option<&str>, default: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::SourceError;
 
     fn types(s: &GitSyncStatus) -> Vec<(String, String)> {
         let mut v: Vec<_> = s
@@ -678,5 +691,66 @@ mod tests {
         status.last_attempted_revision = Some("main@sha1:b".into());
         other.status = Some(status);
         assert!(!dependency_is_ready(&other), "a newer revision is pending");
+    }
+
+    #[test]
+    fn a_deleted_branch_stalls_naming_the_revision_kept_and_recovers() {
+        let gone = SourceError::RefNotFound {
+            git_ref: "main".into(),
+            url: "git://example.com/repo.git".into(),
+        };
+        let main = GitRef::branch("main").ok();
+        let applied = "main@sha1:0123456789abcdef0123456789abcdef01234567";
+        let e = source_failure(&gone, main.as_ref(), Some(applied));
+        assert_eq!(e.reason, "RefNotFound");
+        for part in [
+            "branch main not found in git://example.com/repo.git",
+            "deleted or renamed",
+            "Nothing was applied or pruned",
+            applied,
+            "Still retried",
+        ] {
+            assert!(e.message.contains(part), "{part:?} in {}", e.message);
+        }
+        let first = source_failure(&gone, main.as_ref(), None);
+        assert!(
+            first.message.contains("no revision was applied yet"),
+            "{}",
+            first.message
+        );
+
+        let stalled = with_ready(GitSyncStatus::default(), "False", e.reason, &e.message);
+        assert_eq!(
+            types(&stalled),
+            vec![pair("Ready", "False"), pair("Stalled", "True")]
+        );
+        let back = with_ready(stalled, "True", "Succeeded", "applied");
+        assert_eq!(types(&back), vec![pair("Ready", "True")]);
+    }
+
+    #[test]
+    fn missing_refs_and_paths_stall_and_other_fetch_errors_do_not() {
+        let no_tag = SourceError::NoMatchingTag {
+            range: ">=2".into(),
+            url: "u".into(),
+        };
+        assert_eq!(source_failure(&no_tag, None, None).reason, "RefNotFound");
+        let no_path = SourceError::PathNotFound {
+            path: "apps".into(),
+            revision: "commit abc".into(),
+        };
+        assert_eq!(source_failure(&no_path, None, None).reason, "PathNotFound");
+        let down = SourceError::Git(crate::source::git::GitError::Timeout {
+            op: "fetch".into(),
+            url: "u".into(),
+            after: Duration::from_secs(20),
+        });
+        let e = source_failure(&down, None, Some("main@sha1:a"));
+        assert_eq!(e.reason, "FetchFailed");
+        assert_eq!(e.message, down.to_string(), "transient: the error alone");
+        for reason in ["RefNotFound", "PathNotFound"] {
+            assert!(STALLING.contains(&reason), "{reason}");
+        }
+        assert!(!STALLING.contains(&"FetchFailed"));
     }
 }

@@ -20,6 +20,7 @@ use super::Context;
 use super::crd::GitSync;
 use super::metrics::ResultLabels;
 use super::reconcile::StepError;
+use super::source_status::source_failure;
 use crate::object::Manifest;
 use crate::render::helm::RepoCredentials;
 use crate::render::spec::{RenderSpec, SubstituteReference};
@@ -192,7 +193,12 @@ pub(super) async fn render_for(
         count("cached");
         return Ok(cached.as_ref().clone());
     }
-    let manifests = Arc::new(snapshot_and_render(ctx, req, &fetched.revision.sha, inputs).await?);
+    let last_applied = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.last_applied_revision.as_deref());
+    let manifests =
+        Arc::new(snapshot_and_render(ctx, req, &fetched.revision.sha, last_applied, inputs).await?);
     count("rendered");
     ctx.render_cache.insert(key, manifests.clone());
     Ok(manifests.as_ref().clone())
@@ -206,16 +212,15 @@ async fn snapshot_and_render(
     ctx: &Context,
     req: &FetchRequest,
     sha: &str,
+    last_applied: Option<&str>,
     inputs: Inputs,
 ) -> Result<Vec<Manifest>, StepError> {
+    // A missing path stalls (PathNotFound) like a missing branch; other errors are transient.
     let snapshot_of = |p: String| async move {
         ctx.cache
             .snapshot(req, sha, &p)
             .await
-            .map_err(|e| StepError {
-                reason: "FetchFailed",
-                message: e.to_string(),
-            })
+            .map_err(|e| source_failure(&e, req.git_ref.as_ref(), last_applied))
     };
     let path = inputs.path.as_str();
     let whole = inputs.spec.needs_whole_tree();

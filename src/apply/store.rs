@@ -84,7 +84,10 @@ impl InventoryStore {
                 shards: previous.shards.clone(),
             });
         }
-        self.ensure_namespace().await?;
+        // Shards read from the namespace prove it exists: no request to check it again.
+        if previous.shards.is_empty() {
+            self.ensure_namespace().await?;
+        }
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let mut shards = previous.shards.clone();

@@ -20,6 +20,9 @@ use crate::object::{
 };
 use crate::plan::{Plan, STAGE_CLUSTER, ValidationError, validate};
 
+/// Dry-runs in flight per apply in flight.
+const DRY_RUN_CONCURRENCY_FACTOR: usize = 2;
+
 /// Applies manifest sets to one cluster. Holds the client and the API catalog, which it
 /// refreshes when a set names a kind it does not know (a CRD installed since).
 pub struct Engine {
@@ -156,7 +159,7 @@ impl Engine {
             ..ChangeSet::default()
         };
         classify(&mut items, &live, &stored.inventory, &mut changes);
-        self.dry_run(&mut items, &live, opts, false).await?;
+        self.dry_run(&mut items, &live, opts, None).await?;
         if opts.dry_run {
             self.report_dry_run(&items, &live, &mut changes).await;
             changes.elapsed = start.elapsed();
@@ -183,8 +186,11 @@ impl Engine {
             {
                 self.rediscover().await?;
             }
-            self.resolve_deferred(&mut items);
-            self.dry_run(&mut items, &live, opts, true).await?;
+            let deferred = self.resolve_deferred(&mut items);
+            if !deferred.is_empty() {
+                self.dry_run(&mut items, &live, opts, Some(&deferred))
+                    .await?;
+            }
             applied.extend(
                 self.apply_stage(&mut items, &live, opts, false, &mut changes)
                     .await,
@@ -375,9 +381,15 @@ impl Engine {
     }
 
     /// Namespaced items whose namespace does not exist yet wait for the cluster stage; items
-    /// whose kind is now served get their resource.
-    fn resolve_deferred(&self, items: &mut [Item]) {
-        for item in items.iter_mut().filter(|i| i.todo == Todo::Deferred) {
+    /// whose kind is now served get their resource. Returns the indices of the items it
+    /// turned into writes: only those still need their dry-run.
+    fn resolve_deferred(&self, items: &mut [Item]) -> HashSet<usize> {
+        let mut resolved = HashSet::new();
+        for (idx, item) in items.iter_mut().enumerate() {
+            if item.todo != Todo::Deferred {
+                continue;
+            }
+            resolved.insert(idx);
             item.resource = self
                 .catalog()
                 .get(&item.id.group, &item.id.version, &item.id.kind)
@@ -387,22 +399,28 @@ impl Engine {
                 recreate: false,
             };
         }
+        resolved
     }
 
-    /// Dry-runs every item needing a write (or, with `deferred`, those that had to wait), all
-    /// of them, and fails with every refusal at once.
+    /// Dry-runs every item needing a write (or, with `deferred`, only those items: the ones
+    /// that had to wait for the cluster stage), and fails with every refusal at once.
     async fn dry_run(
         &self,
         items: &mut [Item],
         live: &LiveMap,
         opts: &SyncOptions,
-        deferred: bool,
+        deferred: Option<&HashSet<usize>>,
     ) -> Result<(), SyncError> {
         let namespaces_missing = missing_namespaces(items, live);
-        let wanted = items
-            .iter()
-            .filter(|i| matches!(i.todo, Todo::Apply { .. }))
-            .count();
+        let wanted = deferred.map_or_else(
+            || {
+                items
+                    .iter()
+                    .filter(|i| matches!(i.todo, Todo::Apply { .. }))
+                    .count()
+            },
+            HashSet::len,
+        );
         progress_start(opts, "dry-run", wanted);
         let client = &self.client;
         let results: Vec<(usize, Result<(), String>)> =
@@ -413,7 +431,11 @@ impl Engine {
                     .namespace
                     .as_ref()
                     .is_some_and(|ns| namespaces_missing.contains(ns));
-                if !wants || (waits && !deferred) {
+                let skip = match deferred {
+                    Some(only) => !only.contains(&idx),
+                    None => waits,
+                };
+                if !wants || skip {
                     return None;
                 }
                 let resource = item.resource.clone()?;
@@ -436,7 +458,9 @@ impl Engine {
                     .boxed(),
                 )
             }))
-            .buffer_unordered(opts.concurrency.max(1))
+            // Dry-runs write nothing to etcd: twice the apply concurrency costs the API server
+            // little and shortens the pass every first sync waits for (docs/benchmarks.md).
+            .buffer_unordered(opts.concurrency.max(1) * DRY_RUN_CONCURRENCY_FACTOR)
             .collect()
             .await;
         let mut failures = Vec::new();
@@ -465,7 +489,7 @@ impl Engine {
             }
         }
         // Mark the namespace-dependent items of a first pass for the second one.
-        if !deferred {
+        if deferred.is_none() {
             for item in items.iter_mut() {
                 let waits = item
                     .key

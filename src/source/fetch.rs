@@ -84,7 +84,7 @@ pub enum SourceError {
 
 /// The local cache of repositories.
 pub struct GitCache {
-    root: PathBuf,
+    pub(super) root: PathBuf,
     repos: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RepoState>>>>,
 }
 
@@ -111,13 +111,13 @@ impl GitCache {
         }
     }
 
-    fn repo_dir(&self, req: &FetchRequest) -> PathBuf {
+    pub(super) fn repo_dir(&self, req: &FetchRequest) -> PathBuf {
         let key = format!("{}\0{}", req.url.cache_key(), req.auth.identity());
         let name = crate::inventory::hash_json(&serde_json::Value::String(key));
         self.root.join("repos").join(name)
     }
 
-    fn git<'a>(&'a self, req: &'a FetchRequest) -> Git<'a> {
+    pub(super) fn git<'a>(&'a self, req: &'a FetchRequest) -> Git<'a> {
         Git {
             auth: &req.auth,
             scratch: self.scratch(),
@@ -159,6 +159,7 @@ impl GitCache {
             return Ok(fetched.clone()); // another caller fetched while we waited
         }
         self.init(&dir, req).await?;
+        remove_stale_locks(&dir);
         let fetched = match self.fetch_ref(&dir, req).await {
             Err(SourceError::Git(GitError::Failed { stderr, .. }))
                 if stderr.contains("Host key verification failed") =>
@@ -295,7 +296,7 @@ impl GitCache {
         }
     }
 
-    async fn has_commit(&self, dir: &Path, req: &FetchRequest, sha: &str) -> bool {
+    pub(super) async fn has_commit(&self, dir: &Path, req: &FetchRequest, sha: &str) -> bool {
         let spec = format!("{sha}^{{commit}}");
         self.git(req)
             .run(
@@ -475,6 +476,7 @@ impl GitCache {
         }
         Ok(Snapshot { _dir: tmp, root })
     }
+
     /// Moves annotated tag `tag` to `sha` and pushes it (Weave Flux's `flux-sync`, kept).
     ///
     /// # Errors
@@ -489,6 +491,9 @@ impl GitCache {
     ) -> Result<(), SourceError> {
         super::refs::validate_ref_name(tag)?;
         let dir = self.repo_dir(req);
+        // Tagging writes the repository: not while a fetch does (see `remove_stale_locks`).
+        let state = self.state(&dir);
+        let _writing = state.lock().await;
         let git = self.git(req);
         let args = [
             "-c",
@@ -585,7 +590,39 @@ fn clean_path(path: &str) -> Result<String, SourceError> {
     Ok(parts.join("/"))
 }
 
-fn cache_error(path: &Path, source: std::io::Error) -> SourceError {
+/// Lock files a git process killed mid-write left behind (a timeout, a full or read-only
+/// disk): `shallow.lock` or a ref's `.lock` would refuse every later fetch until removed by
+/// hand. Every write to a cached repository holds its `RepoState` lock, so a lock file seen
+/// while holding it is stale. Best effort: what cannot be removed shows in the fetch's error.
+fn remove_stale_locks(dir: &Path) {
+    // The repository's own files (`shallow.lock`, `packed-refs.lock`, `config.lock`, ...),
+    // then every ref below `refs/`.
+    let mut dirs = vec![(dir.to_path_buf(), false), (dir.join("refs"), true)];
+    while let Some((d, recurse)) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if recurse {
+                    dirs.push((path, true));
+                }
+            } else if path.extension().is_some_and(|e| e == "lock") {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::warn!(path = %path.display(), "removed a stale git lock file")
+                    }
+                    Err(e) => {
+                        tracing::debug!(path = %path.display(), "cannot remove a stale lock: {e}")
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn cache_error(path: &Path, source: std::io::Error) -> SourceError {
     SourceError::Cache {
         path: path.display().to_string(),
         source,

@@ -81,6 +81,36 @@ impl Git<'_> {
         args: &[&str],
         extra_env: &[(&str, &str)],
     ) -> Result<String, GitError> {
+        let out = self.output(cwd, op, args, extra_env).await?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(self.failed(op, &out))
+        }
+    }
+
+    /// Runs a git predicate (`merge-base --is-ancestor`, ...) in `cwd`: exit 0 is `true`,
+    /// exit 1 is `false`.
+    ///
+    /// # Errors
+    /// Any other exit (git's "cannot answer", e.g. an unknown commit), or as [`Git::run`].
+    pub async fn test(&self, cwd: &Path, op: &str, args: &[&str]) -> Result<bool, GitError> {
+        let out = self.output(cwd, op, args, &[]).await?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(self.failed(op, &out)),
+        }
+    }
+
+    /// Runs `git ARGS` to completion (any exit status) within the timeout.
+    async fn output(
+        &self,
+        cwd: &Path,
+        op: &str,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Result<std::process::Output, GitError> {
         std::fs::create_dir_all(self.scratch).map_err(|e| self.cred_error(e))?;
         let dir = tempfile::Builder::new()
             .prefix("git-")
@@ -108,14 +138,7 @@ impl Git<'_> {
         let child = cmd.spawn().map_err(GitError::Spawn)?;
         let pid = child.id();
         match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(Ok(out)) if out.status.success() => {
-                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-            }
-            Ok(Ok(out)) => Err(GitError::Failed {
-                op: op.to_string(),
-                url: self.url.clone(),
-                stderr: with_hint(tail(&redact_all(&String::from_utf8_lossy(&out.stderr)))),
-            }),
+            Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(GitError::Spawn(e)),
             Err(_) => {
                 if let Some(pid) = pid {
@@ -127,6 +150,14 @@ impl Git<'_> {
                     after: self.timeout,
                 })
             }
+        }
+    }
+
+    fn failed(&self, op: &str, out: &std::process::Output) -> GitError {
+        GitError::Failed {
+            op: op.to_string(),
+            url: self.url.clone(),
+            stderr: with_hint(tail(&redact_all(&String::from_utf8_lossy(&out.stderr)))),
         }
     }
 

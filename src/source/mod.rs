@@ -7,6 +7,7 @@
 //! logic. Fetching — through the `git` CLI and OpenSSH — comes later and will consume these
 //! types; its output, a checked-out tree at a [`Revision`], feeds [`crate::render`].
 
+mod ancestry;
 pub mod auth;
 pub mod fetch;
 pub mod git;

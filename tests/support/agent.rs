@@ -23,6 +23,13 @@ impl Agent {
     }
 
     pub fn start_with(ns: &TestNamespace, extra: &[&str]) -> Agent {
+        Self::start_with_env(ns, extra, &[])
+    }
+
+    /// An agent with `extra` arguments after `agent` (global flags such as `--helm-bin` are
+    /// accepted there too) and `env` set on top of the defaults (`DRIFTLESS_LOG=driftless=debug`,
+    /// [`GITHUB_SECRET`]): a variable given in `env` replaces the default.
+    pub fn start_with_env(ns: &TestNamespace, extra: &[&str], env: &[(&str, &str)]) -> Agent {
         install_crd(ns);
         let cache = tempfile::tempdir().expect("cache dir");
         let log = cache.path().join("agent.log");
@@ -37,6 +44,7 @@ impl Agent {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("DRIFTLESS_LOG", "driftless=debug")
             .env("DRIFTLESS_GITHUB_SECRET", GITHUB_SECRET)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -51,6 +59,25 @@ impl Agent {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory of the agent process so far, in KiB (`VmHWM` of `/proc/PID/status`).
+    ///
+    /// # Panics
+    /// When the process is gone (the message points at its log).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_else(|e| panic!("agent exited? {e}; log {}", self.log.display()));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
     }
 }
 
@@ -115,6 +142,7 @@ pub fn install_crd(ns: &TestNamespace) {
         let out = ns.kubectl(&[
             "apply",
             "--server-side",
+            "--force-conflicts",
             "-f",
             path.to_str().expect("utf-8"),
         ]);
@@ -169,4 +197,43 @@ pub fn ready(gs: &Value) -> Option<(String, String, String)> {
         c["reason"].as_str()?.to_string(),
         c["message"].as_str()?.to_string(),
     ))
+}
+
+/// The events about GitSync `name` with `reason`, as (type, message), oldest first.
+pub fn events(ns: &TestNamespace, name: &str, reason: &str) -> Vec<(String, String)> {
+    let selector =
+        format!("involvedObject.kind=GitSync,involvedObject.name={name},reason={reason}");
+    let out = ns.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ns.name,
+        "--field-selector",
+        &selector,
+        "-o",
+        "json",
+    ]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let mut items: Vec<(String, String, String)> = list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|e| {
+                    let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                    let when = [
+                        text("eventTime"),
+                        text("lastTimestamp"),
+                        text("firstTimestamp"),
+                    ]
+                    .into_iter()
+                    .find(|t| !t.is_empty())
+                    .unwrap_or_default();
+                    (when, text("type"), text("message"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    items.sort();
+    items.into_iter().map(|(_, t, m)| (t, m)).collect()
 }

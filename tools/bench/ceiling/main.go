@@ -70,7 +70,7 @@ func load(dir string) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-func apply(ctx context.Context, c dynamic.Interface, u *unstructured.Unstructured) error {
+func apply(ctx context.Context, c dynamic.Interface, u *unstructured.Unstructured, dryRun bool) error {
 	gvr, ok := resources[u.GetKind()]
 	if !ok {
 		return fmt.Errorf("unknown kind %s", u.GetKind())
@@ -81,6 +81,9 @@ func apply(ctx context.Context, c dynamic.Interface, u *unstructured.Unstructure
 	}
 	force := true
 	opts := metav1.PatchOptions{FieldManager: "ceiling", Force: &force}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
 	var r dynamic.ResourceInterface = c.Resource(gvr)
 	if ns := u.GetNamespace(); ns != "" {
 		r = c.Resource(gvr).Namespace(ns)
@@ -95,6 +98,8 @@ func main() {
 	concurrency := flag.Int("concurrency", 8, "concurrent requests")
 	http1 := flag.Bool("http1", false, "one HTTP/1.1 connection per concurrent request (as kube-rs, which "+
 		"driftless uses) instead of client-go's default of multiplexing on one HTTP/2 connection")
+	validate := flag.Bool("validate", false, "dry-run every object first, then apply them: the least a tool "+
+		"that validates the whole set before writing (driftless, Flux) must send")
 	flag.Parse()
 	objs, err := load(*dir)
 	if err != nil {
@@ -122,7 +127,7 @@ func main() {
 	var rest []*unstructured.Unstructured
 	for _, u := range objs {
 		if u.GetKind() == "Namespace" {
-			if err := apply(ctx, c, u); err != nil {
+			if err := apply(ctx, c, u, false); err != nil {
 				fmt.Fprintln(os.Stderr, "ceiling:", err)
 				errs.Add(1)
 			}
@@ -130,25 +135,31 @@ func main() {
 			rest = append(rest, u)
 		}
 	}
-	work := make(chan *unstructured.Unstructured)
-	var wg sync.WaitGroup
-	for i := 0; i < *concurrency; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for u := range work {
-				if err := apply(ctx, c, u); err != nil {
-					fmt.Fprintln(os.Stderr, "ceiling:", err)
-					errs.Add(1)
+	pass := func(dryRun bool) {
+		work := make(chan *unstructured.Unstructured)
+		var wg sync.WaitGroup
+		for i := 0; i < *concurrency; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for u := range work {
+					if err := apply(ctx, c, u, dryRun); err != nil {
+						fmt.Fprintln(os.Stderr, "ceiling:", err)
+						errs.Add(1)
+					}
 				}
-			}
-		}()
+			}()
+		}
+		for _, u := range rest {
+			work <- u
+		}
+		close(work)
+		wg.Wait()
 	}
-	for _, u := range rest {
-		work <- u
+	if *validate {
+		pass(true)
 	}
-	close(work)
-	wg.Wait()
+	pass(false)
 	secs := time.Since(start).Seconds()
 	out, _ := json.Marshal(map[string]any{"objects": len(objs), "seconds": secs, "errors": errs.Load()})
 	fmt.Println(string(out))
