@@ -20,9 +20,6 @@ use crate::object::{
 };
 use crate::plan::{Plan, STAGE_CLUSTER, ValidationError, validate};
 
-/// Dry-runs in flight per apply in flight.
-const DRY_RUN_CONCURRENCY_FACTOR: usize = 2;
-
 /// Applies manifest sets to one cluster. Holds the client and the API catalog, which it
 /// refreshes when a set names a kind it does not know (a CRD installed since).
 pub struct Engine {
@@ -458,9 +455,7 @@ impl Engine {
                     .boxed(),
                 )
             }))
-            // Dry-runs write nothing to etcd: twice the apply concurrency costs the API server
-            // little and shortens the pass every first sync waits for (docs/benchmarks.md).
-            .buffer_unordered(opts.concurrency.max(1) * DRY_RUN_CONCURRENCY_FACTOR)
+            .buffer_unordered(opts.concurrency.max(1))
             .collect()
             .await;
         let mut failures = Vec::new();
