@@ -577,7 +577,7 @@ def main():
     p.add_argument("--full-reps-up-to", type=int, default=1000)
     p.add_argument("--many", type=int, default=1000, help="GitSyncs/Kustomizations of workload 4")
     p.add_argument("--many-reps", type=int, default=1)
-    p.add_argument("--many-timeout", type=int, default=1800, help="seconds; past it workload 4 records a lower bound")
+    p.add_argument("--many-timeout", type=int, default=900, help="seconds; past it workload 4 records a lower bound")
     p.add_argument("--commits", type=int, default=50, help="commits of workload 5")
     p.add_argument("--ceiling-concurrency", type=int, default=8, help="driftless's apply concurrency")
     p.add_argument("--results", help="results JSON (default: target/bench-results/results.json)")

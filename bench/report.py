@@ -240,8 +240,8 @@ def write(results_path, doc_path, notes_path):
     ] + [
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}; "
         f"load average (1/5/15 min) {' / '.join(m['load_before'])} before, "
-        f"{' / '.join(m.get('load_after', ['?'] * 3))} after. The cores are shared with other builds and "
-        "tests: numbers are noisy, compare within a run.",
+        f"{' / '.join(m.get('load_after', ['?'] * 3))} after (the bench's own cluster and tools count in it: "
+        "above about 2 on these 2 cores, something else was running; compare within a run).",
         f"- Cluster: Kubernetes {m['kubernetes']} (`scripts/dev-cluster`: etcd, kube-apiserver with an audit "
         "log, kube-controller-manager, kube-scheduler, kwok with 2 fake nodes), Git over smart HTTP "
         "(lighttpd + `git http-backend`) on 127.0.0.1.",

@@ -123,8 +123,15 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
             // The tag first: when status says applied, the tag (if it could be pushed) is there.
             push_sync_tag(&ctx, &gs, &req, &fetched).await;
             succeed(&ctx, &gs, status, &fetched, &changes, begun, started).await?;
-            // After the status: the check costs a fetch and must not delay applying.
-            warn_if_history_rewritten(&ctx, &gs, &req, previous.as_deref(), &fetched).await;
+            // In the background, after the status: the check costs a fetch, and must delay
+            // neither this sync nor the next one (a commit right behind this one).
+            tokio::spawn(warn_if_history_rewritten(
+                ctx.clone(),
+                gs.clone(),
+                req.clone(),
+                previous,
+                fetched.clone(),
+            ));
         }
         Err(e) => return fail(&ctx, &gs, status, e, Some(&revision), begun, started).await,
     }

@@ -1,6 +1,8 @@
 //! What the agent says about its Git source beyond success: a missing branch, tag or path
 //! (a stall, with what to check), and a branch whose history was rewritten (a warning).
 
+use std::sync::Arc;
+
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
@@ -78,14 +80,15 @@ pub(super) fn source_failure(
 /// a Warning event asks someone to check that this was meant. Never fails the sync: when the
 /// cache cannot tell (see [`crate::source::GitCache::descends_from`]), nothing is said.
 pub(super) async fn warn_if_history_rewritten(
-    ctx: &Context,
-    gs: &GitSync,
-    req: &FetchRequest,
-    previous: Option<&str>,
-    fetched: &Fetched,
+    ctx: Arc<Context>,
+    gs: Arc<GitSync>,
+    req: FetchRequest,
+    previous: Option<String>,
+    fetched: Fetched,
 ) {
+    let (ctx, gs, req, fetched) = (ctx.as_ref(), gs.as_ref(), &req, &fetched);
     let new = &fetched.revision;
-    let Some((branch, old)) = previous.and_then(split_revision) else {
+    let Some((branch, old)) = previous.as_deref().and_then(split_revision) else {
         return;
     };
     let is_branch = matches!(req.git_ref, None | Some(GitRef::Branch(_)));

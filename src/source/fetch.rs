@@ -90,7 +90,7 @@ pub struct GitCache {
 
 #[derive(Default)]
 struct RepoState {
-    /// Last successful fetch per ref, with when it finished.
+    /// Last successful fetch per ref, with when it started.
     last: HashMap<String, (Instant, Fetched)>,
 }
 
@@ -153,11 +153,15 @@ impl GitCache {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default();
-        if let Some((at, fetched)) = state.last.get(&ref_key)
-            && *at >= asked
+        // Reuse only a fetch that *started* after we were asked: it has seen every commit
+        // pushed before (a webhook's push, say). One that was already running when we asked
+        // may have missed it. Callers queued behind a running fetch share the next one.
+        if let Some((started, fetched)) = state.last.get(&ref_key)
+            && *started >= asked
         {
-            return Ok(fetched.clone()); // another caller fetched while we waited
+            return Ok(fetched.clone());
         }
+        let started = Instant::now();
         self.init(&dir, req).await?;
         remove_stale_locks(&dir);
         let fetched = match self.fetch_ref(&dir, req).await {
@@ -168,9 +172,7 @@ impl GitCache {
             }
             other => other?,
         };
-        state
-            .last
-            .insert(ref_key, (Instant::now(), fetched.clone()));
+        state.last.insert(ref_key, (started, fetched.clone()));
         Ok(fetched)
     }
 
