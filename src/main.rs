@@ -2,7 +2,7 @@
 //! pipeline, prints results, maps outcomes to exit codes.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,7 +11,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use driftless::apply::{Engine, Progress, SyncError, SyncOptions};
 use driftless::change::ChangeSet;
 use driftless::cluster::{self, Catalog, Connection};
-use driftless::object::Manifest;
 use driftless::plan::{Plan, ValidationError, static_scope, validate};
 
 mod cli_render;
@@ -329,19 +328,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Renders DIR (plain, Kustomize or Helm) with the agent's entry point.
-async fn load(
-    conn: &Connection<'_>,
-    tools: &ToolFlags,
-    dir: &Path,
-    flags: &RenderFlags,
-    namespace: &str,
-) -> Result<Vec<Manifest>> {
-    cli_render::load(conn, tools, dir, flags, namespace).await
-}
-
 async fn render(conn: &Connection<'_>, tools: &ToolFlags, args: RenderArgs) -> Result<ExitCode> {
-    let manifests = load(conn, tools, &args.dir, &args.render, &args.namespace).await?;
+    let manifests = cli_render::load(conn, tools, &args.dir, &args.render, &args.namespace).await?;
     let valid = match validate(manifests.clone(), &static_scope(), &args.namespace) {
         Ok(valid) => valid,
         Err(errors)
@@ -384,7 +372,7 @@ async fn engine(conn: &Connection<'_>) -> Result<Engine> {
 
 async fn apply(conn: &Connection<'_>, tools: &ToolFlags, args: ApplyArgs) -> Result<ExitCode> {
     let set = &args.set;
-    let manifests = load(conn, tools, &set.dir, &set.render, &set.namespace).await?;
+    let manifests = cli_render::load(conn, tools, &set.dir, &set.render, &set.namespace).await?;
     let mut opts = SyncOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
@@ -450,7 +438,7 @@ fn print_changes(changes: &ChangeSet, output: Output) -> Result<()> {
 
 async fn diff(conn: &Connection<'_>, tools: &ToolFlags, args: DiffArgs) -> Result<ExitCode> {
     let set = &args.set;
-    let manifests = load(conn, tools, &set.dir, &set.render, &set.namespace).await?;
+    let manifests = cli_render::load(conn, tools, &set.dir, &set.render, &set.namespace).await?;
     let opts = SyncOptions {
         prune: true,
         ..sync_options(&args.set)

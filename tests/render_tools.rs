@@ -22,7 +22,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::agent::{Agent, gitsync, http, install_crd, ready};
+use support::agent::{Agent, create_gitsync, gitsync, http, install_crd, ready};
 use support::git_servers::{ChartRepoServer, GitDaemon, TestRepo};
 use support::{TestNamespace, cluster_bin, eventually, kubeconfig_path};
 use tempfile::TempDir;
@@ -1075,27 +1075,11 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
         "kustomize": {"images": [{"name": "registry.example/guestbook", "newTag": "3.0.0"}]},
         "postBuild": {"substituteFrom": [{"kind": "ConfigMap", "name": "cluster-vars"}, {"kind": "Secret", "name": "absent", "optional": true}]},
     });
-    let gs = json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync", "metadata": {"name": "guestbook"}, "spec": spec});
-    let ar = kube::discovery::ApiResource {
-        group: "driftless.dev".into(),
-        version: "v1alpha1".into(),
-        api_version: "driftless.dev/v1alpha1".into(),
-        kind: "GitSync".into(),
-        plural: "gitsyncs".into(),
-    };
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client(), &ns.name, &ar);
-    let created = api
-        .patch(
-            "guestbook",
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&gs),
-        )
-        .await
-        .expect("GitSync");
+    create_gitsync(&ns, "guestbook", spec).await;
+    let created = gitsync(&ns, "guestbook").await;
     assert!(
-        created.data["spec"].get("postBuild").is_some(),
-        "the CRD keeps postBuild: {:?}",
-        created.data
+        created["spec"].get("postBuild").is_some(),
+        "the CRD keeps postBuild: {created:?}"
     );
 
     let deployments: Api<Deployment> = Api::namespaced(ns.client(), &ns.name);
