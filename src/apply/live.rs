@@ -1,11 +1,13 @@
 //! What is in the cluster now: metadata of the objects a sync touches, fetched with one LIST
-//! per (kind, namespace) instead of one GET per object.
+//! per (kind, namespace) instead of one GET per object — or, where the sync touches only a
+//! few objects of a kind in a namespace, one GET each (see [`SINGLE_READS_UP_TO`]), so that
+//! what a sync reads is bounded by its own set, not by what else shares the namespace.
 //!
 //! Metadata-only lists (`PartialObjectMetadata`) carry labels, annotations, resourceVersion and
 //! managedFields — all the engine needs to decide whether an object is ours, ignored, or
 //! unchanged — without transferring specs or Secret data.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -36,6 +38,16 @@ pub fn api_for(
 /// A (group, version, kind, namespace) whose objects are read together.
 pub type Target = (String, String, String, Option<String>);
 
+/// Objects of a target read one GET at a time rather than with a LIST when the sync needs at
+/// most this many of them. A LIST costs what the whole namespace holds of that kind, a GET
+/// what one object costs: many small syncs sharing a namespace (one app of four objects per
+/// GitSync) would otherwise each read every app's objects, and the agent would hold
+/// (syncs in flight) × (namespace size) of metadata at once.
+pub const SINGLE_READS_UP_TO: usize = 8;
+
+/// Objects per LIST page: bounds what one list holds in memory at once.
+const LIST_PAGE: u32 = 500;
+
 /// What [`fetch`] read: the live objects, and the targets the client may not list (an
 /// impersonated ServiceAccount with `get` but no `list`, or no rights at all).
 #[derive(Debug, Default)]
@@ -44,39 +56,26 @@ pub struct Fetched {
     pub forbidden: Vec<(Target, Resource)>,
 }
 
-/// Lists the metadata of every object of the given (resource, namespace) pairs, `concurrency`
-/// lists at a time. A kind or namespace that does not exist yet yields nothing; a list the
-/// API server forbids is returned in [`Fetched::forbidden`] for the caller to read object by
-/// object (and name the objects it cannot read).
+/// Lists the metadata of the given (resource, namespace) targets, `concurrency` lists at a
+/// time, in pages, and keeps only the objects named in each target's set (the set's objects
+/// and the inventory's): the rest of the namespace is neither kept nor compared. A kind or
+/// namespace that does not exist yet yields nothing; a list the API server forbids is
+/// returned in [`Fetched::forbidden`] for the caller to read object by object (and name the
+/// objects it cannot read).
 ///
 /// # Errors
 /// When a list fails for another reason than not found or forbidden.
 pub async fn fetch(
     client: &Client,
-    targets: BTreeMap<Target, Resource>,
+    targets: BTreeMap<Target, (Resource, HashSet<String>)>,
     concurrency: usize,
 ) -> Result<Fetched, SyncError> {
-    let lists = stream::iter(targets.into_iter().map(|(target, resource)| {
+    let lists = stream::iter(targets.into_iter().map(|(target, (resource, names))| {
         let client = client.clone();
         async move {
             let ns = target.3.clone();
-            let api = api_for(&client, &resource, ns.as_deref());
-            match api.list_metadata(&ListParams::default()).await {
-                Ok(list) => Ok(Listed::Objects(
-                    list.items
-                        .into_iter()
-                        .filter_map(|o| {
-                            let m = o.metadata;
-                            let key = ObjectKey {
-                                group: resource.api.group.clone(),
-                                kind: resource.api.kind.clone(),
-                                namespace: m.namespace.clone(),
-                                name: m.name.clone()?,
-                            };
-                            Some((key, m))
-                        })
-                        .collect::<Vec<_>>(),
-                )),
+            match list_named(&client, &resource, ns.as_deref(), &names).await {
+                Ok(objects) => Ok(Listed::Objects(objects)),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(Listed::Objects(Vec::new())),
                 Err(kube::Error::Api(s)) if s.code == 403 => {
                     Ok(Listed::Forbidden(target, resource))
@@ -103,6 +102,37 @@ pub async fn fetch(
         }
     }
     Ok(fetched)
+}
+
+/// The metadata of the objects of `resource` in `namespace` whose names are in `names`, read
+/// page by page.
+async fn list_named(
+    client: &Client,
+    resource: &Resource,
+    namespace: Option<&str>,
+    names: &HashSet<String>,
+) -> Result<Vec<(ObjectKey, ObjectMeta)>, kube::Error> {
+    let api = api_for(client, resource, namespace);
+    let mut found = Vec::new();
+    let mut params = ListParams::default().limit(LIST_PAGE);
+    loop {
+        let page = api.list_metadata(&params).await?;
+        found.extend(page.items.into_iter().filter_map(|o| {
+            let m = o.metadata;
+            let name = m.name.clone().filter(|n| names.contains(n))?;
+            let key = ObjectKey {
+                group: resource.api.group.clone(),
+                kind: resource.api.kind.clone(),
+                namespace: m.namespace.clone(),
+                name,
+            };
+            Some((key, m))
+        }));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(found),
+        }
+    }
 }
 
 enum Listed {

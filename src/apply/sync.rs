@@ -300,79 +300,62 @@ impl Engine {
         items
     }
 
+    /// Reads the live metadata of every object of the set and of the inventory: a LIST per
+    /// (kind, namespace) holding many of them, a GET per object where it holds few (or where
+    /// the client may not list).
     async fn fetch_live(
         &self,
         items: &[Item],
         previous: &Inventory,
         opts: &SyncOptions,
     ) -> Result<LiveMap, SyncError> {
-        let mut targets = BTreeMap::new();
-        let mut add = |r: &Resource, ns: Option<&String>| {
-            let ns = ns.cloned();
-            targets.insert(
-                (
-                    r.api.group.clone(),
-                    r.api.version.clone(),
-                    r.api.kind.clone(),
-                    ns,
-                ),
-                r.clone(),
-            );
-        };
+        let catalog = self.catalog();
+        // Every object to read, with how an error names it: its file, or the inventory.
+        let mut wanted: Vec<(String, &ObjectKey, &Resource)> = Vec::new();
         for item in items {
             if let Some(r) = &item.resource {
-                add(r, item.key.namespace.as_ref());
+                let label = format!("{}: {}", item.manifest.source, item.id);
+                wanted.push((label, &item.key, r));
             }
         }
+        let in_set: HashSet<&ObjectKey> = wanted.iter().map(|(_, key, _)| *key).collect();
         for (key, entry) in &previous.entries {
-            if let Some(r) = self.catalog().get(&key.group, &entry.version, &key.kind) {
-                add(r, key.namespace.as_ref());
-            }
-        }
-        let fetched = live::fetch(&self.client, targets, opts.concurrency).await?;
-        if fetched.forbidden.is_empty() {
-            return Ok(fetched.live);
-        }
-        // Lists this client may not make: read the set's objects one by one, so that the
-        // error (if any) names each object and its file, not a kind.
-        let forbidden: Vec<&Target> = fetched.forbidden.iter().map(|(t, _)| t).collect();
-        let target_of = |key: &ObjectKey, r: &Resource| -> Target {
-            (
-                key.group.clone(),
-                r.api.version.clone(),
-                key.kind.clone(),
-                key.namespace.clone(),
-            )
-        };
-        let mut singles = Vec::new();
-        for item in items {
-            if let Some(r) = &item.resource
-                && forbidden.contains(&&target_of(&item.key, r))
+            if let Some(r) = catalog.get(&key.group, &entry.version, &key.kind)
+                && !in_set.contains(key)
             {
-                singles.push((
-                    format!("{}: {}", item.manifest.source, item.id),
-                    item.key.clone(),
-                    r.clone(),
-                ));
+                let label = format!("{}/{} (in the inventory)", key.kind, key.name);
+                wanted.push((label, key, r));
             }
         }
-        for (key, entry) in &previous.entries {
-            if let Some(r) = self.catalog().get(&key.group, &entry.version, &key.kind)
-                && forbidden.contains(&&target_of(key, r))
-                && !singles.iter().any(|(_, k, _)| k == key)
-            {
-                singles.push((
-                    format!("{}/{} (in the inventory)", key.kind, key.name),
-                    key.clone(),
-                    r.clone(),
-                ));
-            }
+        let mut targets: BTreeMap<Target, (Resource, HashSet<String>)> = BTreeMap::new();
+        for (_, key, r) in &wanted {
+            targets
+                .entry(target_of(key, r))
+                .or_insert_with(|| ((*r).clone(), HashSet::new()))
+                .1
+                .insert(key.name.clone());
         }
-        let (more, errors) = live::fetch_each(&self.client, singles, opts.concurrency).await;
+        let (lists, singles): (BTreeMap<_, _>, BTreeMap<_, _>) = targets
+            .into_iter()
+            .partition(|(_, (_, names))| names.len() > live::SINGLE_READS_UP_TO);
+        let fetched = live::fetch(&self.client, lists, opts.concurrency).await?;
+        let mut one_by_one: HashSet<Target> = singles.into_keys().collect();
+        one_by_one.extend(fetched.forbidden.into_iter().map(|(t, _)| t));
+        let mut live = fetched.live;
+        if one_by_one.is_empty() {
+            return Ok(live);
+        }
+        // Lists this client may not make are read object by object too, so that the error
+        // (if any) names each object and its file, not a kind.
+        let reads = wanted
+            .into_iter()
+            .filter(|(_, key, r)| one_by_one.contains(&target_of(key, r)))
+            .map(|(label, key, r)| (label, key.clone(), r.clone()))
+            .collect();
+        let (more, errors) = live::fetch_each(&self.client, reads, opts.concurrency).await;
         if !errors.is_empty() {
             return Err(SyncError::Unreadable(errors));
         }
-        let mut live = fetched.live;
         live.extend(more);
         Ok(live)
     }
@@ -660,6 +643,16 @@ fn order_changes(changes: &mut ChangeSet, items: &[Item]) {
     changes
         .changes
         .sort_by_key(|c| position.get(&c.id.key()).copied().unwrap_or(usize::MAX));
+}
+
+/// The (group, version, kind, namespace) an object is read with.
+fn target_of(key: &ObjectKey, r: &Resource) -> Target {
+    (
+        key.group.clone(),
+        r.api.version.clone(),
+        key.kind.clone(),
+        key.namespace.clone(),
+    )
 }
 
 /// Objects labelled with another inventory are refused, all reported at once.
