@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::json;
@@ -118,7 +118,7 @@ async fn list_named(
     loop {
         let page = api.list_metadata(&params).await?;
         found.extend(page.items.into_iter().filter_map(|o| {
-            let m = o.metadata;
+            let m = compact(o.metadata);
             let name = m.name.clone().filter(|n| names.contains(n))?;
             let key = ObjectKey {
                 group: resource.api.group.clone(),
@@ -153,7 +153,7 @@ pub async fn fetch_each(
         async move {
             let api = api_for(&client, &resource, key.namespace.as_deref());
             match api.get_metadata_opt(&key.name).await {
-                Ok(Some(o)) => Ok(Some((key, o.metadata))),
+                Ok(Some(o)) => Ok(Some((key, compact(o.metadata)))),
                 Ok(None) => Ok(None),
                 Err(e) => Err(format!("{label}: cannot read it: {}", api_message(&e))),
             }
@@ -177,6 +177,20 @@ pub async fn fetch_each(
     (live, errors)
 }
 
+/// Keeps of an object's managedFields only what the engine reads: driftless's own apply
+/// entry (the hash of the fields it owns), or every entry when kubectl's fields are to be
+/// adopted (the adoption rewrites the whole list). The other managers' field sets (a
+/// Deployment's status, say) are most of an object's metadata, and a sync of thousands of
+/// objects would otherwise hold them all.
+fn compact(mut meta: ObjectMeta) -> ObjectMeta {
+    if !super::ssa::needs_adoption(&meta)
+        && let Some(entries) = meta.managed_fields.as_mut()
+    {
+        entries.retain(is_own_apply);
+    }
+    meta
+}
+
 /// The API server's own message for an API error (`... is forbidden: User "..." cannot ...`),
 /// without the debug dump of the whole Status; other errors as they display.
 pub fn api_message(e: &kube::Error) -> String {
@@ -186,16 +200,70 @@ pub fn api_message(e: &kube::Error) -> String {
     }
 }
 
+/// True for driftless's own server-side-apply entry of the object (not of a subresource).
+fn is_own_apply(e: &ManagedFieldsEntry) -> bool {
+    e.manager.as_deref() == Some(FIELD_MANAGER)
+        && e.operation.as_deref() == Some("Apply")
+        && e.subresource.as_deref().unwrap_or("").is_empty()
+}
+
 /// Hash of the fields our field manager owns through apply, or empty when it owns none.
 pub fn owned_fields_hash(meta: &ObjectMeta) -> String {
     meta.managed_fields
         .iter()
         .flatten()
-        .find(|e| {
-            e.manager.as_deref() == Some(FIELD_MANAGER)
-                && e.operation.as_deref() == Some("Apply")
-                && e.subresource.as_deref().unwrap_or("").is_empty()
-        })
+        .find(|e| is_own_apply(e))
         .map(|e| hash_json(&json!({"v": e.api_version, "f": e.fields_v1.as_ref().map(|f| &f.0)})))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(manager: &str, operation: &str, subresource: Option<&str>) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some(operation.into()),
+            subresource: subresource.map(Into::into),
+            api_version: Some("apps/v1".into()),
+            fields_v1: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+                json!({"f:spec": {"f:replicas": {}}, "manager": manager}),
+            )),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    fn meta(entries: Vec<ManagedFieldsEntry>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("web".into()),
+            managed_fields: Some(entries),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn compact_keeps_only_our_apply_entry_and_its_hash() {
+        let full = meta(vec![
+            entry("kube-controller-manager", "Update", Some("status")),
+            entry(FIELD_MANAGER, "Apply", None),
+            entry(FIELD_MANAGER, "Apply", Some("status")),
+            entry("kubectl-edit", "Update", None),
+        ]);
+        let hash = owned_fields_hash(&full);
+        assert!(!hash.is_empty());
+        let small = compact(full);
+        let kept = small.managed_fields.clone().unwrap_or_default();
+        assert_eq!(kept, vec![entry(FIELD_MANAGER, "Apply", None)]);
+        assert_eq!(owned_fields_hash(&small), hash);
+    }
+
+    #[test]
+    fn compact_keeps_every_entry_when_kubectl_fields_are_to_be_adopted() {
+        let full = meta(vec![
+            entry("kubectl-client-side-apply", "Update", None),
+            entry("kube-controller-manager", "Update", Some("status")),
+        ]);
+        assert_eq!(compact(full.clone()), full);
+    }
 }

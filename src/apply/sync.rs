@@ -244,11 +244,19 @@ impl Engine {
         manifests: Vec<Manifest>,
         opts: &SyncOptions,
     ) -> Result<Vec<Manifest>, SyncError> {
-        match validate(
-            manifests.clone(),
-            self.catalog().as_ref(),
-            &opts.default_namespace,
-        ) {
+        let catalog = self.catalog();
+        let all_served = manifests.iter().all(|m| {
+            m.object_ref().map_or(true, |id| {
+                catalog.get(&id.group, &id.version, &id.kind).is_some()
+            })
+        });
+        if all_served {
+            // No kind can be unknown: validate the set itself, not a copy of it (a copy of
+            // every manifest is what a set of thousands costs in memory).
+            return validate(manifests, catalog.as_ref(), &opts.default_namespace)
+                .map_err(SyncError::Invalid);
+        }
+        match validate(manifests.clone(), catalog.as_ref(), &opts.default_namespace) {
             Ok(valid) => Ok(valid),
             Err(errors)
                 if errors
@@ -338,25 +346,34 @@ impl Engine {
         let (lists, singles): (BTreeMap<_, _>, BTreeMap<_, _>) = targets
             .into_iter()
             .partition(|(_, (_, names))| names.len() > live::SINGLE_READS_UP_TO);
-        let fetched = live::fetch(&self.client, lists, opts.concurrency).await?;
-        let mut one_by_one: HashSet<Target> = singles.into_keys().collect();
-        one_by_one.extend(fetched.forbidden.into_iter().map(|(t, _)| t));
-        let mut live = fetched.live;
-        if one_by_one.is_empty() {
-            return Ok(live);
+        let reads_in = |targets: &HashSet<Target>| -> Vec<(String, ObjectKey, Resource)> {
+            wanted
+                .iter()
+                .filter(|(_, key, r)| targets.contains(&target_of(key, r)))
+                .map(|(label, key, r)| (label.clone(), (*key).clone(), (*r).clone()))
+                .collect()
+        };
+        // The lists and the single reads at once: neither waits for the other's round trip.
+        let singles = reads_in(&singles.into_keys().collect());
+        let (listed, (mut live, mut errors)) = futures::join!(
+            live::fetch(&self.client, lists, opts.concurrency),
+            live::fetch_each(&self.client, singles, opts.concurrency),
+        );
+        let listed = listed?;
+        live.extend(listed.live);
+        if !listed.forbidden.is_empty() {
+            // Lists this client may not make are read object by object too, so that the
+            // error (if any) names each object and its file, not a kind.
+            let forbidden = listed.forbidden.into_iter().map(|(t, _)| t).collect();
+            let (more, more_errors) =
+                live::fetch_each(&self.client, reads_in(&forbidden), opts.concurrency).await;
+            live.extend(more);
+            errors.extend(more_errors);
         }
-        // Lists this client may not make are read object by object too, so that the error
-        // (if any) names each object and its file, not a kind.
-        let reads = wanted
-            .into_iter()
-            .filter(|(_, key, r)| one_by_one.contains(&target_of(key, r)))
-            .map(|(label, key, r)| (label, key.clone(), r.clone()))
-            .collect();
-        let (more, errors) = live::fetch_each(&self.client, reads, opts.concurrency).await;
         if !errors.is_empty() {
+            errors.sort();
             return Err(SyncError::Unreadable(errors));
         }
-        live.extend(more);
         Ok(live)
     }
 
