@@ -118,8 +118,8 @@ async fn list_named(
     loop {
         let page = api.list_metadata(&params).await?;
         found.extend(page.items.into_iter().filter_map(|o| {
+            let name = o.metadata.name.clone().filter(|n| names.contains(n))?;
             let m = compact(o.metadata);
-            let name = m.name.clone().filter(|n| names.contains(n))?;
             let key = ObjectKey {
                 group: resource.api.group.clone(),
                 kind: resource.api.kind.clone(),

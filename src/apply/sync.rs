@@ -318,12 +318,11 @@ impl Engine {
         opts: &SyncOptions,
     ) -> Result<LiveMap, SyncError> {
         let catalog = self.catalog();
-        // Every object to read, with how an error names it: its file, or the inventory.
-        let mut wanted: Vec<(String, &ObjectKey, &Resource)> = Vec::new();
+        // Every object to read, with its item when it is in the set (None: the inventory's).
+        let mut wanted: Vec<(Option<&Item>, &ObjectKey, &Resource)> = Vec::new();
         for item in items {
             if let Some(r) = &item.resource {
-                let label = format!("{}: {}", item.manifest.source, item.id);
-                wanted.push((label, &item.key, r));
+                wanted.push((Some(item), &item.key, r));
             }
         }
         let in_set: HashSet<&ObjectKey> = wanted.iter().map(|(_, key, _)| *key).collect();
@@ -331,8 +330,7 @@ impl Engine {
             if let Some(r) = catalog.get(&key.group, &entry.version, &key.kind)
                 && !in_set.contains(key)
             {
-                let label = format!("{}/{} (in the inventory)", key.kind, key.name);
-                wanted.push((label, key, r));
+                wanted.push((None, key, r));
             }
         }
         let mut targets: BTreeMap<Target, (Resource, HashSet<String>)> = BTreeMap::new();
@@ -350,7 +348,14 @@ impl Engine {
             wanted
                 .iter()
                 .filter(|(_, key, r)| targets.contains(&target_of(key, r)))
-                .map(|(label, key, r)| (label.clone(), (*key).clone(), (*r).clone()))
+                .map(|(item, key, r)| {
+                    // How an error names the object: its file, or the inventory.
+                    let label = match item {
+                        Some(i) => format!("{}: {}", i.manifest.source, i.id),
+                        None => format!("{}/{} (in the inventory)", key.kind, key.name),
+                    };
+                    (label, (*key).clone(), (*r).clone())
+                })
                 .collect()
         };
         // The lists and the single reads at once: neither waits for the other's round trip.
