@@ -333,17 +333,7 @@ impl Engine {
                 wanted.push((None, key, r));
             }
         }
-        let mut targets: BTreeMap<Target, (Resource, HashSet<String>)> = BTreeMap::new();
-        for (_, key, r) in &wanted {
-            targets
-                .entry(target_of(key, r))
-                .or_insert_with(|| ((*r).clone(), HashSet::new()))
-                .1
-                .insert(key.name.clone());
-        }
-        let (lists, singles): (BTreeMap<_, _>, BTreeMap<_, _>) = targets
-            .into_iter()
-            .partition(|(_, (_, names))| names.len() > live::SINGLE_READS_UP_TO);
+        let (lists, singles) = split_reads(&wanted);
         let reads_in = |targets: &HashSet<Target>| -> Vec<(String, ObjectKey, Resource)> {
             wanted
                 .iter()
@@ -665,6 +655,25 @@ fn order_changes(changes: &mut ChangeSet, items: &[Item]) {
     changes
         .changes
         .sort_by_key(|c| position.get(&c.id.key()).copied().unwrap_or(usize::MAX));
+}
+
+/// Objects to read, by (kind, namespace): the resource and the names.
+type Reads = BTreeMap<Target, (Resource, HashSet<String>)>;
+
+/// Groups the objects to read by (kind, namespace) and splits the groups into those read with
+/// a LIST (more than [`live::SINGLE_READS_UP_TO`] objects) and those read one GET per object.
+fn split_reads(wanted: &[(Option<&Item>, &ObjectKey, &Resource)]) -> (Reads, Reads) {
+    let mut targets = Reads::new();
+    for (_, key, r) in wanted {
+        targets
+            .entry(target_of(key, r))
+            .or_insert_with(|| ((*r).clone(), HashSet::new()))
+            .1
+            .insert(key.name.clone());
+    }
+    targets
+        .into_iter()
+        .partition(|(_, (_, names))| names.len() > live::SINGLE_READS_UP_TO)
 }
 
 /// The (group, version, kind, namespace) an object is read with.
