@@ -64,7 +64,12 @@ pub struct ParseError {
 
 /// A stable short hash of a JSON value (16 hex digits of SHA-256 over its serialisation).
 pub fn hash_json(value: &serde_json::Value) -> String {
-    let digest = Sha256::digest(value.to_string().as_bytes());
+    hash_text(&value.to_string())
+}
+
+/// [`hash_json`] of a value already serialized (with `serde_json`, compact).
+pub fn hash_text(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 

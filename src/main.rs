@@ -253,6 +253,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    driftless::memory::limit_arenas();
     let json = std::env::args().any(|a| a == "--log-json");
     let agent = std::env::args().nth(1).as_deref() == Some("agent");
     let default = if agent {

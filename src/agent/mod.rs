@@ -296,7 +296,10 @@ pub(crate) async fn run_sync(
 ) -> Result<crate::change::ChangeSet, SyncError> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        handle.block_on(async move { engine.sync(manifests, &opts).await })
+        let result = handle.block_on(async move { engine.sync(manifests, &opts).await });
+        // Everything the sync allocated is free now: give it back rather than idle at its peak.
+        crate::memory::release_freed();
+        result
     })
     .await
     .unwrap_or_else(|e| {

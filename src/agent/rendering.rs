@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
@@ -191,17 +190,17 @@ pub(super) async fn render_for(
     };
     if let Some(cached) = ctx.render_cache.get(&key) {
         count("cached");
-        return Ok(cached.as_ref().clone());
+        return Ok(cached);
     }
     let last_applied = gs
         .status
         .as_ref()
         .and_then(|s| s.last_applied_revision.as_deref());
     let manifests =
-        Arc::new(snapshot_and_render(ctx, req, &fetched.revision.sha, last_applied, inputs).await?);
+        snapshot_and_render(ctx, req, &fetched.revision.sha, last_applied, inputs).await?;
     count("rendered");
-    ctx.render_cache.insert(key, manifests.clone());
-    Ok(manifests.as_ref().clone())
+    ctx.render_cache.insert(key, &manifests);
+    Ok(manifests)
 }
 
 /// Checks out what the render needs and renders it.

@@ -10,18 +10,30 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ManagedFieldsEntry, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
+use serde::Deserialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::SyncError;
 use crate::cluster::Resource;
 use crate::inventory::hash_json;
 use crate::object::{FIELD_MANAGER, ObjectKey};
 
-/// Live metadata by object identity.
-pub type LiveMap = HashMap<ObjectKey, ObjectMeta>;
+/// What a sync keeps of a live object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    /// Its metadata; `managedFields` only when kubectl's fields are to be adopted (the
+    /// adoption rewrites the whole list), otherwise none.
+    pub meta: ObjectMeta,
+    /// [`owned_fields_hash`] of the object as read.
+    pub fields_hash: String,
+}
+
+/// Live objects by identity.
+pub type LiveMap = HashMap<ObjectKey, Live>;
 
 /// Builds the API handle for `resource` in `namespace` (None: cluster-wide or cluster-scoped).
 pub fn api_for(
@@ -106,28 +118,45 @@ pub async fn fetch(
 
 /// The metadata of the objects of `resource` in `namespace` whose names are in `names`, read
 /// page by page.
+///
+/// A page is parsed in two steps: the page into each item's metadata as text, then each item's
+/// metadata on its own, compacted before the next. Parsing a page whole would build the field
+/// sets of every manager of every object on it as JSON trees at once (ten times the page's
+/// size: tens of megabytes for a page of Deployments), only for [`compact`] to drop most of
+/// them.
 async fn list_named(
     client: &Client,
     resource: &Resource,
     namespace: Option<&str>,
     names: &HashSet<String>,
-) -> Result<Vec<(ObjectKey, ObjectMeta)>, kube::Error> {
-    let api = api_for(client, resource, namespace);
+) -> Result<Vec<(ObjectKey, Live)>, kube::Error> {
+    let request = kube::core::Request::new(<DynamicObject as kube::Resource>::url_path(
+        &resource.api,
+        namespace,
+    ));
     let mut found = Vec::new();
     let mut params = ListParams::default().limit(LIST_PAGE);
     loop {
-        let page = api.list_metadata(&params).await?;
-        found.extend(page.items.into_iter().filter_map(|o| {
-            let name = o.metadata.name.clone().filter(|n| names.contains(n))?;
-            let m = compact(o.metadata);
+        let mut http = request
+            .list_metadata(&params)
+            .map_err(kube::Error::BuildRequest)?;
+        http.extensions_mut().insert("list_metadata");
+        let page: MetadataPage = client.request(http).await?;
+        for item in page.items.into_iter().flatten() {
+            let meta: ObjectMeta =
+                serde_json::from_str(item.metadata.get()).map_err(kube::Error::SerdeError)?;
+            let Some(name) = meta.name.clone().filter(|n| names.contains(n)) else {
+                continue;
+            };
+            let live = compact(meta);
             let key = ObjectKey {
                 group: resource.api.group.clone(),
                 kind: resource.api.kind.clone(),
-                namespace: m.namespace.clone(),
+                namespace: live.meta.namespace.clone(),
                 name,
             };
-            Some((key, m))
-        }));
+            found.push((key, live));
+        }
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => return Ok(found),
@@ -135,8 +164,23 @@ async fn list_named(
     }
 }
 
+/// A page of a metadata list (`PartialObjectMetadataList`) with each item's metadata unparsed.
+#[derive(Deserialize)]
+struct MetadataPage {
+    #[serde(default)]
+    metadata: ListMeta,
+    /// `null`, not `[]`, when the list is empty.
+    #[serde(default)]
+    items: Option<Vec<UnparsedItem>>,
+}
+
+#[derive(Deserialize)]
+struct UnparsedItem {
+    metadata: Box<RawValue>,
+}
+
 enum Listed {
-    Objects(Vec<(ObjectKey, ObjectMeta)>),
+    Objects(Vec<(ObjectKey, Live)>),
     Forbidden(Target, Resource),
 }
 
@@ -161,7 +205,7 @@ pub async fn fetch_each(
         .boxed()
     }))
     .buffer_unordered(concurrency.max(1));
-    let results: Vec<Result<Option<(ObjectKey, ObjectMeta)>, String>> = gets.collect().await;
+    let results: Vec<Result<Option<(ObjectKey, Live)>, String>> = gets.collect().await;
     let mut live = LiveMap::new();
     let mut errors = Vec::new();
     for r in results {
@@ -177,18 +221,17 @@ pub async fn fetch_each(
     (live, errors)
 }
 
-/// Keeps of an object's managedFields only what the engine reads: driftless's own apply
-/// entry (the hash of the fields it owns), or every entry when kubectl's fields are to be
-/// adopted (the adoption rewrites the whole list). The other managers' field sets (a
-/// Deployment's status, say) are most of an object's metadata, and a sync of thousands of
-/// objects would otherwise hold them all.
-fn compact(mut meta: ObjectMeta) -> ObjectMeta {
-    if !super::ssa::needs_adoption(&meta)
-        && let Some(entries) = meta.managed_fields.as_mut()
-    {
-        entries.retain(is_own_apply);
+/// Keeps of an object's metadata what the engine reads: the hash of driftless's own apply
+/// entry, and the managedFields only when kubectl's fields are to be adopted (the adoption
+/// rewrites the whole list). The managers' field sets (a Deployment's spec and status, say)
+/// are most of an object's metadata, and a sync of thousands of objects would otherwise hold
+/// them all.
+fn compact(mut meta: ObjectMeta) -> Live {
+    let fields_hash = owned_fields_hash(&meta);
+    if !super::ssa::needs_adoption(&meta) {
+        meta.managed_fields = None;
     }
-    meta
+    Live { meta, fields_hash }
 }
 
 /// The API server's own message for an API error (`... is forbidden: User "..." cannot ...`),
@@ -243,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn compact_keeps_only_our_apply_entry_and_its_hash() {
+    fn compact_keeps_the_hash_of_our_apply_entry_not_the_field_sets() {
         let full = meta(vec![
             entry("kube-controller-manager", "Update", Some("status")),
             entry(FIELD_MANAGER, "Apply", None),
@@ -252,10 +295,28 @@ mod tests {
         ]);
         let hash = owned_fields_hash(&full);
         assert!(!hash.is_empty());
+        assert_ne!(hash, owned_fields_hash(&meta(vec![])));
         let small = compact(full);
-        let kept = small.managed_fields.clone().unwrap_or_default();
-        assert_eq!(kept, vec![entry(FIELD_MANAGER, "Apply", None)]);
-        assert_eq!(owned_fields_hash(&small), hash);
+        assert_eq!(small.fields_hash, hash);
+        assert_eq!(small.meta.managed_fields, None);
+        assert_eq!(small.meta.name.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn metadata_pages_parse_with_items_unparsed() {
+        let empty: MetadataPage = serde_json::from_str(
+            r#"{"kind":"PartialObjectMetadataList","metadata":{},"items":null}"#,
+        )
+        .unwrap();
+        assert!(empty.items.is_none());
+        let page: MetadataPage = serde_json::from_str(
+            r#"{"metadata":{"continue":"t"},"items":[{"metadata":{"name":"a","labels":{"x":"y"}}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(page.metadata.continue_.as_deref(), Some("t"));
+        let items = page.items.unwrap_or_default();
+        let meta: ObjectMeta = serde_json::from_str(items[0].metadata.get()).unwrap();
+        assert_eq!(meta.name.as_deref(), Some("a"));
     }
 
     #[test]
@@ -264,6 +325,13 @@ mod tests {
             entry("kubectl-client-side-apply", "Update", None),
             entry("kube-controller-manager", "Update", Some("status")),
         ]);
-        assert_eq!(compact(full.clone()), full);
+        let hash = owned_fields_hash(&full);
+        assert_eq!(
+            compact(full.clone()),
+            Live {
+                meta: full,
+                fields_hash: hash
+            }
+        );
     }
 }

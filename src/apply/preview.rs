@@ -85,7 +85,7 @@ async fn diff_one(
     client: &kube::Client,
     item: &Item,
 ) -> Result<Option<(ObjectRef, String)>, String> {
-    let desired = &item.manifest.object;
+    let desired = &item.object();
     let Some(resource) = &item.resource else {
         // A kind its CRD (in the same set) will define: everything is new.
         return Ok(Some((
@@ -97,7 +97,7 @@ async fn diff_one(
     let live = api
         .get_opt(&item.key.name)
         .await
-        .map_err(|e| format!("{}: {}: {}", item.manifest.source, item.id, api_message(&e)))?;
+        .map_err(|e| format!("{}: {}: {}", item.source, item.id, api_message(&e)))?;
     let live = live.map(|l| serde_json::to_value(l).unwrap_or_default());
     if let Some(owner) = live
         .as_ref()
@@ -106,17 +106,17 @@ async fn diff_one(
     {
         return Err(format!(
             "{}: {} belongs to inventory {owner:?}",
-            item.manifest.source, item.id
+            item.source, item.id
         ));
     }
-    let after = match super::ssa::apply(client, resource, desired, true, true).await {
+    let after = match super::ssa::apply(client, resource, &item.id, &item.body, true, true).await {
         Ok(obj) => serde_json::to_value(obj).unwrap_or_default(),
         // Its namespace does not exist yet (created by the same set): show the manifest.
         Err(kube::Error::Api(s)) if s.code == 404 && live.is_none() => desired.clone(),
         Err(e) => {
             return Err(format!(
                 "{}: {}: {}",
-                item.manifest.source,
+                item.source,
                 item.id,
                 super::redact::mask_secret_values(&api_message(&e), desired)
             ));

@@ -48,7 +48,9 @@ pub async fn prune(
     let mut batch_rank = None;
     for r in gone {
         let key = r.key();
-        let Some(meta) = live.get(&key) else { continue }; // already gone
+        let Some(meta) = live.get(&key).map(|l| &l.meta) else {
+            continue; // already gone
+        };
         if let Some(reason) = keep_reason(&r, meta, opts) {
             changes.push(r, Action::Skipped, None, Some(reason));
             continue;

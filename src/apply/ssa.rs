@@ -4,11 +4,12 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::Client;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::live::api_for;
 use crate::cluster::Resource;
-use crate::object::FIELD_MANAGER;
+use crate::object::{FIELD_MANAGER, ObjectRef};
 
 /// Field managers whose fields driftless adopts as its own, as Flux does: what `kubectl apply`
 /// (client-side) and `kubectl create` leave behind. Adopted fields that are later removed from
@@ -16,20 +17,21 @@ use crate::object::FIELD_MANAGER;
 const ADOPTED_MANAGERS: &[&str] = &["kubectl-client-side-apply", "kubectl", "before-first-apply"];
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Sends `object` with server-side apply as `driftless`.
+/// Sends `object` (the object `id`, as a tree or as JSON text) with server-side apply as
+/// `driftless`.
 ///
 /// # Errors
 /// The API server's refusal, as is.
-pub async fn apply(
+pub async fn apply<T: Serialize + std::fmt::Debug + ?Sized>(
     client: &Client,
     resource: &Resource,
-    object: &Value,
+    id: &ObjectRef,
+    object: &T,
     dry_run: bool,
     force_conflicts: bool,
 ) -> Result<DynamicObject, kube::Error> {
-    let md = &object["metadata"];
-    let api = api_for(client, resource, md["namespace"].as_str());
-    let name = md["name"].as_str().unwrap_or_default();
+    let api = api_for(client, resource, id.namespace.as_deref());
+    let name = id.name.as_str();
     let mut pp = PatchParams::apply(FIELD_MANAGER);
     pp.force = force_conflicts;
     pp.dry_run = dry_run;
@@ -134,11 +136,11 @@ fn merge(a: &mut Value, b: &Value) {
 pub async fn recreate(
     client: &Client,
     resource: &Resource,
+    id: &ObjectRef,
     object: &Value,
 ) -> Result<DynamicObject, kube::Error> {
-    let md = &object["metadata"];
-    let api = api_for(client, resource, md["namespace"].as_str());
-    let name = md["name"].as_str().unwrap_or_default();
+    let api = api_for(client, resource, id.namespace.as_deref());
+    let name = id.name.as_str();
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Foreground),
         ..DeleteParams::default()
@@ -166,7 +168,7 @@ pub async fn recreate(
     )
     .await?;
     // Created with an Update; apply once more so that driftless owns the fields through apply.
-    apply(client, resource, object, false, true).await
+    apply(client, resource, id, object, false, true).await
 }
 
 #[cfg(test)]

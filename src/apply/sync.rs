@@ -6,6 +6,7 @@ use std::time::Instant;
 use futures::{FutureExt, StreamExt, stream};
 use kube::Client;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::live::{self, LiveMap, Target, api_message, owned_fields_hash};
 use super::{
@@ -14,9 +15,9 @@ use super::{
 };
 use crate::change::{Action, ChangeSet};
 use crate::cluster::{Catalog, Resource};
-use crate::inventory::{Entry, Inventory, hash_json};
+use crate::inventory::{Entry, Inventory, hash_text};
 use crate::object::{
-    ANNOTATION_IGNORE, IGNORE_TRUE, LABEL_INVENTORY, Manifest, ObjectKey, ObjectRef,
+    ANNOTATION_IGNORE, IGNORE_TRUE, LABEL_INVENTORY, Manifest, ObjectKey, ObjectRef, Source,
 };
 use crate::plan::{Plan, STAGE_CLUSTER, ValidationError, validate};
 
@@ -35,9 +36,16 @@ pub struct Engine {
 }
 
 /// One desired object on its way through the pipeline.
+///
+/// The object is kept as the JSON text it is sent as, not as a `serde_json::Value`: a tree
+/// takes about seventeen times the memory of its text, and a sync holds every object of its
+/// set from the first request to the last.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
-    pub manifest: Manifest,
+    /// Where the object was read from.
+    pub source: Source,
+    /// The object, labelled with the inventory: the body of its dry-run and apply requests.
+    pub body: Box<RawValue>,
     pub id: ObjectRef,
     pub key: ObjectKey,
     /// None until its kind is served (a CRD of the same set not applied yet).
@@ -57,6 +65,13 @@ pub(crate) enum Todo {
     Deferred,
     /// Left alone (ignore annotation).
     Skip,
+}
+
+impl Item {
+    /// The object as a JSON tree, for the rare paths that read it (error messages, diffs).
+    pub fn object(&self) -> Value {
+        serde_json::from_str(self.body.get()).unwrap_or(Value::Null)
+    }
 }
 
 impl Engine {
@@ -126,20 +141,18 @@ impl Engine {
         let requests = crate::cluster::requests_sent();
         check_inventory_name(&opts.inventory)?;
         let manifests = self.validate_set(manifests, opts).await?;
+        let empty = manifests.is_empty();
+        // Before anything else is read: the items' text replaces the manifests' trees.
+        let mut items = self.items_of(manifests, opts);
         let store = InventoryStore::new(
             self.inventory_client.clone(),
             &opts.inventory_namespace,
             &opts.inventory,
         );
         let stored = store.read().await?;
-        if manifests.is_empty()
-            && opts.prune
-            && !opts.allow_empty
-            && !stored.inventory.entries.is_empty()
-        {
+        if empty && opts.prune && !opts.allow_empty && !stored.inventory.entries.is_empty() {
             return Err(SyncError::EmptySet(stored.inventory.entries.len()));
         }
-        let mut items = self.items_of(manifests, opts);
         let live = self.fetch_live(&items, &stored.inventory, opts).await?;
         check_conflicts(&items, &live, opts)?;
         let desired: HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
@@ -295,11 +308,16 @@ impl Engine {
                         recreate: false,
                     },
                 };
+                // The text `hash_json` hashes; a Value always serializes.
+                let Ok(body) = serde_json::value::to_raw_value(&manifest.object) else {
+                    continue;
+                };
                 items.push(Item {
-                    hash: hash_json(&manifest.object),
+                    hash: hash_text(body.get()),
                     key: id.key(),
                     id,
-                    manifest,
+                    source: manifest.source,
+                    body,
                     resource,
                     todo,
                 });
@@ -341,7 +359,7 @@ impl Engine {
                 .map(|(item, key, r)| {
                     // How an error names the object: its file, or the inventory.
                     let label = match item {
-                        Some(i) => format!("{}: {}", i.manifest.source, i.id),
+                        Some(i) => format!("{}: {}", i.source, i.id),
                         None => format!("{}/{} (in the inventory)", key.kind, key.name),
                     };
                     (label, (*key).clone(), (*r).clone())
@@ -436,14 +454,15 @@ impl Engine {
                         let r = ssa::apply(
                             client,
                             &resource,
-                            &item.manifest.object,
+                            &item.id,
+                            &item.body,
                             true,
                             opts.force_conflicts,
                         )
                         .await;
                         progress_tick(opts);
                         let masked = |e: kube::Error| {
-                            redact::mask_secret_values(&api_message(&e), &item.manifest.object)
+                            redact::mask_secret_values(&api_message(&e), &item.object())
                         };
                         (idx, r.map(|_| ()).map_err(masked))
                     }
@@ -460,7 +479,7 @@ impl Engine {
                 Ok(()) => {}
                 Err(m) if opts.force && is_immutable(&m) && opts.protected.contains(&item.key) => {
                     let refusal = protect::refuse_recreate(&item.id);
-                    failures.push(format!("{}: {refusal}", item.manifest.source));
+                    failures.push(format!("{}: {refusal}", item.source));
                 }
                 Err(m) if opts.force && is_immutable(&m) => {
                     item.todo = Todo::Apply {
@@ -474,7 +493,7 @@ impl Engine {
                     } else {
                         ""
                     };
-                    failures.push(format!("{}: {}: {m}{hint}", item.manifest.source, item.id));
+                    failures.push(format!("{}: {}: {m}{hint}", item.source, item.id));
                 }
             }
         }
@@ -529,7 +548,8 @@ impl Engine {
         );
         let results: Vec<_> = stream::iter(work.into_iter().map(|item| {
             async move {
-                let outcome = apply_one(client, item, live.get(&item.key), opts).await;
+                let live = live.get(&item.key).map(|l| &l.meta);
+                let outcome = apply_one(client, item, live, opts).await;
                 progress_tick(opts);
                 (item, outcome)
             }
@@ -542,18 +562,13 @@ impl Engine {
         for (item, outcome) in results {
             match outcome {
                 Ok((action, entry)) => {
-                    changes.push(
-                        item.id.clone(),
-                        action,
-                        Some(item.manifest.source.clone()),
-                        None,
-                    );
+                    changes.push(item.id.clone(), action, Some(item.source.clone()), None);
                     entries.push((item.key.clone(), entry));
                 }
                 Err(m) => changes.push(
                     item.id.clone(),
                     Action::Failed,
-                    Some(item.manifest.source.clone()),
+                    Some(item.source.clone()),
                     Some(m),
                 ),
             }
@@ -581,7 +596,7 @@ impl Engine {
                 (Some(_), Some(r)) => {
                     let api = live::api_for(&self.client, r, item.key.namespace.as_deref());
                     let now = api.get_opt(&item.key.name).await.ok().flatten();
-                    let after = ssa::apply(&self.client, r, &item.manifest.object, true, true)
+                    let after = ssa::apply(&self.client, r, &item.id, &item.body, true, true)
                         .await
                         .ok();
                     match (now, after) {
@@ -594,12 +609,7 @@ impl Engine {
                     }
                 }
             };
-            changes.push(
-                item.id.clone(),
-                action,
-                Some(item.manifest.source.clone()),
-                None,
-            );
+            changes.push(item.id.clone(), action, Some(item.source.clone()), None);
         }
     }
 }
@@ -618,17 +628,24 @@ async fn apply_one(
         .resource
         .as_ref()
         .ok_or("its kind is not served by the API server")?;
-    let obj = &item.manifest.object;
-    let api_message = |e: &kube::Error| redact::mask_secret_values(&api_message(e), obj);
+    let api_message = |e: &kube::Error| redact::mask_secret_values(&api_message(e), &item.object());
     if adopt && let Some(meta) = live {
         ssa::adopt(client, resource, meta)
             .await
             .map_err(|e| api_message(&e))?;
     }
     let result = if recreate {
-        ssa::recreate(client, resource, obj).await
+        ssa::recreate(client, resource, &item.id, &item.object()).await
     } else {
-        ssa::apply(client, resource, obj, false, opts.force_conflicts).await
+        ssa::apply(
+            client,
+            resource,
+            &item.id,
+            &item.body,
+            false,
+            opts.force_conflicts,
+        )
+        .await
     }
     .map_err(|e| api_message(&e))?;
     let action = match live {
@@ -691,11 +708,16 @@ fn check_conflicts(items: &[Item], live: &LiveMap, opts: &SyncOptions) -> Result
     let mut conflicts: Vec<String> = items
         .iter()
         .filter_map(|item| {
-            let owner = live.get(&item.key)?.labels.as_ref()?.get(LABEL_INVENTORY)?;
+            let owner = live
+                .get(&item.key)?
+                .meta
+                .labels
+                .as_ref()?
+                .get(LABEL_INVENTORY)?;
             (owner != &opts.inventory && item.todo != Todo::Skip).then(|| {
                 format!(
                     "{}: {} belongs to inventory {owner:?}",
-                    item.manifest.source, item.id
+                    item.source, item.id
                 )
             })
         })
@@ -711,9 +733,9 @@ fn check_conflicts(items: &[Item], live: &LiveMap, opts: &SyncOptions) -> Result
 /// Decides per item: unchanged (no request), skip (ignored live), adopt kubectl's fields.
 fn classify(items: &mut [Item], live: &LiveMap, previous: &Inventory, changes: &mut ChangeSet) {
     for item in items.iter_mut() {
-        let meta = live.get(&item.key);
-        let live_ignored = meta
-            .and_then(|m| m.annotations.as_ref())
+        let found = live.get(&item.key);
+        let live_ignored = found
+            .and_then(|l| l.meta.annotations.as_ref())
             .is_some_and(|a| a.get(ANNOTATION_IGNORE).map(String::as_str) == Some(IGNORE_TRUE));
         if item.todo == Todo::Skip || live_ignored {
             item.todo = Todo::Skip;
@@ -726,30 +748,30 @@ fn classify(items: &mut [Item], live: &LiveMap, previous: &Inventory, changes: &
             changes.push(
                 item.id.clone(),
                 Action::Skipped,
-                Some(item.manifest.source.clone()),
+                Some(item.source.clone()),
                 Some(msg),
             );
             continue;
         }
-        let (Some(meta), Todo::Apply { .. }) = (meta, item.todo) else {
+        let (Some(found), Todo::Apply { .. }) = (found, item.todo) else {
             continue;
         };
         let unchanged = previous.entries.get(&item.key).is_some_and(|e| {
             e.manifest_hash == item.hash
                 && !e.fields_hash.is_empty()
-                && e.fields_hash == owned_fields_hash(meta)
+                && e.fields_hash == found.fields_hash
         });
         if unchanged {
             item.todo = Todo::Nothing;
             changes.push(
                 item.id.clone(),
                 Action::Unchanged,
-                Some(item.manifest.source.clone()),
+                Some(item.source.clone()),
                 None,
             );
         } else {
             item.todo = Todo::Apply {
-                adopt: ssa::needs_adoption(meta),
+                adopt: ssa::needs_adoption(&found.meta),
                 recreate: false,
             };
         }

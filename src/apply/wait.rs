@@ -92,7 +92,7 @@ async fn poll(
         let failed: Vec<String> = results
             .iter()
             .filter(|(_, s, _)| *s == HealthStatus::Failed)
-            .map(|(i, _, m)| format!("{}: {}: failed: {m}", i.manifest.source, i.id))
+            .map(|(i, _, m)| format!("{}: {}: failed: {m}", i.source, i.id))
             .collect();
         if !failed.is_empty() {
             return Err(failed);
@@ -108,12 +108,7 @@ async fn poll(
         if tokio::time::Instant::now() >= deadline {
             return Err(waiting
                 .iter()
-                .map(|(i, m)| {
-                    format!(
-                        "{}: {}: not ready after {timeout:?}: {m}",
-                        i.manifest.source, i.id
-                    )
-                })
+                .map(|(i, m)| format!("{}: {}: not ready after {timeout:?}: {m}", i.source, i.id))
                 .collect());
         }
         pending = waiting.into_iter().map(|(i, _)| i).collect();

@@ -7,6 +7,11 @@
 //! invalidate an entry; a chart pulled from a repository at a fixed version is assumed
 //! immutable too (as Flux and Argo CD assume). The least recently used entry goes when the
 //! cache is full.
+//!
+//! Entries hold each object's JSON text, not its tree: a `serde_json::Value` tree takes about
+//! six times the memory of its text, and a cached render of thousands of objects kept as trees
+//! doubled the agent's peak (the cache's copy plus the copy each sync labels and sends).
+//! Parsing the text back costs a few milliseconds per thousand objects.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::object::Manifest;
+use crate::object::{Manifest, Source};
 
 /// Entries kept by default: one per GitSync is enough, a few spare for changing commits.
 pub const DEFAULT_CAPACITY: usize = 256;
@@ -31,7 +36,32 @@ pub struct RenderCache {
 #[derive(Default)]
 struct Inner {
     tick: u64,
-    entries: HashMap<String, (u64, Arc<Vec<Manifest>>)>,
+    entries: HashMap<String, (u64, Arc<Compact>)>,
+}
+
+/// A render as the cache keeps it: each object's origin and JSON text.
+struct Compact(Vec<(Source, Box<str>)>);
+
+impl Compact {
+    fn new(manifests: &[Manifest]) -> Self {
+        Self(
+            manifests
+                .iter()
+                .map(|m| (m.source.clone(), m.object.to_string().into_boxed_str()))
+                .collect(),
+        )
+    }
+
+    /// The objects again; `None` if a text does not parse (it was written by `new`, so never).
+    fn manifests(&self) -> Option<Vec<Manifest>> {
+        self.0
+            .iter()
+            .map(|(source, text)| {
+                let object = serde_json::from_str(text).ok()?;
+                Some(Manifest::new(source.clone(), object))
+            })
+            .collect()
+    }
 }
 
 impl Default for RenderCache {
@@ -57,8 +87,8 @@ impl RenderCache {
         format!("{:x}", Sha256::digest(text.as_bytes()))
     }
 
-    /// The cached render for `key`, counting a hit or a miss.
-    pub fn get(&self, key: &str) -> Option<Arc<Vec<Manifest>>> {
+    /// A fresh copy of the cached render for `key`, counting a hit or a miss.
+    pub fn get(&self, key: &str) -> Option<Vec<Manifest>> {
         let found = self.inner.lock().ok().and_then(|mut inner| {
             inner.tick += 1;
             let tick = inner.tick;
@@ -67,6 +97,8 @@ impl RenderCache {
                 v.clone()
             })
         });
+        // Parsed outside the lock: other GitSyncs' lookups do not wait for it.
+        let found = found.and_then(|compact| compact.manifests());
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -77,7 +109,8 @@ impl RenderCache {
     }
 
     /// Stores a render, evicting the least recently used entry when full.
-    pub fn insert(&self, key: String, manifests: Arc<Vec<Manifest>>) {
+    pub fn insert(&self, key: String, manifests: &[Manifest]) {
+        let compact = Arc::new(Compact::new(manifests));
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
@@ -93,7 +126,7 @@ impl RenderCache {
                 inner.entries.remove(&k);
             }
         }
-        inner.entries.insert(key, (tick, manifests));
+        inner.entries.insert(key, (tick, compact));
     }
 
     /// (hits, misses) so far.
@@ -119,13 +152,36 @@ mod tests {
             RenderCache::key("a", "app", &json!({"v": 2}))
         );
         assert!(cache.get(&k("a")).is_none());
-        cache.insert(k("a"), Arc::new(vec![]));
-        cache.insert(k("b"), Arc::new(vec![]));
+        cache.insert(k("a"), &[]);
+        cache.insert(k("b"), &[]);
         assert!(cache.get(&k("a")).is_some()); // a is now more recent than b
-        cache.insert(k("c"), Arc::new(vec![]));
+        cache.insert(k("c"), &[]);
         assert!(cache.get(&k("b")).is_none(), "b was evicted");
         assert!(cache.get(&k("a")).is_some());
         assert!(cache.get(&k("c")).is_some());
         assert_eq!(cache.stats(), (3, 2));
+    }
+
+    #[test]
+    fn a_cached_render_comes_back_equal() {
+        let cache = RenderCache::new(2);
+        let manifests = vec![
+            Manifest::new(
+                Source::new("a.yaml", 0),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                       "data": {"z": "1", "a": "é\n\"q\""}}),
+            ),
+            Manifest::new(
+                Source::new("dir/b.yaml", 3),
+                json!({"kind": "X", "spec": {"f": 0.1, "g": 1e300, "i": -7, "n": null,
+                                             "l": [true, {"k": []}]}}),
+            ),
+        ];
+        cache.insert("k".into(), &manifests);
+        assert_eq!(cache.get("k"), Some(manifests.clone()));
+        // Every get is a copy of its own: a sync may label it without touching the cache.
+        let mut copy = cache.get("k").unwrap();
+        copy[0].object["metadata"]["name"] = json!("changed");
+        assert_eq!(cache.get("k"), Some(manifests));
     }
 }
