@@ -208,6 +208,7 @@ async fn reconcile_with_finalizer(
     gs: Arc<GitSync>,
     ctx: Arc<Context>,
 ) -> Result<Action, AgentError> {
+    tracing::debug!(gitsync = %gs.name_any(), "reconcile started");
     let ns = gs.namespace().unwrap_or_default();
     let key = format!("{ns}/{}", gs.name_any());
     let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &ns);

@@ -76,6 +76,7 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
         .fetch_duration
         .get_or_create(&labels)
         .observe(fetch_start.elapsed().as_secs_f64());
+    tracing::debug!(ms = started.elapsed().as_millis(), "fetched");
     let fetched = match fetched {
         Ok(f) => f,
         Err(e) => {
@@ -266,6 +267,7 @@ async fn sync(
     fetched: &Fetched,
 ) -> Result<ChangeSet, StepError> {
     let manifests = super::rendering::render_for(ctx, gs, req, fetched).await?;
+    tracing::debug!(objects = manifests.len(), "rendered");
     let ns = gs.namespace().unwrap_or_default();
     let engine = ctx
         .engine_for(&ns, gs.spec.service_account_name.as_deref())
@@ -449,10 +451,16 @@ async fn succeed(
     let wrote = changes.count(Outcome::Created)
         + changes.count(Outcome::Configured)
         + changes.count(Outcome::Pruned);
-    if wrote > 0 {
-        event(ctx, gs, EventType::Normal, "Synced", &msg).await;
-    }
-    write_status(ctx, gs, with_ready(status, "True", "Succeeded", &msg)).await
+    let ready = with_ready(status, "True", "Succeeded", &msg);
+    // The Event beside the status, not before it: whoever waits for Ready waits one round
+    // trip less.
+    let event = async {
+        if wrote > 0 {
+            event(ctx, gs, EventType::Normal, "Synced", &msg).await;
+        }
+    };
+    let ((), written) = tokio::join!(event, write_status(ctx, gs, ready));
+    written
 }
 
 async fn fail(

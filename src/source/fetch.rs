@@ -231,19 +231,9 @@ impl GitCache {
             }
             Err(e) => return Err(e.into()),
         }
-        let sha = git
-            .run(
-                dir,
-                "rev-parse",
-                &[
-                    "rev-parse",
-                    "--verify",
-                    "--end-of-options",
-                    &format!("{local}^{{commit}}"),
-                ],
-            )
-            .await?;
-        self.describe(dir, req, &name, sha.trim()).await
+        // `describe` resolves the ref too: one process fewer per fetch.
+        self.describe(dir, req, &name, &format!("{local}^{{commit}}"))
+            .await
     }
 
     async fn fetch_commit(
@@ -358,12 +348,13 @@ impl GitCache {
             .collect())
     }
 
+    /// The commit `rev` names (a sha, or `refs/…^{commit}`), with its author, time and subject.
     async fn describe(
         &self,
         dir: &Path,
         req: &FetchRequest,
         name: &str,
-        sha: &str,
+        rev: &str,
     ) -> Result<Fetched, SourceError> {
         let out = self
             .git(req)
@@ -375,12 +366,20 @@ impl GitCache {
                     "-1",
                     "--format=%H%x00%an <%ae>%x00%aI%x00%s",
                     "--end-of-options",
-                    sha,
+                    rev,
                 ],
             )
             .await?;
         let mut parts = out.trim_end_matches('\n').splitn(4, '\0');
-        let full = parts.next().unwrap_or(sha).to_string();
+        let full = parts
+            .next()
+            .filter(|h| h.len() >= 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| GitError::Failed {
+                op: "log".into(),
+                url: req.url.redacted(),
+                stderr: format!("no commit id for {rev} in {out:?}"),
+            })?
+            .to_string();
         Ok(Fetched {
             revision: Revision {
                 git_ref: name.to_string(),
