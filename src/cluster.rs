@@ -240,10 +240,7 @@ mod tests {
             .filter(|(n, _)| n == http::header::USER_AGENT)
             .map(|(_, v)| v.to_str().unwrap_or_default().to_string())
             .collect();
-        assert_eq!(
-            agents,
-            [format!("driftless/{}", env!("CARGO_PKG_VERSION"))]
-        );
+        assert_eq!(agents, [format!("driftless/{}", env!("CARGO_PKG_VERSION"))]);
     }
 
     #[test]
