@@ -105,8 +105,9 @@ fn count(req: http::Request<Body>) -> http::Request<Body> {
 /// that follows the TLS handshake then waits for the server's delayed ACK, 40 ms on Linux,
 /// and a sync opens a connection per concurrent request: 40–80 ms of every first sync and
 /// of every sync after the idle connections closed (measured: docs/benchmarks.md). The stack
-/// below is kube's own (`make_generic_builder`) with that one switch; a proxy, rare for an
-/// agent, keeps kube's stack as it is.
+/// below is kube's own (`make_generic_builder`) with that one switch. A kubeconfig naming a
+/// proxy goes to kube's stack unchanged, which refuses it by name (kube's proxy features are
+/// not built in).
 ///
 /// # Errors
 /// When the configuration cannot make a client (TLS material, proxy).

@@ -631,12 +631,12 @@ impl Engine {
     }
 }
 
-/// Writes one item and returns what happened and its new inventory entry.
 /// Kinds whose creation the API server serializes: a Service's cluster IP (and node port)
-/// comes from an allocator that takes one request at a time. Eight Services in flight only
-/// queue there (143 of them took 0.73 s at 8 at once, 0.47 s at 4, 0.67 s at 2), holding
-/// every slot while the rest of the set waits; a lane of a quarter of the slots keeps the
-/// allocator busy and the other slots free (docs/benchmarks.md).
+/// comes from an allocator that serves them about one at a time. More Services in flight only
+/// queue there (143 of them alone took 1.03 s one at a time, 0.67 s two, 0.47 s four and
+/// 0.73 s eight at a time), holding the slots while the rest of the set waits: a lane of a
+/// quarter of the slots keeps the allocator busy and the other slots free
+/// (docs/benchmarks.md).
 const SERIAL_KINDS: &[(&str, &str)] = &[("", "Service")];
 
 fn is_serial_kind(key: &ObjectKey) -> bool {
@@ -667,6 +667,7 @@ async fn apply_all<'a>(
     .await
 }
 
+/// Writes one item and returns what happened and its new inventory entry.
 async fn apply_one(
     client: &Client,
     item: &Item,
