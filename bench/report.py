@@ -265,8 +265,8 @@ def write(results_path, doc_path, notes_path):
         "",
         "How each number is taken: agents are timed from creating the sync object (workload 1), from the "
         "re-sync request (2), from the notification right after the push (3, 5) to the moment the harness "
-        "(polling with its own user agent every 50 ms, and in the first 5 s every 1 % of the time waited so "
-        "far, at least 10 ms apart) sees the sync object Ready at the commit, or the changed ConfigMap; kubectl and the ceiling are timed as the command's wall time. API requests are every "
+        "(following a watch opened before it starts the clock, with its own user agent: no polling) sees the "
+        "sync object Ready at the commit, or the changed ConfigMap; kubectl and the ceiling are timed as the command's wall time. API requests are every "
         "finished non-watch request of the tool's user agents in the audit log during the workload. Peak RSS "
         "is VmHWM (reset before each workload), summed over Flux's two controllers; CPU seconds include "
         "waited-for children (driftless's `git`). \"driftless ÷ tool\" below 1 means driftless is faster; "
