@@ -51,6 +51,7 @@ UA = {  # audit log user agents of each tool's requests
     "ceiling-v": ("ceiling",),
 }
 AGENTS = ("driftless", "flux", "flux-c20")
+SMALL = 100  # sizes up to this get --small-reps repetitions
 
 
 class Bench:
@@ -446,7 +447,7 @@ $HTTP["url"] =~ "^/git/" {{
         big = [n for n in a.sizes if n > a.full_reps_up_to]
         try:
             for n in small:
-                for rep in range(a.reps):
+                for rep in range(a.small_reps if n <= SMALL else a.reps):
                     for tool in a.tools:
                         self.single_set(tool, n, rep)
             if 4 in a.workloads:
@@ -592,7 +593,7 @@ def machine(a):
         "kubernetes": k8s, "kubectl": kubectl, "driftless": dver.strip().removeprefix("driftless ") + f" (commit {rev.strip()})",
         "flux": os.environ.get("BENCH_FLUX_VERSIONS", "?"),
         "command": "scripts/bench " + " ".join(sys.argv[1:]),
-        "sizes": a.sizes, "reps": a.reps, "big_reps": a.big_reps, "full_reps_up_to": a.full_reps_up_to,
+        "sizes": a.sizes, "reps": a.reps, "small_reps": a.small_reps, "big_reps": a.big_reps, "full_reps_up_to": a.full_reps_up_to,
         "many": a.many, "many_reps": a.many_reps, "commits": a.commits, "tools": a.tools,
         "workloads": sorted(a.workloads), "ceiling_concurrency": a.ceiling_concurrency, "smoke": a.smoke,
     }
@@ -605,6 +606,8 @@ def main():
     p.add_argument("--workloads", default="1,2,3,4,5")
     p.add_argument("--sizes", default="100,1000,5000")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--small-reps", type=int, default=7,
+                   help=f"repetitions for sizes up to {SMALL}: their spread is largest against their time")
     p.add_argument("--big-reps", type=int, default=3, help="repetitions for sizes above --full-reps-up-to")
     p.add_argument("--full-reps-up-to", type=int, default=1000)
     p.add_argument("--many", type=int, default=1000, help="GitSyncs/Kustomizations of workload 4")
@@ -622,7 +625,7 @@ def main():
     import signal
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop what we started
     if a.smoke:
-        a.sizes, a.reps, a.big_reps, a.many, a.commits = "10", 1, 1, 3, 3
+        a.sizes, a.reps, a.small_reps, a.big_reps, a.many, a.commits = "10", 1, 1, 1, 3, 3
     a.tools = a.tools.split(",")
     a.workloads = {int(w) for w in a.workloads.split(",")}
     a.sizes = [int(s) for s in str(a.sizes).split(",")]
