@@ -1,6 +1,6 @@
 """Small pieces of the benchmark harness: a Kubernetes client over one keep-alive HTTPS
-connection (its own user agent, so its reads and watches are never counted against a tool), the audit
-log counter, and process measurement from /proc."""
+connection, and watches (its own user agent, so its requests are never counted against a
+tool), the audit log counter, and process measurement from /proc."""
 import base64
 import http.client
 import json
