@@ -418,7 +418,11 @@ $HTTP["url"] =~ "^/git/" {{
                 edit_configmap(tree, value)
                 self.commit(tree, f"commit {i}")
                 t0 = []  # (not a mark: peak memory and CPU are taken over all the commits)
-                self.wait_configmap(ns, value, 120, lambda: (t0.append(time.monotonic()), self.notify(tool, ctl, url)))
+
+                def notify():
+                    t0.append(time.monotonic())
+                    self.notify(tool, ctl, url)
+                self.wait_configmap(ns, value, 120, notify)
                 lat.append(time.monotonic() - t0[0])
                 time.sleep(0.2)
             lat.sort()

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -107,7 +106,7 @@ class Kube:
             try:
                 if self._follow(path, query, rv, objs, check, deadline, start):
                     return
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:  # the socket's (socket.timeout is TimeoutError)
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
