@@ -452,7 +452,7 @@ $HTTP["url"] =~ "^/git/" {{
         try:
             for n in small:
                 for rep in range(a.small_reps if n <= SMALL else a.reps):
-                    for tool in a.tools:
+                    for tool in rotated(a.tools, rep):
                         self.single_set(tool, n, rep)
             if 4 in a.workloads:
                 for rep in range(a.many_reps):
@@ -463,7 +463,7 @@ $HTTP["url"] =~ "^/git/" {{
                     self.latency(tool, a.commits)
             for n in big:
                 for rep in range(a.big_reps):
-                    for tool in a.tools:
+                    for tool in rotated(a.tools, rep):
                         self.single_set(tool, n, rep)
         finally:
             self.stop_tool()
@@ -504,6 +504,13 @@ $HTTP["url"] =~ "^/git/" {{
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+def rotated(tools, rep):
+    """The tools in the order of repetition `rep`: each starts a repetition in turn, so that
+    no tool always runs right after the same one (and its cleanup)."""
+    k = rep % len(tools)
+    return tools[k:] + tools[:k]
+
 
 def small_app(ns, i):
     """Four objects per app, as in Flux's benchmark (without pods: the fake nodes are small)."""
@@ -610,7 +617,7 @@ def main():
     p.add_argument("--workloads", default="1,2,3,4,5")
     p.add_argument("--sizes", default="100,1000,5000")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--small-reps", type=int, default=7,
+    p.add_argument("--small-reps", type=int, default=11,
                    help=f"repetitions for sizes up to {SMALL}: their spread is largest against their time")
     p.add_argument("--big-reps", type=int, default=3, help="repetitions for sizes above --full-reps-up-to")
     p.add_argument("--full-reps-up-to", type=int, default=1000)

@@ -260,7 +260,8 @@ def write(results_path, doc_path, notes_path):
         "concurrent request (`--http1`, what kube-rs and so driftless do); \"fraction of ceiling\" uses the "
         "faster of the two. `ceiling-v` (`--validate`) first dry-runs the whole set, then applies it: the "
         "least a tool that validates everything before writing anything (driftless, Flux) must send.",
-        "- Repetitions: the `runs` column of each row; every pass of the bench that produced these "
+        "- Repetitions: the `runs` column of each row, the tools taking turns within each repetition "
+        "(each repetition starts with the next tool); every pass of the bench that produced these "
         "results is listed above with its command (passes add rows with `--append`).",
         "",
         "How each number is taken: agents are timed from creating the sync object (workload 1), from the "

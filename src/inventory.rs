@@ -183,11 +183,18 @@ impl Inventory {
             let before = stored.get(&i).map(String::as_str).unwrap_or("");
             let new_keys = keys(text);
             if new_keys.difference(&keys(before)).next().is_some() {
-                let kept = lines(before)
+                let kept: Vec<&str> = lines(before)
                     .into_iter()
-                    .filter(|l| !new_keys.contains(line_key(l)));
-                let union: BTreeSet<&str> = lines(text).into_iter().chain(kept).collect();
-                let union: String = union.into_iter().map(|l| format!("{l}\n")).collect();
+                    .filter(|l| !new_keys.contains(line_key(l)))
+                    .collect();
+                // Nothing to keep (a first write, or a shard that only grows): the new text
+                // is the union, and one write is enough.
+                let union = if kept.is_empty() {
+                    text.clone()
+                } else {
+                    let union: BTreeSet<&str> = lines(text).into_iter().chain(kept).collect();
+                    union.into_iter().map(|l| format!("{l}\n")).collect()
+                };
                 writes.push(ShardWrite::Put(i, union.clone()));
                 stored.insert(i, union);
             }
@@ -353,6 +360,29 @@ mod tests {
         let inv = inventory(10);
         let old: BTreeMap<usize, String> = inv.render_shards(1).into_iter().enumerate().collect();
         assert!(inv.plan_write(&old).is_empty());
+    }
+
+    #[test]
+    fn a_first_write_or_a_shard_that_only_grows_takes_one_write() {
+        // Mixed kinds: the shard's line order (by text) differs from the entries' key order.
+        let mixed = |n: usize| {
+            let mut inv = inventory(n);
+            for (kind, group, ns) in [("Namespace", "", None), ("Deployment", "apps", Some("ns"))] {
+                inv.entries.insert(key(kind, group, ns, "x"), entry("cd"));
+            }
+            inv
+        };
+        let first = mixed(10);
+        assert_eq!(
+            first.plan_write(&BTreeMap::new()),
+            vec![ShardWrite::Put(0, first.render_shards(1).remove(0))]
+        );
+        let old: BTreeMap<usize, String> = first.render_shards(1).into_iter().enumerate().collect();
+        let grown = mixed(12);
+        assert_eq!(
+            grown.plan_write(&old),
+            vec![ShardWrite::Put(0, grown.render_shards(1).remove(0))]
+        );
     }
 
     #[test]

@@ -1208,6 +1208,30 @@ async fn inventory_is_stored_in_the_cluster_and_read_by_the_next_process() {
     assert!(line_of(&shards[0].1, "cm-b").is_none(), "{shards:?}");
 }
 
+#[tokio::test]
+async fn a_missing_inventory_namespace_is_created() {
+    let case = Case::new("inv-ns").await;
+    let inv_ns = format!("{}-inv", case.name());
+    let _inv_ns = DeleteOnDrop::new(&["namespace", &inv_ns]);
+    case.write("a.yaml", &configmap("cm-a", &[("k", "a")]));
+    case.apply(&["--inventory-namespace", &inv_ns])
+        .await
+        .expect_code(0);
+    let shards: Api<ConfigMap> = Api::namespaced(case.ns.client(), &inv_ns);
+    let shard = shards
+        .get(&format!("driftless-inv-{}-0", case.inventory))
+        .await
+        .unwrap_or_else(|e| panic!("no inventory shard in the new namespace {inv_ns}: {e}"));
+    let text = shard
+        .data
+        .and_then(|d| d.get("objects").cloned())
+        .unwrap_or_default();
+    assert!(
+        text.starts_with(&format!("ConfigMap {}/cm-a v1 ", case.name())),
+        "{text}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 14. Two inventories in one namespace
 // ---------------------------------------------------------------------------------------------

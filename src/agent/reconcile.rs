@@ -23,7 +23,7 @@ use super::source_status::{source_failure, warn_if_history_rewritten};
 use super::{AgentError, Context};
 use crate::apply::SyncOptions;
 use crate::change::{Action as Outcome, ChangeSet};
-use crate::object::FIELD_MANAGER;
+use crate::object::{FIELD_MANAGER, Manifest};
 use crate::source::{Auth, FetchRequest, Fetched, GitRef, Sensitive, url};
 
 /// Annotation that asks for a sync now (any new value), as Flux's `reconcile.fluxcd.io/requestedAt`.
@@ -118,8 +118,18 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
         "Progressing",
         &format!("applying {revision}"),
     );
-    write_status(&ctx, &gs, status.clone()).await?;
-    match sync(&ctx, &gs, &req, &fetched).await {
+    // The Reconciling status goes out while the manifests render (neither needs the other),
+    // and lands before anything is applied or the outcome is written.
+    let (rendered, written) = tokio::join!(
+        super::rendering::render_for(&ctx, &gs, &req, &fetched),
+        write_status(&ctx, &gs, status.clone()),
+    );
+    written?;
+    let synced = match rendered {
+        Ok(manifests) => sync(&ctx, &gs, manifests).await,
+        Err(e) => Err(e),
+    };
+    match synced {
         Ok(changes) => {
             // The tag first: when status says applied, the tag (if it could be pushed) is there.
             push_sync_tag(&ctx, &gs, &req, &fetched).await;
@@ -263,10 +273,8 @@ async fn auth(ctx: &Context, gs: &GitSync) -> Result<Auth, String> {
 async fn sync(
     ctx: &Context,
     gs: &GitSync,
-    req: &FetchRequest,
-    fetched: &Fetched,
+    manifests: Vec<Manifest>,
 ) -> Result<ChangeSet, StepError> {
-    let manifests = super::rendering::render_for(ctx, gs, req, fetched).await?;
     tracing::debug!(objects = manifests.len(), "rendered");
     let ns = gs.namespace().unwrap_or_default();
     let engine = ctx

@@ -84,10 +84,6 @@ impl InventoryStore {
                 shards: previous.shards.clone(),
             });
         }
-        // Shards read from the namespace prove it exists: no request to check it again.
-        if previous.shards.is_empty() {
-            self.ensure_namespace().await?;
-        }
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let mut shards = previous.shards.clone();
@@ -104,9 +100,19 @@ impl InventoryStore {
                         },
                         "data": {DATA_KEY: text},
                     });
-                    api.patch(&self.shard_name(i), &pp, &Patch::Apply(&cm))
-                        .await
-                        .map_err(|e| self.error("write", e))?;
+                    let name = self.shard_name(i);
+                    match api.patch(&name, &pp, &Patch::Apply(&cm)).await {
+                        Ok(_) => {}
+                        // An apply creates a missing shard, so NotFound means no namespace:
+                        // create it and try once more (one request fewer in the usual case).
+                        Err(kube::Error::Api(s)) if s.code == 404 => {
+                            self.ensure_namespace().await?;
+                            api.patch(&name, &pp, &Patch::Apply(&cm))
+                                .await
+                                .map_err(|e| self.error("write", e))?;
+                        }
+                        Err(e) => return Err(self.error("write", e)),
+                    }
                     shards.insert(i, text);
                 }
                 ShardWrite::Delete(i) => {
