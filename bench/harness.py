@@ -616,7 +616,8 @@ def main():
     p.add_argument("--tools", default="driftless,flux,flux-c20,kubectl,ceiling,ceiling-h1,ceiling-v")
     p.add_argument("--workloads", default="1,2,3,4,5")
     p.add_argument("--sizes", default="100,1000,5000")
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=5,
+                   help="repetitions for sizes between the small ones and --full-reps-up-to")
     p.add_argument("--small-reps", type=int, default=11,
                    help=f"repetitions for sizes up to {SMALL}: their spread is largest against their time")
     p.add_argument("--big-reps", type=int, default=3, help="repetitions for sizes above --full-reps-up-to")
