@@ -28,6 +28,12 @@ fn bench_smoke_every_tool_and_workload_has_a_positive_time() {
         "scripts/bench --smoke failed:\n{stderr}"
     );
 
+    // Each size is met once, untimed, before its measured repetitions.
+    assert!(
+        stderr.contains("warm-up at N=10 (untimed)"),
+        "no warm-up run:\n{stderr}"
+    );
+
     let results = root.join("target/bench-smoke/results.json");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(results).expect("results"))
         .expect("results are JSON");
