@@ -336,8 +336,7 @@ $HTTP["url"] =~ "^/git/" {{
                             "--prune", f"--applyset=bench-{tag}", "-n", ns, "-R", "-f", os.path.join(tree, "app")]
                     env = dict(os.environ, KUBECTL_APPLYSET="true")
                 else:
-                    argv = [os.environ["BENCH_CEILING_BIN"], f"--kubeconfig={KUBECONFIG}", "--dir",
-                            os.path.join(tree, "app"), "--concurrency", str(self.args.ceiling_concurrency)]
+                    argv = self.ceiling_argv(tree)
                     if tool == "ceiling-h1":
                         argv.append("--http1")
                     if tool == "ceiling-v":
@@ -356,6 +355,11 @@ $HTTP["url"] =~ "^/git/" {{
             self.stop_tool()
             self.cleanup(ns, ctl)
 
+    def ceiling_argv(self, tree):
+        """The ceiling client applying the manifests of `tree` at driftless's concurrency."""
+        return [os.environ["BENCH_CEILING_BIN"], f"--kubeconfig={KUBECONFIG}", "--dir",
+                os.path.join(tree, "app"), "--concurrency", str(self.args.ceiling_concurrency)]
+
     def warm_up(self, n):
         """One untimed first sync of N objects (by the ceiling client) before the measured
         repetitions at that size: the API server and etcd meet N new objects cold once, and that
@@ -364,10 +368,8 @@ $HTTP["url"] =~ "^/git/" {{
         ns = f"b-{tag}"
         tree, _ = self.new_repo(f"single-{tag}")
         self.gen(tree, n, ns)
-        argv = [os.environ["BENCH_CEILING_BIN"], f"--kubeconfig={KUBECONFIG}", "--dir",
-                os.path.join(tree, "app"), "--concurrency", str(self.args.ceiling_concurrency)]
         try:
-            secs, _ = run_measured(argv, os.path.join(self.work, "logs", "warm-up.log"))
+            secs, _ = run_measured(self.ceiling_argv(tree), os.path.join(self.work, "logs", "warm-up.log"))
             log(f"warm-up at N={n} (untimed): {secs:.2f} s")
         finally:
             self.cleanup(ns)
