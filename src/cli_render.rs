@@ -8,9 +8,14 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use driftless::agent::crd::GitSync;
 use driftless::agent::rendering::{helm_credentials, render_spec, substitute_from};
-use driftless::cluster::{self, Connection};
+use driftless::cluster::{self, Catalog, Connection};
 use driftless::object::Manifest;
-use driftless::render::{ExecLimits, RenderContext, RenderSpec, Tools, kustomize, render};
+use driftless::plan::builtin_kinds;
+use driftless::render::capabilities::BUILTIN_KUBE_VERSION;
+use driftless::render::helm::LookupAccess;
+use driftless::render::{
+    Capabilities, ExecLimits, RenderContext, RenderSpec, Tools, kustomize, render, renders_chart,
+};
 use kube::ResourceExt;
 
 /// Where the rendering tools are, for every command that renders (and the agent).
@@ -72,6 +77,19 @@ pub struct RenderFlags {
     /// Git work tree — else DIR).
     #[arg(long, value_name = "DIR")]
     pub repo_root: Option<PathBuf>,
+    /// Render charts for this Kubernetes version (`.Capabilities.KubeVersion`; default: the
+    /// cluster's, else v1.36.0).
+    #[arg(long, value_name = "VERSION")]
+    pub kube_version: Option<String>,
+    /// Also serve these APIs to charts (`.Capabilities.APIVersions`), `group/version` or
+    /// `group/version/Kind`, comma-separated or repeated; with this flag or --kube-version the
+    /// cluster is not asked and the built-in APIs of Kubernetes 1.36 are assumed besides.
+    #[arg(long, value_name = "API", value_delimiter = ',')]
+    pub api_versions: Vec<String>,
+    /// Render charts as an upgrade of an installed release (`.Release.IsUpgrade`), as the agent
+    /// does once a GitSync has applied; default: as a first install.
+    #[arg(long)]
+    pub is_upgrade: bool,
 }
 
 fn read_gitsync(file: &Path) -> Result<GitSync> {
@@ -171,6 +189,26 @@ pub async fn load(
             repo_root.display()
         )
     })?;
+    let chart = renders_chart(&spec, &real_dir);
+    let capabilities = match chart {
+        true => Some(capabilities(conn, flags).await),
+        false => None,
+    };
+    let lookup = match spec.helm.as_ref().filter(|h| h.lookup) {
+        Some(_) => {
+            let config = cluster::config(conn)
+                .await
+                .context("helm.lookup reads the cluster")?;
+            let sa = gitsync
+                .as_ref()
+                .and_then(|g| g.spec.service_account_name.as_deref())
+                .filter(|s| !s.is_empty());
+            Some(LookupAccess {
+                kubeconfig: cluster::lookup_kubeconfig(&config, sa.map(|sa| (&*gs_ns, sa)))?,
+            })
+        }
+        None => None,
+    };
     let tools = tools.tools();
     let ctx = RenderContext {
         repo_root: &repo_root,
@@ -180,8 +218,49 @@ pub async fn load(
         vars_from,
         helm_credentials: credentials,
         tools: &tools,
+        capabilities: capabilities.as_ref(),
+        is_upgrade: flags.is_upgrade,
+        lookup: lookup.as_ref(),
     };
-    render(&spec, &ctx)
+    let rendered = render(&spec, &ctx)
         .await
-        .with_context(|| format!("cannot load manifests from {}", dir.display()))
+        .with_context(|| format!("cannot load manifests from {}", dir.display()))?;
+    for u in &rendered.unstable {
+        eprintln!(
+            "warning: the chart renders differently each time (random values): {u}; set these \
+             values explicitly, or keep them with `lookup` and helm.lookup: true"
+        );
+    }
+    Ok(rendered.manifests)
+}
+
+/// How long `render` waits for a cluster to tell its capabilities before assuming them.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The capabilities to render charts for: the flags', else the cluster's, else the built-in
+/// ones of Kubernetes 1.36, saying on stderr what was assumed and why.
+async fn capabilities(conn: &Connection<'_>, flags: &RenderFlags) -> Capabilities {
+    let builtin = || Capabilities::new(BUILTIN_KUBE_VERSION, builtin_kinds());
+    if flags.kube_version.is_some() || !flags.api_versions.is_empty() {
+        let mut c = builtin();
+        if let Some(v) = &flags.kube_version {
+            c.kube_version.clone_from(v);
+        }
+        c.api_versions.extend(flags.api_versions.iter().cloned());
+        return c;
+    }
+    let discovered = async {
+        let client = cluster::client(conn).await?;
+        Catalog::discover(&client).await
+    };
+    let reason = match tokio::time::timeout(DISCOVERY_TIMEOUT, discovered).await {
+        Ok(Ok(catalog)) => return catalog.capabilities(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {DISCOVERY_TIMEOUT:?}"),
+    };
+    eprintln!(
+        "note: rendering charts for Kubernetes {BUILTIN_KUBE_VERSION} and its built-in APIs, as \
+         no cluster told its own ({reason}); --kube-version and --api-versions choose them"
+    );
+    builtin()
 }

@@ -16,6 +16,7 @@ use kube::{Client, Config};
 use tower::util::MapRequestLayer;
 
 use crate::plan::{Scope, ScopeResolver};
+use crate::render::Capabilities;
 
 /// Failures to reach or understand the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,84 @@ pub fn impersonating(config: &Config, namespace: &str, name: &str) -> Result<Cli
     // The API server adds the ServiceAccount groups itself when none are given.
     config.auth_info.impersonate_groups = None;
     build(config)
+}
+
+/// A kubeconfig (as text) for `helm template --dry-run=server`, so that a chart's `lookup`
+/// reads the cluster with the agent's credentials, as ServiceAccount `impersonate`
+/// (`(namespace, name)`) when given: `lookup` can then read only what that account may.
+///
+/// The text holds credentials (a token, a client key) when the configuration has them inline:
+/// the caller writes it to a private file and nowhere else.
+///
+/// # Errors
+/// When the configuration cannot be written as a kubeconfig.
+pub fn lookup_kubeconfig(
+    config: &Config,
+    impersonate: Option<(&str, &str)>,
+) -> Result<String, ClusterError> {
+    use base64::Engine as _;
+    use kube::config::{Cluster, Context, NamedAuthInfo, NamedCluster, NamedContext};
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let pem: String = config
+        .root_cert
+        .iter()
+        .flatten()
+        .map(|der| {
+            let body = b64(der);
+            let lines: Vec<&str> = body
+                .as_bytes()
+                .chunks(64)
+                .filter_map(|c| std::str::from_utf8(c).ok())
+                .collect();
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            )
+        })
+        .collect();
+    let cluster = Cluster {
+        server: Some(config.cluster_url.to_string()),
+        insecure_skip_tls_verify: config.accept_invalid_certs.then_some(true),
+        certificate_authority_data: (!pem.is_empty()).then(|| b64(pem.as_bytes())),
+        certificate_authority: config
+            .root_cert_file
+            .as_ref()
+            .filter(|_| pem.is_empty())
+            .map(|p| p.display().to_string()),
+        tls_server_name: config.tls_server_name.clone(),
+        ..Cluster::default()
+    };
+    let mut auth_info = config.auth_info.clone();
+    if let Some((namespace, name)) = impersonate {
+        auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+        auth_info.impersonate_groups = None;
+    }
+    let kubeconfig = Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: "target".into(),
+            cluster: Some(cluster),
+            ..NamedCluster::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: "driftless".into(),
+            auth_info: Some(auth_info),
+            ..NamedAuthInfo::default()
+        }],
+        contexts: vec![NamedContext {
+            name: "lookup".into(),
+            context: Some(Context {
+                cluster: "target".into(),
+                user: Some("driftless".into()),
+                ..Context::default()
+            }),
+            ..NamedContext::default()
+        }],
+        current_context: Some("lookup".into()),
+        kind: Some("Config".into()),
+        api_version: Some("v1".into()),
+        ..Kubeconfig::default()
+    };
+    serde_json::to_string(&kubeconfig).map_err(|e| ClusterError::Kubeconfig(e.to_string()))
 }
 
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
@@ -177,10 +256,14 @@ pub struct Resource {
     pub scope: Scope,
 }
 
-/// The kinds the server serves, by (group, version, kind).
+/// The kinds the server serves, by (group, version, kind), and the server's version.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     kinds: HashMap<(String, String, String), Resource>,
+    /// `gitVersion` of the server's `/version`.
+    kube_version: String,
+    /// When discovery ran (None: never, an empty catalog).
+    taken: Option<std::time::Instant>,
 }
 
 impl Catalog {
@@ -189,10 +272,12 @@ impl Catalog {
     /// # Errors
     /// When discovery fails.
     pub async fn discover(client: &Client) -> Result<Catalog, ClusterError> {
-        let discovery = Discovery::new(client.clone())
-            .run_aggregated()
-            .await
-            .map_err(ClusterError::Discovery)?;
+        let (discovery, version) = tokio::join!(
+            Discovery::new(client.clone()).run_aggregated(),
+            client.apiserver_version()
+        );
+        let discovery = discovery.map_err(ClusterError::Discovery)?;
+        let kube_version = version.map_err(ClusterError::Discovery)?.git_version;
         let mut kinds = HashMap::new();
         for group in discovery.groups() {
             for version in group.versions() {
@@ -206,7 +291,26 @@ impl Catalog {
                 }
             }
         }
-        Ok(Catalog { kinds })
+        Ok(Catalog {
+            kinds,
+            kube_version,
+            taken: Some(std::time::Instant::now()),
+        })
+    }
+
+    /// How long ago discovery ran (`None` for an empty catalog).
+    pub fn age(&self) -> Option<std::time::Duration> {
+        self.taken.map(|t| t.elapsed())
+    }
+
+    /// What a Helm chart may ask of this cluster: its version and every served API.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities::new(
+            &self.kube_version,
+            self.kinds
+                .keys()
+                .map(|(g, v, k)| (g.as_str(), v.as_str(), k.as_str())),
+        )
     }
 
     /// The resource serving `group/version` `kind`, if any.

@@ -299,10 +299,28 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: many of our messages already quote
+/// their cause (`cannot render the chart x: helm failed: ...`), and anyhow's `{:#}` would print
+/// it again after them.
+fn report(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -640,4 +658,23 @@ async fn suspend(conn: &Connection<'_>, args: NameArgs, on: bool) -> Result<Exit
         if on { "suspended" } else { "resumed" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot render the chart x: {0}")]
+    struct Quoting(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_its_error_quotes_is_printed_once() {
+        let e = anyhow::Error::new(Quoting(std::io::Error::other("helm failed: boom")))
+            .context("cannot load manifests from app");
+        assert_eq!(
+            super::report(&e),
+            "cannot load manifests from app: cannot render the chart x: helm failed: boom"
+        );
+        let plain = anyhow::Error::new(std::io::Error::other("denied")).context("cannot read f");
+        assert_eq!(super::report(&plain), "cannot read f: denied");
+    }
 }

@@ -18,6 +18,10 @@ use serde_json::{Map, Value};
 pub const ANNOTATION_PRUNE: &str = "driftless.dev/prune";
 /// Value of [`ANNOTATION_PRUNE`] that disables pruning of the object.
 pub const PRUNE_DISABLED: &str = "disabled";
+/// Helm's annotation that keeps an object on uninstall; honoured as "never prune".
+pub const ANNOTATION_HELM_RESOURCE_POLICY: &str = "helm.sh/resource-policy";
+/// Value of [`ANNOTATION_HELM_RESOURCE_POLICY`] that keeps the object.
+pub const HELM_KEEP: &str = "keep";
 /// Annotation that makes driftless leave an object alone when set to [`IGNORE_TRUE`].
 pub const ANNOTATION_IGNORE: &str = "driftless.dev/ignore";
 /// Value of [`ANNOTATION_IGNORE`] that opts an object out of apply, diff and prune.

@@ -116,8 +116,11 @@ async fn render_at(
         vars_from,
         helm_credentials: credentials,
         tools: &tools,
+        capabilities: None,
+        is_upgrade: false,
+        lookup: None,
     };
-    render(spec, &ctx).await
+    render(spec, &ctx).await.map(|r| r.manifests)
 }
 
 /// The `driftless` binary with the dev cluster's kubeconfig and tools.
@@ -297,6 +300,9 @@ async fn remote_bases_are_refused_unless_allowed() {
         vars_from: vec![],
         helm_credentials: None,
         tools: &tools,
+        capabilities: None,
+        is_upgrade: false,
+        lookup: None,
     };
     let err = render(&spec, &ctx).await.expect_err("offline").to_string();
     assert!(!err.contains("remote bases are off"), "{err}");
@@ -894,6 +900,9 @@ async fn the_output_limit_and_the_timeout_stop_a_tool() {
                 vars_from: vec![],
                 helm_credentials: None,
                 tools: &tools,
+                capabilities: None,
+                is_upgrade: false,
+                lookup: None,
             };
             render(&spec, &ctx)
                 .await

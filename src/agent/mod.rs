@@ -88,6 +88,8 @@ pub struct Context {
     pub engine: Arc<Engine>,
     /// Engines acting as a GitSync's `serviceAccountName`, by `namespace/name`.
     impersonated: Mutex<HashMap<String, Arc<Engine>>>,
+    /// `namespace/name@revision` of the unstable chart renders already reported (bounded).
+    pub(crate) unstable_reported: Mutex<std::collections::HashSet<String>>,
     pub cache: GitCache,
     pub recorder: Recorder,
     pub metrics: Arc<metrics::Metrics>,
@@ -121,6 +123,7 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
         config,
         engine: Arc::new(engine),
         impersonated: Mutex::new(HashMap::new()),
+        unstable_reported: Mutex::default(),
         readonly: opts.readonly,
         pushed_tags: Mutex::new(HashMap::new()),
         accept_new_host_keys: opts.accept_new_host_keys,

@@ -4,26 +4,33 @@
 //! The cluster reads (`postBuild.substituteFrom` ConfigMaps and Secrets, the chart repository
 //! credentials of `helm.secretRef`) happen here, in the GitSync's namespace, and reach the
 //! renderer as plain data; the CLI uses the same helpers so that `driftless render --gitsync`
-//! gives what the agent applies. The cache is keyed by (commit, path, options, variables): an
-//! unchanged re-sync reuses the objects without a snapshot or a tool run.
+//! gives what the agent applies. Charts are rendered for the cluster's capabilities (version
+//! and served APIs, from the engine's discovery), as an upgrade once the GitSync has applied,
+//! and with `helm.lookup` against the cluster as the GitSync's ServiceAccount. The cache is
+//! keyed by (commit, path, options, variables): an unchanged re-sync reuses the objects
+//! without a snapshot or a tool run. A render with `lookup` depends on the cluster's state and
+//! is never cached. A chart whose output changes between two renders of the same input is
+//! reported once per commit as a Warning event naming the objects and fields.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
+use kube::runtime::events::EventType;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::Context;
 use super::crd::GitSync;
 use super::metrics::ResultLabels;
-use super::reconcile::StepError;
+use super::reconcile::{StepError, event};
 use super::source_status::source_failure;
 use crate::object::Manifest;
-use crate::render::helm::RepoCredentials;
+use crate::render::helm::{LookupAccess, RepoCredentials};
 use crate::render::spec::{RenderSpec, SubstituteReference};
-use crate::render::{RenderCache, RenderContext, kustomize, render};
+use crate::render::stability::Unstable;
+use crate::render::{Capabilities, RenderCache, RenderContext, Rendered, kustomize, render};
 use crate::source::{FetchRequest, Fetched};
 
 /// The render sections of a GitSync's spec.
@@ -107,6 +114,10 @@ pub async fn helm_credentials(
     })
 }
 
+/// How old the API catalog may be when a chart is rendered: a cluster upgrade or an API
+/// installed by someone else reaches the charts within this time.
+const CAPABILITIES_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Everything a render of one GitSync depends on besides the commit.
 struct Inputs {
     spec: RenderSpec,
@@ -116,6 +127,12 @@ struct Inputs {
     namespace: String,
     vars_from: Vec<BTreeMap<String, String>>,
     credentials: Option<RepoCredentials>,
+    /// The cluster's version and APIs (used by charts only).
+    capabilities: Capabilities,
+    /// The GitSync has applied before: a chart renders as an upgrade.
+    is_upgrade: bool,
+    /// `lookup`'s access to the cluster, with `helm.lookup`.
+    lookup: Option<LookupAccess>,
 }
 
 fn render_failed(message: String) -> StepError {
@@ -131,11 +148,26 @@ async fn inputs(ctx: &Context, gs: &GitSync) -> Result<Inputs, StepError> {
     let ns = gs.namespace().unwrap_or_default();
     // Read as the GitSync's ServiceAccount when it has one: substitution must not let a tenant
     // copy a Secret it may not read into an object it may write.
-    let client = ctx
-        .engine_for(&ns, gs.spec.service_account_name.as_deref())
-        .map_err(|e| render_failed(e.to_string()))?
-        .client()
-        .clone();
+    let sa = gs
+        .spec
+        .service_account_name
+        .as_deref()
+        .filter(|s| !s.is_empty());
+    let engine = ctx
+        .engine_for(&ns, sa)
+        .map_err(|e| render_failed(e.to_string()))?;
+    let client = engine.client().clone();
+    let capabilities = engine
+        .capabilities(CAPABILITIES_MAX_AGE)
+        .await
+        .map_err(|e| render_failed(format!("cannot read the cluster's capabilities: {e}")))?;
+    let lookup = match spec.helm.as_ref().filter(|h| h.lookup) {
+        Some(_) => Some(LookupAccess {
+            kubeconfig: crate::cluster::lookup_kubeconfig(&ctx.config, sa.map(|sa| (&*ns, sa)))
+                .map_err(|e| render_failed(e.to_string()))?,
+        }),
+        None => None,
+    };
     let vars_from = match &spec.post_build {
         Some(p) => substitute_from(&client, &ns, &p.substitute_from)
             .await
@@ -150,6 +182,10 @@ async fn inputs(ctx: &Context, gs: &GitSync) -> Result<Inputs, StepError> {
         ),
         None => None,
     };
+    let is_upgrade = gs
+        .status
+        .as_ref()
+        .is_some_and(|s| s.last_applied_revision.is_some());
     Ok(Inputs {
         path: clean(gs.spec.path.as_deref().unwrap_or_default()),
         release: gs.name_any(),
@@ -157,6 +193,9 @@ async fn inputs(ctx: &Context, gs: &GitSync) -> Result<Inputs, StepError> {
         spec,
         vars_from,
         credentials,
+        capabilities,
+        is_upgrade,
+        lookup,
     })
 }
 
@@ -180,6 +219,18 @@ pub(super) async fn render_for(
             "vars": inputs.vars_from, "credentials": creds_hash,
         }),
     );
+    // What only a chart's render depends on: kept with the entry, not in the key, so that
+    // plain and Kustomize renders stay cached across an upgrade or the first apply.
+    let chart_inputs = format!(
+        "{}{}",
+        inputs.capabilities.fingerprint(),
+        if inputs.is_upgrade {
+            "/upgrade"
+        } else {
+            "/install"
+        }
+    );
+    let cacheable = inputs.lookup.is_none();
     let count = |result: &str| {
         let labels = ResultLabels {
             namespace: gs.namespace().unwrap_or_default(),
@@ -188,7 +239,7 @@ pub(super) async fn render_for(
         };
         ctx.metrics.renders.get_or_create(&labels).inc();
     };
-    if let Some(cached) = ctx.render_cache.get(&key) {
+    if cacheable && let Some(cached) = ctx.render_cache.get(&key, &chart_inputs) {
         count("cached");
         return Ok(cached);
     }
@@ -196,11 +247,50 @@ pub(super) async fn render_for(
         .status
         .as_ref()
         .and_then(|s| s.last_applied_revision.as_deref());
-    let manifests =
+    let rendered =
         snapshot_and_render(ctx, req, &fetched.revision.sha, last_applied, inputs).await?;
     count("rendered");
-    ctx.render_cache.insert(key, &manifests);
-    Ok(manifests)
+    if !rendered.unstable.is_empty() {
+        report_unstable(ctx, gs, &fetched.revision.to_string(), &rendered.unstable).await;
+    }
+    if cacheable {
+        let depends = rendered.chart.then_some(chart_inputs.as_str());
+        ctx.render_cache.insert(key, &rendered.manifests, depends);
+    }
+    Ok(rendered.manifests)
+}
+
+/// Warns once per GitSync and revision that the chart's output changes between two renders of
+/// the same input: the objects and fields, never their values.
+async fn report_unstable(ctx: &Context, gs: &GitSync, revision: &str, unstable: &[Unstable]) {
+    let listed: Vec<String> = unstable.iter().take(10).map(ToString::to_string).collect();
+    let more = unstable.len().saturating_sub(listed.len());
+    let message = format!(
+        "the chart renders differently each time at {revision} (random values): {}{}; each \
+         render would change them in the cluster. Set these values explicitly, or keep them \
+         with `lookup` and spec.helm.lookup: true",
+        listed.join("; "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    let first = ctx.unstable_reported.lock().is_ok_and(|mut seen| {
+        let key = format!(
+            "{}/{}@{revision}",
+            gs.namespace().unwrap_or_default(),
+            gs.name_any()
+        );
+        if seen.len() >= 4096 {
+            seen.clear();
+        }
+        seen.insert(key)
+    });
+    if first {
+        tracing::warn!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{message}");
+        event(ctx, gs, EventType::Warning, "UnstableRender", &message).await;
+    }
 }
 
 /// Checks out what the render needs and renders it.
@@ -213,7 +303,7 @@ async fn snapshot_and_render(
     sha: &str,
     last_applied: Option<&str>,
     inputs: Inputs,
-) -> Result<Vec<Manifest>, StepError> {
+) -> Result<Rendered, StepError> {
     // A missing path stalls (PathNotFound) like a missing branch; other errors are transient.
     let snapshot_of = |p: String| async move {
         ctx.cache
@@ -245,6 +335,9 @@ async fn snapshot_and_render(
         vars_from: inputs.vars_from.clone(),
         helm_credentials: inputs.credentials.clone(),
         tools: &ctx.tools,
+        capabilities: Some(&inputs.capabilities),
+        is_upgrade: inputs.is_upgrade,
+        lookup: inputs.lookup.as_ref(),
     };
     render(&inputs.spec, &render_ctx).await.map_err(|e| {
         // Messages name paths in the repository, not in the agent's scratch space.

@@ -19,8 +19,8 @@ use crate::change::{Action, ChangeSet};
 use crate::cluster::Catalog;
 use crate::inventory::Inventory;
 use crate::object::{
-    ANNOTATION_IGNORE, ANNOTATION_PRUNE, IGNORE_TRUE, LABEL_INVENTORY, ObjectKey, ObjectRef,
-    PRUNE_DISABLED,
+    ANNOTATION_HELM_RESOURCE_POLICY, ANNOTATION_IGNORE, ANNOTATION_PRUNE, HELM_KEEP, IGNORE_TRUE,
+    LABEL_INVENTORY, ObjectKey, ObjectRef, PRUNE_DISABLED,
 };
 use crate::plan::kind_rank;
 
@@ -95,6 +95,12 @@ fn keep_reason(
     }
     if annotation(ANNOTATION_PRUNE) == Some(PRUNE_DISABLED) {
         return Some(format!("not deleted: {ANNOTATION_PRUNE}: {PRUNE_DISABLED}"));
+    }
+    // Helm keeps such objects when a release is uninstalled; a chart's users expect the same.
+    if annotation(ANNOTATION_HELM_RESOURCE_POLICY).map(str::trim) == Some(HELM_KEEP) {
+        return Some(format!(
+            "not deleted: {ANNOTATION_HELM_RESOURCE_POLICY}: {HELM_KEEP}"
+        ));
     }
     if annotation(ANNOTATION_IGNORE) == Some(IGNORE_TRUE) {
         return Some(format!("not deleted: {ANNOTATION_IGNORE}: \"true\""));

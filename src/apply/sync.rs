@@ -117,6 +117,22 @@ impl Engine {
         Ok(())
     }
 
+    /// The cluster's capabilities for rendering charts (version and served APIs), from the
+    /// catalog; discovery runs again first when the catalog is older than `max_age`, so a
+    /// cluster upgrade or a CRD installed by someone else reaches the charts.
+    ///
+    /// # Errors
+    /// When discovery fails.
+    pub async fn capabilities(
+        &self,
+        max_age: std::time::Duration,
+    ) -> Result<crate::render::Capabilities, SyncError> {
+        if self.catalog().age().is_none_or(|age| age > max_age) {
+            self.rediscover().await?;
+        }
+        Ok(self.catalog().capabilities())
+    }
+
     /// The client the engine uses.
     pub fn client(&self) -> &Client {
         &self.client

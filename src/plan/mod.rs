@@ -17,5 +17,5 @@ pub use order::{
     Plan, STAGE_CLUSTER, STAGE_RESOURCES, is_cluster_stage, kind_rank, prune_order, sort_for_apply,
     to_prune,
 };
-pub use scope::{CrdScopes, Scope, ScopeResolver, StaticScope, static_scope};
+pub use scope::{CrdScopes, Scope, ScopeResolver, StaticScope, builtin_kinds, static_scope};
 pub use validate::{ValidationError, validate};

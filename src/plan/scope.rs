@@ -178,6 +178,12 @@ pub fn static_scope() -> StaticScope {
     StaticScope
 }
 
+/// The built-in kinds as (group, version, kind): what an offline Helm render assumes the
+/// cluster serves.
+pub fn builtin_kinds() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    BUILTINS.iter().map(|(g, v, k, _)| (*g, *v, *k))
+}
+
 /// One kind defined by a CRD: its scope and served versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct CrdKind {

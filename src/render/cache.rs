@@ -5,8 +5,12 @@
 //! output: the render spec, the release name and namespace, the substitution variables and a
 //! hash of the chart repository credentials. A commit is immutable, so nothing else needs to
 //! invalidate an entry; a chart pulled from a repository at a fixed version is assumed
-//! immutable too (as Flux and Argo CD assume). The least recently used entry goes when the
-//! cache is full.
+//! immutable too (as Flux and Argo CD assume). A chart's render also depends on the cluster's
+//! capabilities (version and served APIs) and on install vs upgrade: its entry keeps a
+//! fingerprint of these "chart inputs" and counts as a miss once they change (a cluster
+//! upgrade, a newly installed CRD, the first apply), while plain manifests and Kustomize
+//! renders, which do not depend on them, stay cached. The least recently used
+//! entry goes when the cache is full.
 //!
 //! Entries hold each object's JSON text, not its tree: a `serde_json::Value` tree takes about
 //! six times the memory of its text, and a cached render of thousands of objects kept as trees
@@ -39,22 +43,32 @@ struct Inner {
     entries: HashMap<String, (u64, Arc<Compact>)>,
 }
 
-/// A render as the cache keeps it: each object's origin and JSON text.
-struct Compact(Vec<(Source, Box<str>)>);
+/// A render as the cache keeps it: each object's origin and JSON text, and the fingerprint of
+/// the chart inputs it was rendered for when it depends on them.
+struct Compact {
+    objects: Vec<(Source, Box<str>)>,
+    chart_inputs: Option<Box<str>>,
+}
 
 impl Compact {
-    fn new(manifests: &[Manifest]) -> Self {
-        Self(
-            manifests
+    fn new(manifests: &[Manifest], chart_inputs: Option<&str>) -> Self {
+        Self {
+            objects: manifests
                 .iter()
                 .map(|m| (m.source.clone(), m.object.to_string().into_boxed_str()))
                 .collect(),
-        )
+            chart_inputs: chart_inputs.map(Into::into),
+        }
+    }
+
+    /// True unless the render depends on chart inputs other than `current`.
+    fn valid_for(&self, current: &str) -> bool {
+        self.chart_inputs.as_deref().is_none_or(|c| c == current)
     }
 
     /// The objects again; `None` if a text does not parse (it was written by `new`, so never).
     fn manifests(&self) -> Option<Vec<Manifest>> {
-        self.0
+        self.objects
             .iter()
             .map(|(source, text)| {
                 let object = serde_json::from_str(text).ok()?;
@@ -87,8 +101,9 @@ impl RenderCache {
         format!("{:x}", Sha256::digest(text.as_bytes()))
     }
 
-    /// A fresh copy of the cached render for `key`, counting a hit or a miss.
-    pub fn get(&self, key: &str) -> Option<Vec<Manifest>> {
+    /// A fresh copy of the cached render for `key`, counting a hit or a miss. A chart's render
+    /// made for other chart inputs than `chart_inputs` is a miss.
+    pub fn get(&self, key: &str, chart_inputs: &str) -> Option<Vec<Manifest>> {
         let found = self.inner.lock().ok().and_then(|mut inner| {
             inner.tick += 1;
             let tick = inner.tick;
@@ -98,7 +113,9 @@ impl RenderCache {
             })
         });
         // Parsed outside the lock: other GitSyncs' lookups do not wait for it.
-        let found = found.and_then(|compact| compact.manifests());
+        let found = found
+            .filter(|compact| compact.valid_for(chart_inputs))
+            .and_then(|compact| compact.manifests());
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -108,9 +125,10 @@ impl RenderCache {
         found
     }
 
-    /// Stores a render, evicting the least recently used entry when full.
-    pub fn insert(&self, key: String, manifests: &[Manifest]) {
-        let compact = Arc::new(Compact::new(manifests));
+    /// Stores a render, evicting the least recently used entry when full; `chart_inputs` is
+    /// the fingerprint of those it was rendered for (a chart's), `None` for other renders.
+    pub fn insert(&self, key: String, manifests: &[Manifest], chart_inputs: Option<&str>) {
+        let compact = Arc::new(Compact::new(manifests, chart_inputs));
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
@@ -151,15 +169,28 @@ mod tests {
             RenderCache::key("a", "app", &json!({"v": 1})),
             RenderCache::key("a", "app", &json!({"v": 2}))
         );
-        assert!(cache.get(&k("a")).is_none());
-        cache.insert(k("a"), &[]);
-        cache.insert(k("b"), &[]);
-        assert!(cache.get(&k("a")).is_some()); // a is now more recent than b
-        cache.insert(k("c"), &[]);
-        assert!(cache.get(&k("b")).is_none(), "b was evicted");
-        assert!(cache.get(&k("a")).is_some());
-        assert!(cache.get(&k("c")).is_some());
+        assert!(cache.get(&k("a"), "").is_none());
+        cache.insert(k("a"), &[], None);
+        cache.insert(k("b"), &[], None);
+        assert!(cache.get(&k("a"), "").is_some()); // a is now more recent than b
+        cache.insert(k("c"), &[], None);
+        assert!(cache.get(&k("b"), "").is_none(), "b was evicted");
+        assert!(cache.get(&k("a"), "").is_some());
+        assert!(cache.get(&k("c"), "").is_some());
         assert_eq!(cache.stats(), (3, 2));
+    }
+
+    #[test]
+    fn a_chart_render_is_stale_once_the_capabilities_change() {
+        let cache = RenderCache::new(4);
+        cache.insert("chart".into(), &[], Some("v1.35"));
+        cache.insert("plain".into(), &[], None);
+        assert!(cache.get("chart", "v1.35").is_some());
+        assert!(cache.get("chart", "v1.36").is_none(), "rendered for v1.35");
+        assert!(
+            cache.get("plain", "v1.36").is_some(),
+            "needs no capabilities"
+        );
     }
 
     #[test]
@@ -177,11 +208,11 @@ mod tests {
                                              "l": [true, {"k": []}]}}),
             ),
         ];
-        cache.insert("k".into(), &manifests);
-        assert_eq!(cache.get("k"), Some(manifests.clone()));
+        cache.insert("k".into(), &manifests, None);
+        assert_eq!(cache.get("k", ""), Some(manifests.clone()));
         // Every get is a copy of its own: a sync may label it without touching the cache.
-        let mut copy = cache.get("k").unwrap();
+        let mut copy = cache.get("k", "").unwrap();
         copy[0].object["metadata"]["name"] = json!("changed");
-        assert_eq!(cache.get("k"), Some(manifests));
+        assert_eq!(cache.get("k", ""), Some(manifests));
     }
 }

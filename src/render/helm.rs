@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::capabilities::Capabilities;
 use super::exec::{Exec, ExecError, ExecLimits};
 use super::load::{LoadError, LoadOptions, parse_stream};
 use super::spec::HelmSpec;
@@ -67,6 +68,27 @@ pub struct Template<'a> {
     pub limits: &'a ExecLimits,
     /// Private directory for helm's state.
     pub scratch: &'a Path,
+    /// The target cluster's version and APIs (`None`: helm's own defaults, v1.20).
+    pub capabilities: Option<&'a Capabilities>,
+    /// Render as an upgrade of an installed release (`.Release.IsUpgrade`), not an install.
+    pub is_upgrade: bool,
+    /// With `spec.lookup`: a kubeconfig (text) that `lookup` reads the cluster with.
+    pub lookup: Option<&'a LookupAccess>,
+}
+
+/// The kubeconfig `helm template --dry-run=server` reads the cluster with for `lookup`: the
+/// agent's credentials, impersonating the GitSync's ServiceAccount when it has one. Written to
+/// a private file (0600) in the render's scratch directory and removed with it; never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LookupAccess {
+    /// The kubeconfig's text.
+    pub kubeconfig: String,
+}
+
+impl std::fmt::Debug for LookupAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LookupAccess(***)")
+    }
 }
 
 /// Why a chart could not be rendered.
@@ -134,7 +156,25 @@ pub async fn template(
         "--namespace".into(),
         t.namespace.clone().into(),
         "--include-crds".into(),
+        // Test hooks are never applied (see the module docs): not rendering them also spares
+        // their template errors.
+        "--skip-tests".into(),
     ];
+    if t.is_upgrade {
+        args.push("--is-upgrade".into());
+    }
+    if let Some(c) = t.capabilities {
+        args.extend(c.helm_args());
+    }
+    if let Some(access) = t.lookup {
+        let file = t.scratch.join("lookup.kubeconfig");
+        write_private(&file, &access.kubeconfig).map_err(io)?;
+        args.extend([
+            "--dry-run=server".into(),
+            "--kubeconfig".into(),
+            file.into(),
+        ]);
+    }
     if spec.repository.is_some()
         && let Some(v) = &spec.version
     {
@@ -162,6 +202,18 @@ pub async fn template(
     .run()
     .await?;
     Ok(drop_unapplied_hooks(parse_output(&out, load)?))
+}
+
+/// Writes `text` to a new file only its owner may read.
+fn write_private(file: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)?;
+    f.write_all(text.as_bytes())
 }
 
 /// Adds the chart repository (credentials on stdin) and returns `driftless/<chart>`.

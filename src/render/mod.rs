@@ -20,19 +20,22 @@
 //! [`Manifest`]: crate::object::Manifest
 
 pub mod cache;
+pub mod capabilities;
 pub mod exec;
 pub mod helm;
 pub mod kustomize;
 mod load;
 mod pipeline;
 pub mod spec;
+pub mod stability;
 pub mod substitute;
 mod walk;
 
 pub use cache::RenderCache;
+pub use capabilities::Capabilities;
 pub use exec::{ExecError, ExecLimits};
 pub use load::{LoadError, LoadOptions, load_dir, parse_bytes};
-pub use pipeline::{RenderContext, RenderError, Tools, render};
+pub use pipeline::{RenderContext, RenderError, Rendered, Tools, render, renders_chart};
 pub use spec::RenderSpec;
 pub use walk::IGNORE_FILE;
 

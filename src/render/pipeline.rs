@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::capabilities::Capabilities;
 use super::exec::{ExecError, ExecLimits};
-use super::helm::{self, HelmError, RepoCredentials};
+use super::helm::{self, HelmError, LookupAccess, RepoCredentials};
 use super::kustomize::{self, OverrideError};
 use super::load::{LoadError, LoadOptions, load_dir, parse_stream};
 use super::spec::{HelmSpec, KustomizeSpec, RenderSpec};
+use super::stability::{Unstable, may_be_random, unstable_objects};
 use super::substitute::{SubstituteError, merge_vars, substitute_manifests};
 use crate::object::Manifest;
 
@@ -57,6 +59,24 @@ pub struct RenderContext<'a> {
     pub helm_credentials: Option<RepoCredentials>,
     /// The tools.
     pub tools: &'a Tools,
+    /// The target cluster's version and APIs, for Helm charts (`None`: helm's own defaults).
+    pub capabilities: Option<&'a Capabilities>,
+    /// Render a chart as an upgrade (`.Release.IsUpgrade`): the GitSync has applied before.
+    pub is_upgrade: bool,
+    /// How `lookup` reads the cluster, when `helm.lookup` is on.
+    pub lookup: Option<&'a LookupAccess>,
+}
+
+/// What a render produced.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// The objects.
+    pub manifests: Vec<Manifest>,
+    /// A Helm chart was rendered: the output depends on the capabilities it was given.
+    pub chart: bool,
+    /// Objects that came out different from two renders of the same input (a chart's random
+    /// values): reported, so they are not taken for drift.
+    pub unstable: Vec<Unstable>,
 }
 
 /// Why a path could not be rendered. Every message names the path; tool failures carry the
@@ -120,10 +140,7 @@ pub enum RenderError {
 ///
 /// # Errors
 /// A [`RenderError`] naming the path; nothing is applied when this fails.
-pub async fn render(
-    spec: &RenderSpec,
-    ctx: &RenderContext<'_>,
-) -> Result<Vec<Manifest>, RenderError> {
+pub async fn render(spec: &RenderSpec, ctx: &RenderContext<'_>) -> Result<Rendered, RenderError> {
     let shown = display(ctx.path);
     let dir = inside(ctx.repo_root, ctx.path)?;
     let scratch = match &ctx.tools.scratch_dir {
@@ -133,12 +150,16 @@ pub async fn render(
     .map_err(RenderError::Scratch)?;
     let default_kustomize = KustomizeSpec::default();
     let kspec = spec.kustomize.as_ref().unwrap_or(&default_kustomize);
-    let manifests = if let Some(h) = &spec.helm {
-        render_chart(h, ctx, scratch.path()).await?
+    let default_helm = HelmSpec::default();
+    let mut rendered = Rendered::default();
+    let manifests = if renders_chart(spec, &dir) {
+        let h = spec.helm.as_ref().unwrap_or(&default_helm);
+        let (manifests, unstable) = render_chart(h, ctx, scratch.path()).await?;
+        rendered.chart = true;
+        rendered.unstable = unstable;
+        manifests
     } else if kustomize::kustomization_file(&dir).is_some() {
         render_kustomization(kspec, ctx, &dir, scratch.path()).await?
-    } else if dir.join("Chart.yaml").is_file() {
-        render_chart(&HelmSpec::default(), ctx, scratch.path()).await?
     } else {
         relative_sources(load_dir(&dir, &ctx.tools.load)?, ctx.path)
     };
@@ -153,15 +174,26 @@ pub async fn render(
     } else {
         manifests
     };
-    let Some(post) = &spec.post_build else {
-        return Ok(manifests);
+    rendered.manifests = match &spec.post_build {
+        Some(post) => {
+            let substitute_err = |source| RenderError::Substitute {
+                path: shown.clone(),
+                source,
+            };
+            let vars = merge_vars(&ctx.vars_from, &post.substitute).map_err(substitute_err)?;
+            substitute_manifests(manifests, &vars).map_err(substitute_err)?
+        }
+        None => manifests,
     };
-    let substitute_err = |source| RenderError::Substitute {
-        path: shown.clone(),
-        source,
-    };
-    let vars = merge_vars(&ctx.vars_from, &post.substitute).map_err(substitute_err)?;
-    substitute_manifests(manifests, &vars).map_err(substitute_err)
+    Ok(rendered)
+}
+
+/// True when `dir` (the absolute path to render) is rendered with `helm template`: a `helm`
+/// section, or a path holding `Chart.yaml` and no kustomization. Only charts use the
+/// cluster's capabilities.
+pub fn renders_chart(spec: &RenderSpec, dir: &Path) -> bool {
+    spec.helm.is_some()
+        || (kustomize::kustomization_file(dir).is_none() && dir.join("Chart.yaml").is_file())
 }
 
 /// `kustomize build` of `dir`, after checking that it names no remote base (unless allowed).
@@ -209,11 +241,15 @@ fn relative_sources(manifests: Vec<Manifest>, path: &Path) -> Vec<Manifest> {
         .collect()
 }
 
+/// `helm template` of the chart, then again when needed: with the versions the chart's own
+/// CRDs add (so `.Capabilities.APIVersions.Has` sees them as it will once they are served),
+/// and a second time when the chart may use random values, to name what changes between two
+/// renders of the same input.
 async fn render_chart(
     h: &HelmSpec,
     ctx: &RenderContext<'_>,
     scratch: &Path,
-) -> Result<Vec<Manifest>, RenderError> {
+) -> Result<(Vec<Manifest>, Vec<Unstable>), RenderError> {
     let chart_rel = PathBuf::from(h.chart.as_deref().unwrap_or(""));
     let chart_rel = if h.chart.is_none() {
         ctx.path.to_path_buf()
@@ -244,7 +280,8 @@ async fn render_chart(
         values_files.push(abs);
     }
     let t = ctx.tools;
-    let template = helm::Template {
+    let random = h.repository.is_some() || may_be_random(&chart_dir);
+    let mut template = helm::Template {
         bin: &t.helm,
         chart_dir,
         values_files,
@@ -259,13 +296,37 @@ async fn render_chart(
         credentials: ctx.helm_credentials.as_ref(),
         limits: &t.limits,
         scratch,
+        capabilities: ctx.capabilities,
+        is_upgrade: ctx.is_upgrade,
+        lookup: ctx.lookup.filter(|_| h.lookup),
     };
-    helm::template(h, &template, &t.load)
+    let failed = |source| RenderError::Helm {
+        path: shown.clone(),
+        source,
+    };
+    let mut manifests = helm::template(h, &template, &t.load)
         .await
-        .map_err(|source| RenderError::Helm {
-            path: shown,
-            source,
-        })
+        .map_err(failed)?;
+    let more = match (template.lookup, ctx.capabilities) {
+        // With lookup helm asks the cluster itself (--dry-run=server).
+        (None, Some(c)) => c.with_crds_of(&manifests),
+        _ => None,
+    };
+    if let Some(more) = &more {
+        template.capabilities = Some(more);
+        manifests = helm::template(h, &template, &t.load)
+            .await
+            .map_err(failed)?;
+    }
+    // With lookup a chart keeps its generated values itself; a first install may still differ.
+    if !random || template.lookup.is_some() {
+        return Ok((manifests, Vec::new()));
+    }
+    let again = helm::template(h, &template, &t.load)
+        .await
+        .map_err(failed)?;
+    let unstable = unstable_objects(&manifests, &again);
+    Ok((manifests, unstable))
 }
 
 /// `root/rel`, refused unless it resolves (symlinks included) inside `root`.

@@ -126,6 +126,12 @@ pub struct HelmSpec {
     /// GitSync's namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Let the chart's `lookup` read the cluster (`helm template --dry-run=server`), as the
+    /// GitSync's ServiceAccount when it has one. Off by default: a chart could then copy
+    /// whatever that identity may read into the objects it renders. Charts that keep a
+    /// generated password with `lookup` need it, or they render a new one every time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lookup: bool,
 }
 
 /// Schema of a free-form object (Helm values): the API server must keep every nested field,
