@@ -252,6 +252,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     driftless::duration::parse(s)
 }
 
+/// Whether log lines get ANSI colour: only on a terminal (a log file or a pipe to a log
+/// collector would keep the escape codes as text), and never when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+fn log_colour(is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     driftless::memory::limit_arenas();
     let json = std::env::args().any(|a| a == "--log-json");
@@ -278,6 +285,10 @@ fn main() -> ExitCode {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -640,4 +651,20 @@ async fn suspend(conn: &Connection<'_>, args: NameArgs, on: bool) -> Result<Exit
         if on { "suspended" } else { "resumed" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod log_colour_tests {
+    use super::log_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(log_colour(true, None));
+        assert!(!log_colour(false, None), "a file or a pipe");
+        assert!(!log_colour(true, Some("1".into())), "NO_COLOR=1");
+        assert!(
+            log_colour(true, Some("".into())),
+            "an empty NO_COLOR is unset"
+        );
+    }
 }
