@@ -547,10 +547,18 @@ async fn status(conn: &Connection<'_>, args: StatusArgs) -> Result<ExitCode> {
         let gs = control::get(&client, &ns, &name).await?;
         let [id, ready, revision, reason, message] = control::row(&gs);
         let status = gs.status.clone().unwrap_or_default();
-        println!(
-            "GitSync:   {id}\nURL:       {}\nReady:     {ready} ({reason})\nMessage:   {message}",
-            gs.spec.url
+        // Never the credential a user may have written into spec.url (#18).
+        let url = driftless::source::url::parse(&gs.spec.url).map_or_else(
+            |_| driftless::source::redact_all(&gs.spec.url),
+            |u| u.masked(),
         );
+        println!(
+            "GitSync:   {id}\nURL:       {url}\nReady:     {ready} ({reason})\nMessage:   {message}"
+        );
+        let credentials = driftless::agent::source_status::CREDENTIALS_IN_URL;
+        if let Some(c) = status.conditions.iter().find(|c| c.type_ == credentials) {
+            println!("Warning:   {}", c.message);
+        }
         println!("Applied:   {revision}");
         if let Some(c) = &status.last_applied_commit {
             println!("Commit:    {} ({})", c.subject, c.author);
