@@ -252,6 +252,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     driftless::duration::parse(s)
 }
 
+/// Whether log lines get ANSI colour: only on a terminal (a log file or a pipe to a log
+/// collector would keep the escape codes as text), and never when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+fn log_colour(is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     driftless::memory::limit_arenas();
     let json = std::env::args().any(|a| a == "--log-json");
@@ -278,6 +285,10 @@ fn main() -> ExitCode {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -554,10 +565,18 @@ async fn status(conn: &Connection<'_>, args: StatusArgs) -> Result<ExitCode> {
         let gs = control::get(&client, &ns, &name).await?;
         let [id, ready, revision, reason, message] = control::row(&gs);
         let status = gs.status.clone().unwrap_or_default();
-        println!(
-            "GitSync:   {id}\nURL:       {}\nReady:     {ready} ({reason})\nMessage:   {message}",
-            gs.spec.url
+        // Never the credential a user may have written into spec.url (#18).
+        let url = driftless::source::url::parse(&gs.spec.url).map_or_else(
+            |_| driftless::source::redact_all(&gs.spec.url),
+            |u| u.masked(),
         );
+        println!(
+            "GitSync:   {id}\nURL:       {url}\nReady:     {ready} ({reason})\nMessage:   {message}"
+        );
+        let credentials = driftless::agent::source_status::CREDENTIALS_IN_URL;
+        if let Some(c) = status.conditions.iter().find(|c| c.type_ == credentials) {
+            println!("Warning:   {}", c.message);
+        }
         println!("Applied:   {revision}");
         if let Some(c) = &status.last_applied_commit {
             println!("Commit:    {} ({})", c.subject, c.author);
@@ -676,5 +695,17 @@ mod tests {
         );
         let plain = anyhow::Error::new(std::io::Error::other("denied")).context("cannot read f");
         assert_eq!(super::report(&plain), "cannot read f: denied");
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use super::log_colour;
+        assert!(log_colour(true, None));
+        assert!(!log_colour(false, None), "a file or a pipe");
+        assert!(!log_colour(true, Some("1".into())), "NO_COLOR=1");
+        assert!(
+            log_colour(true, Some("".into())),
+            "an empty NO_COLOR is unset"
+        );
     }
 }

@@ -164,6 +164,25 @@ async fn the_story_sync_update_prune_break_and_recover() {
     .await;
 }
 
+/// Regression (#18): the agent's log written to a file or a pipe carried ANSI colour codes
+/// (`\x1b[32m INFO\x1b[0m`), which log collectors keep as text. Colour is for terminals only.
+#[tokio::test]
+async fn the_log_in_a_file_has_no_colour_codes() {
+    let ns = TestNamespace::new("agent-log").await;
+    // An empty NO_COLOR counts as unset: only the missing terminal may turn colour off here.
+    let agent = Agent::start_with_env(&ns, &[], &[("NO_COLOR", "")]);
+    let log = eventually("the agent logs", Duration::from_secs(30), || async {
+        let log = agent.log();
+        log.contains("agent started").then_some(log)
+    })
+    .await;
+    assert!(log.contains("INFO"), "the level is still written: {log}");
+    assert!(
+        !log.contains("\x1b["),
+        "ANSI escape codes in the log file: {log:?}"
+    );
+}
+
 #[tokio::test]
 async fn drift_is_corrected_and_suspend_stops_changes_and_delete_prunes() {
     let ns = TestNamespace::new("agent-drift").await;

@@ -360,6 +360,32 @@ async fn weave_flux_values_render_a_gitsync() {
     dry_run_apply(&ns, &yaml, true);
 }
 
+/// Weave Flux v1's chart named the sync tag value `git.label` (default `flux-sync`): it is an
+/// alias of `git.syncTag`, which wins when both are set; `git.readonly` still turns it off.
+#[test]
+fn flux_git_label_is_an_alias_of_sync_tag() {
+    let sync_tag = |set: &str| {
+        let yaml = template(
+            "driftless-system",
+            &[
+                "--set",
+                &format!("git.url=git@example.com:org/repo.git,{set}"),
+            ],
+        );
+        one(&objects(&yaml), "GitSync")["spec"]
+            .get("syncTag")
+            .cloned()
+    };
+    assert_eq!(sync_tag("git.label=flux-sync"), Some(json!("flux-sync")));
+    assert_eq!(
+        sync_tag("git.label=flux-sync,git.syncTag=driftless-sync"),
+        Some(json!("driftless-sync")),
+        "git.syncTag wins"
+    );
+    assert_eq!(sync_tag("git.label=flux-sync,git.readonly=true"), None);
+    assert_eq!(sync_tag("git.path=."), None, "neither set: no tag");
+}
+
 #[tokio::test]
 async fn namespaced_rbac_mode() {
     let ns = TestNamespace::new("chart-rbac").await;

@@ -3,7 +3,8 @@
 //! from Git, and a Secret value the API server quotes back in a refusal — runs a real agent
 //! through successes and failures, and greps everything a person or a log pipeline can see:
 //! the agent's log (debug level), the namespace's events, every GitSync's status, the CLI's
-//! output (`status`, `apply`), webhook responses, and `ps` sampled all along.
+//! output (`status`, `apply`), webhook responses, and `ps` sampled all along. A token written
+//! into a GitSync's `spec.url` (#18) is in that spec by the user's hand, and nowhere else.
 
 mod support;
 
@@ -27,6 +28,7 @@ const WEBHOOK_TOKEN: &str = "PLANTED-webhook-token-9b2e";
 const GITHUB_SECRET: &str = "PLANTED-github-secret-3a4f";
 const SECRET_DATA: &str = "PLANTED-secret-data-77aa";
 const ECHOED: &str = "PLANTED-echoed-by-the-apiserver-1e2f";
+const URL_TOKEN: &str = "PLANTED-url-token-6c3d";
 
 /// Samples `ps -eww -o args` every 20 ms on a thread until dropped.
 struct PsSampler {
@@ -159,6 +161,7 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
             ("a/secret.yaml", &applied_secret("secret-a")),
             ("b/cm.yaml", &cm("cm-b")),
             ("b/secret.yaml", &applied_secret("secret-b")),
+            ("c/cm.yaml", &cm("cm-c")),
             ("broken/secret.yaml", &echoed),
         ],
         "planted",
@@ -209,6 +212,20 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
     create_gitsync(&ns, "https-wrong", spec(&http_url, "b", "https-wrong")).await;
     create_gitsync(&ns, "ssh-refused", spec(&ssh_url, "a", "ssh-refused")).await;
     create_gitsync(&ns, "echo", spec(&ssh_url, "broken", "ssh")).await;
+    // A token in spec.url: with the Secret's credentials the sync works, without them it
+    // fails (driftless never sends a URL's credentials); either way the GitSync is warned.
+    let token_url = http_url.replacen("://", &format!("://{HTTPS_USER}:{URL_TOKEN}@"), 1);
+    assert!(
+        token_url.contains(&format!(":{URL_TOKEN}@127.0.0.1:")),
+        "{token_url}"
+    );
+    create_gitsync(&ns, "url-token", spec(&token_url, "c", "https")).await;
+    create_gitsync(
+        &ns,
+        "url-only",
+        json!({"url": token_url, "path": "c", "pollInterval": "2s"}),
+    )
+    .await;
 
     wait_reason(&ns, "ssh", "True").await;
     wait_reason(&ns, "https", "True").await;
@@ -216,6 +233,32 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
     assert_eq!(reason, "FetchFailed");
     let (reason, _) = wait_reason(&ns, "ssh-refused", "False").await;
     assert_eq!(reason, "FetchFailed");
+    wait_reason(&ns, "url-token", "True").await;
+    let (reason, _) = wait_reason(&ns, "url-only", "False").await;
+    assert_eq!(reason, "FetchFailed");
+    let masked = https.url(repo.name()).replacen("://", "://***@", 1);
+    for name in ["url-token", "url-only"] {
+        let gs = gitsync(&ns, name).await;
+        let warning = gs["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "CredentialsInURL"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: no CredentialsInURL condition: {gs}"));
+        assert_eq!(warning["status"], "True", "{name}: {warning}");
+        assert_eq!(warning["reason"], "CredentialsInURL", "{name}: {warning}");
+        let message = warning["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&masked) && message.contains("secretRef"),
+            "{name}: names the masked URL and the way out: {message}"
+        );
+        let events = support::agent::events(&ns, name, "CredentialsInURL");
+        assert!(
+            events
+                .iter()
+                .any(|(type_, note)| type_ == "Warning" && note.contains(&masked)),
+            "{name}: a Warning event: {events:?}"
+        );
+    }
     let (_, message) = wait_reason(&ns, "echo", "False").await;
     assert!(
         message.contains("secret-echo") && message.contains("***"),
@@ -266,6 +309,17 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
         "GitSyncs",
         text(ns.kubectl(&["get", "gitsyncs", "-n", &ns.name, "-o", "json"])),
     ));
+    outputs.push((
+        "GitSync statuses",
+        text(ns.kubectl(&[
+            "get",
+            "gitsyncs",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.items[*].status}",
+        ])),
+    ));
     let cli = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
             .arg("--kubeconfig")
@@ -277,7 +331,14 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
         text(out)
     };
     outputs.push(("driftless status", cli(&["status", "-n", &ns.name])));
-    for name in ["ssh", "https-wrong", "ssh-refused", "echo"] {
+    for name in [
+        "ssh",
+        "https-wrong",
+        "ssh-refused",
+        "echo",
+        "url-token",
+        "url-only",
+    ] {
         outputs.push((
             "driftless status NAME",
             cli(&["status", name, "-n", &ns.name]),
@@ -342,6 +403,21 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
                 let end = output.ceil_char_boundary((at + value.len() + 40).min(output.len()));
                 leaks.push(format!("{what} in {where_}: …{}…", &output[start..end]));
             }
+        }
+    }
+    // The URL token is in the GitSyncs' specs, where the user wrote it (which shows the
+    // capture holds it), and must be nowhere else: not in status, events, logs or the CLI.
+    let specs = outputs
+        .iter()
+        .find(|(w, _)| *w == "GitSyncs")
+        .map(|(_, o)| o.as_str())
+        .unwrap_or_default();
+    assert!(specs.contains(URL_TOKEN), "the specs hold the URL token");
+    for (where_, output) in outputs.iter().filter(|(w, _)| *w != "GitSyncs") {
+        if let Some(at) = output.find(URL_TOKEN) {
+            let start = output.floor_char_boundary(at.saturating_sub(120));
+            let end = output.ceil_char_boundary((at + URL_TOKEN.len() + 40).min(output.len()));
+            leaks.push(format!("URL token in {where_}: …{}…", &output[start..end]));
         }
     }
     assert!(

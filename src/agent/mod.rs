@@ -15,7 +15,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod rendering;
-mod source_status;
+pub mod source_status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

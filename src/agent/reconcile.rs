@@ -19,7 +19,10 @@ use serde_json::json;
 
 use super::crd::{CommitSummary, GitSync, GitSyncStatus, RefSpec, SyncRecord};
 use super::metrics::{ResultLabels, SyncLabels};
-use super::source_status::{source_failure, warn_if_history_rewritten};
+use super::source_status::{
+    source_failure, warn_if_credentials_in_url, warn_if_history_rewritten,
+    with_credentials_condition,
+};
 use super::{AgentError, Context};
 use crate::apply::SyncOptions;
 use crate::change::{Action as Outcome, ChangeSet};
@@ -46,6 +49,7 @@ fn step(reason: &'static str) -> impl Fn(String) -> StepError {
 pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, AgentError> {
     let poll = duration(gs.spec.poll_interval.as_deref(), Duration::from_secs(60));
     let status = gs.status.clone().unwrap_or_default();
+    warn_if_credentials_in_url(&ctx, &gs).await;
     if gs.spec.suspend {
         write_status(
             &ctx,
@@ -583,7 +587,7 @@ fn with_ready(
 }
 
 /// Replaces condition `type_`, keeping its transition time when the value did not change.
-fn with_condition(
+pub(super) fn with_condition(
     mut status: GitSyncStatus,
     type_: &str,
     value: &str,
@@ -614,6 +618,7 @@ async fn write_status(
     mut status: GitSyncStatus,
 ) -> Result<(), AgentError> {
     status.observed_generation = gs.meta().generation;
+    let status = with_credentials_condition(status, gs);
     let api: Api<GitSync> =
         Api::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
     let patch =

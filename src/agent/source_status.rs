@@ -1,5 +1,6 @@
 //! What the agent says about its Git source beyond success: a missing branch, tag or path
-//! (a stall, with what to check), and a branch whose history was rewritten (a warning).
+//! (a stall, with what to check), a branch whose history was rewritten (a warning), and a
+//! credential written into `spec.url` (a condition and a warning).
 
 use std::sync::Arc;
 
@@ -7,9 +8,76 @@ use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use super::Context;
-use super::crd::GitSync;
-use super::reconcile::{StepError, event};
-use crate::source::{FetchRequest, Fetched, GitRef, SourceError};
+use super::crd::{GitSync, GitSyncStatus};
+use super::reconcile::{StepError, event, with_condition};
+use crate::source::{FetchRequest, Fetched, GitRef, SourceError, url};
+
+/// Condition type, status `True` while `spec.url` carries a credential (a password or token in
+/// its userinfo). Informational: it never makes the GitSync not Ready (kstatus reads only
+/// `Ready`, `Reconciling` and `Stalled`); it goes when the URL is clean again.
+pub const CREDENTIALS_IN_URL: &str = "CredentialsInURL";
+
+/// Reason of the [`CREDENTIALS_IN_URL`] condition and of its Warning event.
+pub const CREDENTIALS_IN_URL_REASON: &str = "CredentialsInURL";
+
+/// The warning for a `spec.url` that carries a credential, or `None` for a clean (or
+/// unparsable: that fails the fetch with its own message) URL. It shows the URL with the whole
+/// userinfo masked, never the credential.
+pub(super) fn credentials_in_url(spec_url: &str) -> Option<String> {
+    let url = url::parse(spec_url)
+        .ok()
+        .filter(url::RepoUrl::has_credentials)?;
+    Some(format!(
+        "spec.url {} carries a credential, readable by anyone who may read this GitSync, and \
+         driftless never sends credentials from a URL: put them in the Secret named by \
+         spec.secretRef (keys username and password; bearerToken for a bearer token) and \
+         remove them from spec.url",
+        url.masked()
+    ))
+}
+
+/// Sets or clears the [`CREDENTIALS_IN_URL`] condition after the GitSync's `spec.url`; every
+/// status write goes through it, so the condition follows the spec whatever the sync did.
+pub(super) fn with_credentials_condition(status: GitSyncStatus, gs: &GitSync) -> GitSyncStatus {
+    match credentials_in_url(&gs.spec.url) {
+        Some(message) => with_condition(
+            status,
+            CREDENTIALS_IN_URL,
+            "True",
+            CREDENTIALS_IN_URL_REASON,
+            &message,
+        ),
+        None => {
+            let mut status = status;
+            status.conditions.retain(|c| c.type_ != CREDENTIALS_IN_URL);
+            status
+        }
+    }
+}
+
+/// Emits the Warning event (and a log line) for a credential in `spec.url` once, when the
+/// condition is not yet on the GitSync: not at every poll.
+pub(super) async fn warn_if_credentials_in_url(ctx: &Context, gs: &GitSync) {
+    let Some(message) = credentials_in_url(&gs.spec.url) else {
+        return;
+    };
+    let already = gs.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == CREDENTIALS_IN_URL && c.status == "True")
+    });
+    if !already {
+        tracing::warn!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{message}");
+        event(
+            ctx,
+            gs,
+            EventType::Warning,
+            CREDENTIALS_IN_URL_REASON,
+            &message,
+        )
+        .await;
+    }
+}
 
 /// The step error of a failed fetch or snapshot. A missing ref or path (`RefNotFound`,
 /// `PathNotFound`) stalls: it will not come back by retrying alone, so the message says what to
@@ -131,6 +199,59 @@ fn split_revision(revision: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_in_the_url_is_a_condition_that_leaves_ready_alone() {
+        let mut gs = GitSync::new("app", Default::default());
+        gs.spec.url = "https://alice:PLANTED-tok@git.example/org/repo".into();
+        let ready = super::super::reconcile::with_condition(
+            GitSyncStatus::default(),
+            "Ready",
+            "True",
+            "Succeeded",
+            "applied",
+        );
+        let warned = with_credentials_condition(ready, &gs);
+        let c = warned
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CREDENTIALS_IN_URL)
+            .expect("the condition");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "CredentialsInURL")
+        );
+        assert!(
+            c.message.contains("https://***@git.example/org/repo"),
+            "{}",
+            c.message
+        );
+        assert!(c.message.contains("secretRef"), "{}", c.message);
+        assert!(!c.message.contains("PLANTED-tok") && !c.message.contains("alice"));
+        assert!(
+            warned
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True"),
+            "still Ready"
+        );
+
+        gs.spec.url = "https://git.example/org/repo".into();
+        let clean = with_credentials_condition(warned, &gs);
+        assert!(
+            clean
+                .conditions
+                .iter()
+                .all(|c| c.type_ != CREDENTIALS_IN_URL)
+        );
+        assert_eq!(clean.conditions.len(), 1, "Ready stays");
+        gs.spec.url = "git@github.com:org/repo.git".into();
+        assert_eq!(
+            credentials_in_url(&gs.spec.url),
+            None,
+            "an SSH login is no credential"
+        );
+    }
 
     #[test]
     fn a_history_rewrite_names_the_branch_and_both_commits() {

@@ -236,6 +236,30 @@ impl RepoUrl {
         self.password.is_some()
     }
 
+    /// Whether the URL itself carries a credential: a password or token after `user:`, or,
+    /// for every transport but SSH (where it is a login name such as `git`), a lone userinfo,
+    /// which is often a token (`https://ghp_…@github.com/…`). Such a URL is readable by anyone
+    /// who may read the object holding it; credentials belong in a Secret.
+    pub fn has_credentials(&self) -> bool {
+        self.password.is_some() || (self.user.is_some() && self.transport != Transport::Ssh)
+    }
+
+    /// The URL with its whole userinfo replaced by `***` when it carries a credential
+    /// (`https://***@host/org/repo`), else [`redacted`](Self::redacted). Unlike `redacted`,
+    /// it hides the user name too: some hosts take the token as the user
+    /// (`https://TOKEN:x-oauth-basic@github.com/…`).
+    pub fn masked(&self) -> String {
+        if !self.has_credentials() {
+            return self.redacted();
+        }
+        Self {
+            user: Some("***".to_owned()),
+            password: None,
+            ..self.clone()
+        }
+        .redacted()
+    }
+
     /// The repository path as written: absolute for URLs and local paths, relative to the
     /// login's home for scp-like addresses such as `git@github.com:org/repo.git`.
     pub fn path(&self) -> &str {

@@ -334,3 +334,36 @@ fn redact_all_survives_a_multi_byte_character_before_the_scheme() {
     );
     let _ = parse(text);
 }
+
+#[test]
+fn credentials_in_a_url_are_detected_and_masked_whole() {
+    for (url, masked) in [
+        ("https://user:s3cret@host/r", "https://***@host/r"),
+        (
+            "https://s3cret:x-oauth-basic@github.com/o/r",
+            "https://***@github.com/o/r",
+        ),
+        (
+            "https://s3cret@github.com/o/r",
+            "https://***@github.com/o/r",
+        ),
+        ("http://u:s3cret@h:8080/r.git", "http://***@h:8080/r.git"),
+        ("ssh://git:s3cret@host/r", "ssh://***@host/r"),
+    ] {
+        let parsed = ok(url);
+        assert!(parsed.has_credentials(), "{url}");
+        assert_eq!(parsed.masked(), masked);
+        assert!(!parsed.masked().contains("s3cret"));
+    }
+    for url in [
+        "https://github.com/o/r",
+        "ssh://git@host/r",
+        "git@github.com:o/r.git",
+        "file:///srv/r",
+        "/srv/r",
+    ] {
+        let parsed = ok(url);
+        assert!(!parsed.has_credentials(), "{url}: a login name or none");
+        assert_eq!(parsed.masked(), parsed.redacted());
+    }
+}
