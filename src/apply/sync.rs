@@ -1,6 +1,7 @@
 //! The sync pipeline of [`Engine::sync`]: one function per step, data passed along.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{FutureExt, StreamExt, stream};
@@ -13,8 +14,8 @@ use super::{
     InventoryStore, SyncError, SyncOptions, check_inventory_name, progress_start, progress_tick,
     protect, prune, redact, ssa, wait,
 };
-use crate::change::{Action, ChangeSet};
-use crate::cluster::{Catalog, Resource};
+use crate::change::{Action, ApiWarning, ChangeSet};
+use crate::cluster::{ApiWarnings, Catalog, Resource, attribute};
 use crate::inventory::{Entry, Inventory, hash_text};
 use crate::object::{
     ANNOTATION_IGNORE, IGNORE_TRUE, LABEL_INVENTORY, Manifest, ObjectKey, ObjectRef, Source,
@@ -172,10 +173,15 @@ impl Engine {
             ..ChangeSet::default()
         };
         classify(&mut items, &live, &stored.inventory, &mut changes);
-        self.dry_run(&mut items, &live, opts, None).await?;
+        // The API server's warnings of this sync's requests, by item index.
+        let warnings = Arc::new(ApiWarnings::default());
+        self.dry_run(&mut items, &live, opts, None, &warnings)
+            .await?;
         phase(start, "dry-run");
         if opts.dry_run {
-            self.report_dry_run(&items, &live, &mut changes).await;
+            self.report_dry_run(&items, &live, &mut changes, &warnings)
+                .await;
+            changes.warnings = attributed(&warnings, &items);
             changes.elapsed = start.elapsed();
             changes.requests = crate::cluster::requests_sent() - requests;
             return Ok(changes);
@@ -184,7 +190,7 @@ impl Engine {
         let stored = store.write(&stored, &union).await?;
         phase(start, "inventory written");
         let mut applied = self
-            .apply_stage(&mut items, &live, opts, true, &mut changes)
+            .apply_stage(&mut items, &live, opts, true, &mut changes, &warnings)
             .await;
         phase(start, "cluster stage applied");
         if !changes.has_failures() {
@@ -204,15 +210,17 @@ impl Engine {
             }
             let deferred = self.resolve_deferred(&mut items);
             if !deferred.is_empty() {
-                self.dry_run(&mut items, &live, opts, Some(&deferred))
+                self.dry_run(&mut items, &live, opts, Some(&deferred), &warnings)
                     .await?;
             }
             applied.extend(
-                self.apply_stage(&mut items, &live, opts, false, &mut changes)
+                self.apply_stage(&mut items, &live, opts, false, &mut changes, &warnings)
                     .await,
             );
             phase(start, "applied");
         }
+        // Every later return carries the change set: the warnings go with it.
+        changes.warnings = attributed(&warnings, &items);
         let mut inventory = union.clone();
         for (key, entry) in applied {
             inventory.entries.insert(key, entry);
@@ -260,7 +268,8 @@ impl Engine {
         Ok(changes)
     }
 
-    /// Validates the set against the catalog; on unknown kinds, rediscovers once and retries.
+    /// Validates the set against the catalog; on unknown kinds or versions, rediscovers once and
+    /// retries.
     pub(super) async fn validate_set(
         &self,
         manifests: Vec<Manifest>,
@@ -281,10 +290,15 @@ impl Engine {
         match validate(manifests.clone(), catalog.as_ref(), &opts.default_namespace) {
             Ok(valid) => Ok(valid),
             Err(errors)
-                if errors
-                    .iter()
-                    .any(|e| matches!(e, ValidationError::UnknownKind { .. })) =>
+                if errors.iter().any(|e| {
+                    matches!(
+                        e,
+                        ValidationError::UnknownKind { .. }
+                            | ValidationError::VersionNotServed { .. }
+                    )
+                }) =>
             {
+                // A CRD installed or changed since the catalog was read may serve it now.
                 self.rediscover().await?;
                 validate(manifests, self.catalog().as_ref(), &opts.default_namespace)
                     .map_err(SyncError::Invalid)
@@ -429,6 +443,7 @@ impl Engine {
         live: &LiveMap,
         opts: &SyncOptions,
         deferred: Option<&HashSet<usize>>,
+        warnings: &Arc<ApiWarnings>,
     ) -> Result<(), SyncError> {
         let namespaces_missing = missing_namespaces(items, live);
         let wanted = deferred.map_or_else(
@@ -460,13 +475,17 @@ impl Engine {
                 let resource = item.resource.clone()?;
                 Some(
                     async move {
-                        let r = ssa::apply(
-                            client,
-                            &resource,
-                            &item.id,
-                            &item.body,
-                            true,
-                            opts.force_conflicts,
+                        let r = attribute(
+                            warnings,
+                            idx,
+                            ssa::apply(
+                                client,
+                                &resource,
+                                &item.id,
+                                &item.body,
+                                true,
+                                opts.force_conflicts,
+                            ),
                         )
                         .await;
                         progress_tick(opts);
@@ -539,13 +558,15 @@ impl Engine {
         opts: &SyncOptions,
         cluster_stage: bool,
         changes: &mut ChangeSet,
+        warnings: &Arc<ApiWarnings>,
     ) -> Vec<(ObjectKey, Entry)> {
         let client = &self.client;
-        let work = items.iter().filter(|i| {
+        // Each with its index in the set: the apply order, and the subject of its warnings.
+        let work = items.iter().enumerate().filter(|(_, i)| {
             matches!(i.todo, Todo::Apply { .. })
                 && crate::plan::is_cluster_stage(&i.key.group, &i.key.kind) == cluster_stage
         });
-        let work: Vec<&Item> = work.collect();
+        let work: Vec<(usize, &Item)> = work.collect();
         progress_start(
             opts,
             if cluster_stage {
@@ -562,7 +583,6 @@ impl Engine {
         let lane = width / 4;
         let (serial, rest): (Vec<_>, Vec<_>) = work
             .into_iter()
-            .enumerate()
             .partition(|(_, i)| lane > 0 && is_serial_kind(&i.key));
         let rest_width = if serial.is_empty() {
             width
@@ -570,8 +590,8 @@ impl Engine {
             width - lane
         };
         let (mut results, more) = futures::join!(
-            apply_all(client, serial, live, opts, lane),
-            apply_all(client, rest, live, opts, rest_width),
+            apply_all(client, serial, live, opts, lane, warnings),
+            apply_all(client, rest, live, opts, rest_width, warnings),
         );
         results.extend(more);
         results.sort_by_key(|(n, _, _)| *n);
@@ -603,19 +623,25 @@ impl Engine {
 
     /// In dry-run mode: reports what a real run would do, comparing the dry-run result with
     /// the live object.
-    async fn report_dry_run(&self, items: &[Item], live: &LiveMap, changes: &mut ChangeSet) {
-        for item in items
+    async fn report_dry_run(
+        &self,
+        items: &[Item],
+        live: &LiveMap,
+        changes: &mut ChangeSet,
+        warnings: &Arc<ApiWarnings>,
+    ) {
+        for (idx, item) in items
             .iter()
-            .filter(|i| matches!(i.todo, Todo::Apply { .. } | Todo::Deferred))
+            .enumerate()
+            .filter(|(_, i)| matches!(i.todo, Todo::Apply { .. } | Todo::Deferred))
         {
             let action = match (live.get(&item.key), &item.resource) {
                 (None, _) | (_, None) => Action::Created,
                 (Some(_), Some(r)) => {
                     let api = live::api_for(&self.client, r, item.key.namespace.as_deref());
                     let now = api.get_opt(&item.key.name).await.ok().flatten();
-                    let after = ssa::apply(&self.client, r, &item.id, &item.body, true, true)
-                        .await
-                        .ok();
+                    let dry = ssa::apply(&self.client, r, &item.id, &item.body, true, true);
+                    let after = attribute(warnings, idx, dry).await.ok();
                     match (now, after) {
                         (Some(n), Some(a))
                             if crate::diff::semantically_equal(&to_value(&n), &to_value(&a)) =>
@@ -645,18 +671,19 @@ fn is_serial_kind(key: &ObjectKey) -> bool {
         .any(|(g, k)| key.group == *g && key.kind == *k)
 }
 
-/// Applies `items` (each with its place in the stage), `width` at a time.
+/// Applies `items` (each with its index in the set), `width` at a time.
 async fn apply_all<'a>(
     client: &Client,
     items: Vec<(usize, &'a Item)>,
     live: &LiveMap,
     opts: &SyncOptions,
     width: usize,
+    warnings: &Arc<ApiWarnings>,
 ) -> Vec<(usize, &'a Item, Result<(Action, Entry), String>)> {
     stream::iter(items.into_iter().map(|(n, item)| {
         async move {
             let live = live.get(&item.key).map(|l| &l.meta);
-            let outcome = apply_one(client, item, live, opts).await;
+            let outcome = attribute(warnings, n, apply_one(client, item, live, opts)).await;
             progress_tick(opts);
             (n, item, outcome)
         }
@@ -713,6 +740,26 @@ async fn apply_one(
         fields_hash: owned_fields_hash(&result.metadata),
     };
     Ok((action, entry))
+}
+
+/// The warnings recorded for the items' requests, each naming its object and file.
+pub(super) fn attributed(warnings: &ApiWarnings, items: &[Item]) -> Vec<ApiWarning> {
+    let dropped = warnings.dropped();
+    if dropped > 0 {
+        tracing::warn!("{dropped} more API warning(s) not kept");
+    }
+    warnings
+        .take()
+        .into_iter()
+        .filter_map(|(idx, message)| {
+            let item = items.get(idx)?;
+            Some(ApiWarning {
+                id: item.id.clone(),
+                source: item.source.clone(),
+                message,
+            })
+        })
+        .collect()
 }
 
 /// Puts the outcomes in apply order (prunes, not in the set, last in prune order).
