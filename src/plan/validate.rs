@@ -227,7 +227,13 @@ fn check_manifest(
         .scope(&object.group, &object.version, &object.kind)
         .or_else(|| resolver.scope(&object.group, &object.version, &object.kind));
     match (scope, &object.namespace) {
-        (None, _) => errors.push(not_served(origin, object, crds, resolver)),
+        (None, _) => errors.push(not_served(
+            origin,
+            object,
+            crds,
+            resolver,
+            default_namespace,
+        )),
         (Some(Scope::Cluster), Some(ns)) => {
             errors.push(ValidationError::NamespaceOnClusterScoped {
                 origin: origin.clone(),
@@ -246,13 +252,27 @@ fn check_manifest(
 /// else an unknown kind.
 fn not_served(
     origin: &Source,
-    object: ObjectRef,
+    mut object: ObjectRef,
     crds: &CrdScopes,
     resolver: &dyn ScopeResolver,
+    default_namespace: &str,
 ) -> ValidationError {
-    let served = crds
-        .served_versions(&object.group, &object.kind)
-        .or_else(|| resolver.served_versions(&object.group, &object.kind));
+    let from: &dyn ScopeResolver = crds;
+    let (served, from) = match crds.served_versions(&object.group, &object.kind) {
+        Some(s) => (Some(s), from),
+        None => (
+            resolver.served_versions(&object.group, &object.kind),
+            resolver,
+        ),
+    };
+    // Named as it would be applied: a kind has the same scope in all its versions.
+    let scope = served
+        .as_ref()
+        .and_then(|s| s.versions.first())
+        .and_then(|v| from.scope(&object.group, v, &object.kind));
+    if scope == Some(Scope::Namespaced) && object.namespace.is_none() {
+        object.namespace = Some(default_namespace.to_owned());
+    }
     match served {
         Some(served) => ValidationError::VersionNotServed {
             origin: origin.clone(),
@@ -494,12 +514,12 @@ mod tests {
         assert_eq!(
             texts,
             [
-                "templates/hpa.yaml: HorizontalPodAutoscaler/web: autoscaling/v2beta2 is not \
-                 served; Kubernetes 1.36 serves autoscaling/v2 and autoscaling/v1",
+                "templates/hpa.yaml: HorizontalPodAutoscaler/apps/web: autoscaling/v2beta2 is \
+                 not served; Kubernetes 1.36 serves autoscaling/v2 and autoscaling/v1",
                 "templates/pdb.yaml: PodDisruptionBudget/apps/web: policy/v1beta1 is not served; \
                  Kubernetes 1.36 serves policy/v1",
-                "templates/ingress.yaml: Ingress/web: networking.k8s.io/v1beta1 is not served; \
-                 Kubernetes 1.36 serves networking.k8s.io/v1",
+                "templates/ingress.yaml: Ingress/apps/web: networking.k8s.io/v1beta1 is not \
+                 served; Kubernetes 1.36 serves networking.k8s.io/v1",
             ]
         );
         assert!(matches!(
@@ -528,7 +548,7 @@ mod tests {
         let errs = validate(vec![m("templates/hpa.yaml", hpa)], &Cluster, "apps").unwrap_err();
         assert_eq!(
             errs[0].to_string(),
-            "templates/hpa.yaml: HorizontalPodAutoscaler/web: autoscaling/v2beta2 is not \
+            "templates/hpa.yaml: HorizontalPodAutoscaler/apps/web: autoscaling/v2beta2 is not \
              served; this cluster serves autoscaling/v2"
         );
     }
@@ -556,7 +576,7 @@ mod tests {
         assert_eq!(
             errs,
             [
-                "w2.yaml: Widget/v1beta1: example.com/v1beta1 is not served; its \
+                "w2.yaml: Widget/apps/v1beta1: example.com/v1beta1 is not served; its \
               CustomResourceDefinition in this set serves example.com/v2 and example.com/v1"
             ]
         );
