@@ -265,6 +265,19 @@ async fn a_deprecated_crd_version_is_applied_with_the_servers_warning() {
     );
     assert_eq!(changes["warnings"][0]["object"]["kind"], "Widget");
 
+    // Unchanged, it is not written again, and still warned about (its read got the warning).
+    let again = run_on("apply", dir.path(), &ns, &["-o", "json"]).await;
+    again.expect_code(0);
+    let changes: Value = serde_json::from_str(&again.stdout).expect("JSON change set");
+    let unchanged = changes["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["action"] == "unchanged")
+        .count();
+    assert_eq!(unchanged, 2, "{changes:#}");
+    assert!(again.stderr.contains(&expected), "{}", again.stderr);
+
     // `diff` and `apply --dry-run` of a change warn too.
     write(dir.path(), "widget.yaml", &widget(&ns, 2));
     let diff = run_on("diff", dir.path(), &ns, &[]).await;
@@ -422,5 +435,47 @@ async fn the_agent_warns_once_per_revision_about_a_deprecated_crd_version() {
             .map(|r| r.0)
             .as_deref(),
         Some("True")
+    );
+}
+
+/// More than 8 objects of a kind in a namespace are read with one LIST: its warning names the
+/// first of them, once; each write of the first apply got its own.
+#[tokio::test]
+async fn a_listed_deprecated_version_warns_once_for_the_kind() {
+    let ns = TestNamespace::new("apiv-list").await;
+    let _inventory = inventory_of(&ns);
+    let _crd = install_widget_crd(&ns);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let docs: Vec<String> = (0..10)
+        .map(|n| widget(&ns, 1).replace("name: w\n", &format!("name: w{n}\n")))
+        .collect();
+    write(dir.path(), "widgets.yaml", &docs.join("---\n"));
+    let message = deprecation_warning(&ns);
+
+    let first = run_on("apply", dir.path(), &ns, &[]).await;
+    first.expect_code(0);
+    assert_eq!(
+        first.stderr.matches(&message).count(),
+        10,
+        "{}",
+        first.stderr
+    );
+
+    let again = run_on("apply", dir.path(), &ns, &[]).await;
+    again.expect_code(0);
+    assert!(again.stdout.contains("10 unchanged"), "{}", again.stdout);
+    let lines: Vec<&str> = again
+        .stderr
+        .lines()
+        .filter(|l| l.contains(&message))
+        .collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "warning: widgets.yaml: Widget/{}/w0: {message}",
+            ns.name
+        )],
+        "{}",
+        again.stderr
     );
 }

@@ -156,7 +156,11 @@ impl Engine {
         if empty && opts.prune && !opts.allow_empty && !stored.inventory.entries.is_empty() {
             return Err(SyncError::EmptySet(stored.inventory.entries.len()));
         }
-        let live = self.fetch_live(&items, &stored.inventory, opts).await?;
+        // The API server's warnings of this sync's requests, by item index.
+        let warnings = Arc::new(ApiWarnings::default());
+        let live = self
+            .fetch_live(&items, &stored.inventory, opts, &warnings)
+            .await?;
         phase(start, "live state read");
         check_conflicts(&items, &live, opts)?;
         let desired: HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
@@ -173,8 +177,6 @@ impl Engine {
             ..ChangeSet::default()
         };
         classify(&mut items, &live, &stored.inventory, &mut changes);
-        // The API server's warnings of this sync's requests, by item index.
-        let warnings = Arc::new(ApiWarnings::default());
         self.dry_run(&mut items, &live, opts, None, &warnings)
             .await?;
         phase(start, "dry-run");
@@ -351,19 +353,24 @@ impl Engine {
 
     /// Reads the live metadata of every object of the set and of the inventory: a LIST per
     /// (kind, namespace) holding many of them, a GET per object where it holds few (or where
-    /// the client may not list).
+    /// the client may not list). The API server's warnings (a deprecated version: an unchanged
+    /// object is still warned about) go to the items read: a list's to the first of its kind.
     async fn fetch_live(
         &self,
         items: &[Item],
         previous: &Inventory,
         opts: &SyncOptions,
+        warnings: &Arc<ApiWarnings>,
     ) -> Result<LiveMap, SyncError> {
         let catalog = self.catalog();
-        // Every object to read, with its item when it is in the set (None: the inventory's).
-        let mut wanted: Vec<(Option<&Item>, &ObjectKey, &Resource)> = Vec::new();
-        for item in items {
+        // Every object to read, with its item (and its index) when it is in the set (None: the
+        // inventory's).
+        let mut wanted: Vec<Wanted> = Vec::new();
+        let mut subjects: std::collections::HashMap<Target, usize> = Default::default();
+        for (idx, item) in items.iter().enumerate() {
             if let Some(r) = &item.resource {
-                wanted.push((Some(item), &item.key, r));
+                wanted.push((Some((idx, item)), &item.key, r));
+                subjects.entry(target_of(&item.key, r)).or_insert(idx);
             }
         }
         let in_set: HashSet<&ObjectKey> = wanted.iter().map(|(_, key, _)| *key).collect();
@@ -375,25 +382,26 @@ impl Engine {
             }
         }
         let (lists, singles) = split_reads(&wanted);
-        let reads_in = |targets: &HashSet<Target>| -> Vec<(String, ObjectKey, Resource)> {
+        let reads_in = |targets: &HashSet<Target>| -> Vec<live::Read> {
             wanted
                 .iter()
                 .filter(|(_, key, r)| targets.contains(&target_of(key, r)))
                 .map(|(item, key, r)| {
                     // How an error names the object: its file, or the inventory.
                     let label = match item {
-                        Some(i) => format!("{}: {}", i.source, i.id),
+                        Some((_, i)) => format!("{}: {}", i.source, i.id),
                         None => format!("{}/{} (in the inventory)", key.kind, key.name),
                     };
-                    (label, (*key).clone(), (*r).clone())
+                    let subject = item.map(|(idx, _)| idx);
+                    (label, (*key).clone(), (*r).clone(), subject)
                 })
                 .collect()
         };
         // The lists and the single reads at once: neither waits for the other's round trip.
         let singles = reads_in(&singles.into_keys().collect());
         let (listed, (mut live, mut errors)) = futures::join!(
-            live::fetch(&self.client, lists, opts.concurrency),
-            live::fetch_each(&self.client, singles, opts.concurrency),
+            live::fetch(&self.client, lists, opts.concurrency, warnings, &subjects),
+            live::fetch_each(&self.client, singles, opts.concurrency, warnings),
         );
         let listed = listed?;
         live.extend(listed.live);
@@ -401,8 +409,13 @@ impl Engine {
             // Lists this client may not make are read object by object too, so that the
             // error (if any) names each object and its file, not a kind.
             let forbidden = listed.forbidden.into_iter().map(|(t, _)| t).collect();
-            let (more, more_errors) =
-                live::fetch_each(&self.client, reads_in(&forbidden), opts.concurrency).await;
+            let (more, more_errors) = live::fetch_each(
+                &self.client,
+                reads_in(&forbidden),
+                opts.concurrency,
+                warnings,
+            )
+            .await;
             live.extend(more);
             errors.extend(more_errors);
         }
@@ -774,12 +787,16 @@ fn order_changes(changes: &mut ChangeSet, items: &[Item]) {
         .sort_by_key(|c| position.get(&c.id.key()).copied().unwrap_or(usize::MAX));
 }
 
+/// An object to read: its item and the item's index when it is in the set, its identity and
+/// its resource.
+type Wanted<'a> = (Option<(usize, &'a Item)>, &'a ObjectKey, &'a Resource);
+
 /// Objects to read, by (kind, namespace): the resource and the names.
 type Reads = BTreeMap<Target, (Resource, HashSet<String>)>;
 
 /// Groups the objects to read by (kind, namespace) and splits the groups into those read with
 /// a LIST (more than [`live::SINGLE_READS_UP_TO`] objects) and those read one GET per object.
-fn split_reads(wanted: &[(Option<&Item>, &ObjectKey, &Resource)]) -> (Reads, Reads) {
+fn split_reads<T>(wanted: &[(T, &ObjectKey, &Resource)]) -> (Reads, Reads) {
     let mut targets = Reads::new();
     for (_, key, r) in wanted {
         targets
