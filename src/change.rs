@@ -67,10 +67,38 @@ impl fmt::Display for Change {
     }
 }
 
+/// A warning the API server sent with one object's request: a deprecated API version (its
+/// `Warning` header, as kubectl prints it), an unknown field. The object was still applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiWarning {
+    /// The object.
+    #[serde(rename = "object")]
+    pub id: ObjectRef,
+    /// Where it came from in the manifests.
+    #[serde(serialize_with = "display_str")]
+    pub source: Source,
+    /// The API server's message, as sent.
+    pub message: String,
+}
+
+/// `templates/widget.yaml: Widget/apps/w: example.com/v1beta1 Widget is deprecated`.
+impl fmt::Display for ApiWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.source, self.id, self.message)
+    }
+}
+
+fn display_str<S: serde::Serializer>(src: &Source, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(src)
+}
+
 /// All outcomes of one sync.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChangeSet {
     pub changes: Vec<Change>,
+    /// The API server's warnings about the objects' requests, each distinct one once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ApiWarning>,
     /// Wall time of the sync.
     #[serde(serialize_with = "as_secs")]
     pub elapsed: Duration,

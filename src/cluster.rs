@@ -3,7 +3,8 @@
 //!
 //! The catalog resolves any kind the server serves (built-in or custom) to the resource to call
 //! and its scope, which is what makes the engine work for every kind without code per kind. It
-//! uses aggregated discovery: two requests, however many API groups the server has.
+//! uses aggregated discovery: two requests, however many API groups the server has. The client
+//! records the API server's `Warning` headers for the request that got them ([`warnings`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,8 +16,12 @@ use kube::discovery::{ApiResource, Discovery, Scope as KubeScope};
 use kube::{Client, Config};
 use tower::util::MapRequestLayer;
 
-use crate::plan::{Scope, ScopeResolver};
+use crate::plan::{Scope, ScopeResolver, Served, ServedBy};
 use crate::render::Capabilities;
+
+pub mod warnings;
+
+pub use warnings::{ApiWarnings, attribute};
 
 /// Failures to reach or understand the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -176,8 +181,8 @@ fn count(req: http::Request<Body>) -> http::Request<Body> {
     req
 }
 
-/// The client stack: kube's default one, with Nagle's algorithm off, a `User-Agent` and a
-/// request counter.
+/// The client stack: kube's default one, with Nagle's algorithm off, a `User-Agent`, a
+/// request counter and the recording of the API server's `Warning` headers ([`warnings`]).
 ///
 /// Why not `ClientBuilder::try_from(config)` as is: its connector leaves Nagle's algorithm on
 /// (Go clients, kubectl and Flux among them, turn it off). On a new connection the request
@@ -201,7 +206,10 @@ pub fn build(mut config: Config) -> Result<Client, ClusterError> {
     add_user_agent(&mut config);
     if config.proxy_url.is_some() {
         let builder = ClientBuilder::try_from(config).map_err(invalid)?;
-        return Ok(builder.with_layer(&MapRequestLayer::new(count)).build());
+        return Ok(builder
+            .with_layer(&MapRequestLayer::new(count))
+            .with_layer(&warnings::WarningLayer)
+            .build());
     }
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -227,6 +235,7 @@ pub fn build(mut config: Config) -> Result<Client, ClusterError> {
         .option_layer(config.auth_layer().map_err(invalid)?)
         .layer(config.extra_headers_layer().map_err(invalid)?)
         .layer(MapRequestLayer::new(count))
+        .layer(warnings::WarningLayer)
         .map_err(tower::BoxError::from)
         .service(client);
     Ok(Client::new(service, config.default_namespace))
@@ -323,6 +332,16 @@ impl Catalog {
 impl ScopeResolver for Catalog {
     fn scope(&self, group: &str, version: &str, kind: &str) -> Option<Scope> {
         self.get(group, version, kind).map(|r| r.scope)
+    }
+
+    /// A scan of the catalog: asked only for objects that fail validation.
+    fn served_versions(&self, group: &str, kind: &str) -> Option<Served> {
+        let versions = self
+            .kinds
+            .keys()
+            .filter(|(g, _, k)| g == group && k == kind)
+            .map(|(_, v, _)| v.as_str());
+        Served::new(ServedBy::Cluster, group, versions)
     }
 }
 

@@ -362,10 +362,30 @@ async fn render(conn: &Connection<'_>, tools: &ToolFlags, args: RenderArgs) -> R
     let manifests = cli_render::load(conn, tools, &args.dir, &args.render, &args.namespace).await?;
     let valid = match validate(manifests.clone(), &static_scope(), &args.namespace) {
         Ok(valid) => valid,
+        // A version Kubernetes 1.36 no longer serves may still be served by an older cluster:
+        // its answer counts, and without one the error names what 1.36 serves.
         Err(errors)
             if errors
                 .iter()
-                .all(|e| matches!(e, ValidationError::UnknownKind { .. })) =>
+                .all(|e| matches!(e, ValidationError::VersionNotServed { .. })) =>
+        {
+            let client = cluster::client(conn).await.ok();
+            let catalog = match client {
+                Some(c) => Catalog::discover(&c).await.ok(),
+                None => None,
+            };
+            let Some(catalog) = catalog else {
+                return Err(SyncError::Invalid(errors).into());
+            };
+            validate(manifests, &catalog, &args.namespace).map_err(SyncError::Invalid)?
+        }
+        Err(errors)
+            if errors.iter().all(|e| {
+                matches!(
+                    e,
+                    ValidationError::UnknownKind { .. } | ValidationError::VersionNotServed { .. }
+                )
+            }) =>
         {
             // Kinds that are not built in: ask the cluster.
             let client = cluster::client(conn).await.context(
@@ -424,11 +444,13 @@ async fn apply(conn: &Connection<'_>, tools: &ToolFlags, args: ApplyArgs) -> Res
     }
     match result {
         Ok(changes) => {
+            print_warnings(&changes.warnings);
             print_changes(&changes, args.output)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             if let Some(changes) = e.changes() {
+                print_warnings(&changes.warnings);
                 print_changes(changes, args.output)?;
             }
             eprintln!("error: {e}");
@@ -450,6 +472,14 @@ fn show_progress(opts: &mut SyncOptions) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// The API server's warnings (deprecated versions), on stderr as kubectl prints them, whatever
+/// the output format: `warning: <file>: <object>: <message>`.
+fn print_warnings(warnings: &[driftless::change::ApiWarning]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
 }
 
 fn print_changes(changes: &ChangeSet, output: Output) -> Result<()> {
@@ -475,6 +505,7 @@ async fn diff(conn: &Connection<'_>, tools: &ToolFlags, args: DiffArgs) -> Resul
     };
     let engine = engine(conn).await?;
     let preview = engine.preview(manifests, &opts).await?;
+    print_warnings(&preview.warnings);
     let mut out = std::io::stdout().lock();
     for (_, d) in &preview.diffs {
         write!(out, "{d}")?;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod rendering;
 pub mod source_status;
+pub mod warnings;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -105,6 +106,8 @@ pub struct Context {
     pub accept_new_host_keys: bool,
     /// Consecutive failures per GitSync, for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The API warnings already published as Events, per GitSync and revision.
+    pub api_warnings: warnings::Published,
 }
 
 /// Runs the agent until the process is stopped.
@@ -136,6 +139,7 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
             ..opts.render_tools.clone()
         },
         failures: Mutex::new(HashMap::new()),
+        api_warnings: warnings::Published::default(),
     });
     let api: Api<GitSync> = match &opts.namespace {
         Some(ns) => Api::namespaced(client, ns),
@@ -239,6 +243,11 @@ async fn reconcile_with_finalizer(
 
 /// A deleted GitSync: prune its objects when `prune` is true, otherwise leave them.
 async fn cleanup(gs: &GitSync, ctx: &Context) -> Result<Action, AgentError> {
+    ctx.api_warnings.forget(&format!(
+        "{}/{}",
+        gs.namespace().unwrap_or_default(),
+        gs.name_any()
+    ));
     if !gs.spec.prune {
         tracing::info!(gitsync = %gs.name_any(), "deleted with prune: false; its objects are left in place");
         return Ok(Action::await_change());

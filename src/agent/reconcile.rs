@@ -138,6 +138,7 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
             // The tag first: when status says applied, the tag (if it could be pushed) is there.
             push_sync_tag(&ctx, &gs, &req, &fetched).await;
             succeed(&ctx, &gs, status, &fetched, &changes, begun, started).await?;
+            super::warnings::publish(&ctx, &gs, &revision, &changes.warnings).await;
             // In the background, after the status: the check costs a fetch, and must delay
             // neither this sync nor the next one (a commit right behind this one).
             tokio::spawn(warn_if_history_rewritten(

@@ -8,6 +8,8 @@
 //! unchanged — without transferring specs or Secret data.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ManagedFieldsEntry, ObjectMeta};
@@ -18,7 +20,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::SyncError;
-use crate::cluster::Resource;
+use crate::cluster::{ApiWarnings, Resource, attribute};
 use crate::inventory::hash_json;
 use crate::object::{FIELD_MANAGER, ObjectKey};
 
@@ -50,6 +52,10 @@ pub fn api_for(
 /// A (group, version, kind, namespace) whose objects are read together.
 pub type Target = (String, String, String, Option<String>);
 
+/// One object to GET: how an error names it, its identity, its resource, and the subject its
+/// API warnings are recorded for (its item in the set; none for one only the inventory names).
+pub type Read = (String, ObjectKey, Resource, Option<usize>);
+
 /// Objects of a target read one GET at a time rather than with a LIST when the sync needs at
 /// most this many of them. A LIST costs what the whole namespace holds of that kind, a GET
 /// what one object costs: many small syncs sharing a namespace (one app of four objects per
@@ -77,16 +83,23 @@ pub struct Fetched {
 ///
 /// # Errors
 /// When a list fails for another reason than not found or forbidden.
+///
+/// The API server's warnings about a list (a deprecated version) are recorded in `warnings`
+/// for the target's subject in `subjects`, if any: an item of the set of that kind.
 pub async fn fetch(
     client: &Client,
     targets: BTreeMap<Target, (Resource, HashSet<String>)>,
     concurrency: usize,
+    warnings: &Arc<ApiWarnings>,
+    subjects: &HashMap<Target, usize>,
 ) -> Result<Fetched, SyncError> {
     let lists = stream::iter(targets.into_iter().map(|(target, (resource, names))| {
         let client = client.clone();
+        let subject = subjects.get(&target).copied();
         async move {
             let ns = target.3.clone();
-            match list_named(&client, &resource, ns.as_deref(), &names).await {
+            let list = list_named(&client, &resource, ns.as_deref(), &names);
+            match attributed(warnings, subject, list).await {
                 Ok(objects) => Ok(Listed::Objects(objects)),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(Listed::Objects(Vec::new())),
                 Err(kube::Error::Api(s)) if s.code == 403 => {
@@ -187,16 +200,21 @@ enum Listed {
 /// Reads the metadata of single objects (where a list was forbidden), `concurrency` at a time.
 /// Returns the live ones, and for each object that cannot be read its label and the API
 /// server's message.
+///
+/// Each object comes with the subject its API warnings are recorded for in `warnings` (its
+/// item in the set; none for an object only the inventory names).
 pub async fn fetch_each(
     client: &Client,
-    objects: Vec<(String, ObjectKey, Resource)>,
+    objects: Vec<Read>,
     concurrency: usize,
+    warnings: &Arc<ApiWarnings>,
 ) -> (LiveMap, Vec<String>) {
-    let gets = stream::iter(objects.into_iter().map(|(label, key, resource)| {
+    let gets = stream::iter(objects.into_iter().map(|(label, key, resource, subject)| {
         let client = client.clone();
         async move {
             let api = api_for(&client, &resource, key.namespace.as_deref());
-            match api.get_metadata_opt(&key.name).await {
+            let get = api.get_metadata_opt(&key.name);
+            match attributed(warnings, subject, get).await {
                 Ok(Some(o)) => Ok(Some((key, compact(o.metadata)))),
                 Ok(None) => Ok(None),
                 Err(e) => Err(format!("{label}: cannot read it: {}", api_message(&e))),
@@ -219,6 +237,18 @@ pub async fn fetch_each(
     }
     errors.sort();
     (live, errors)
+}
+
+/// Runs `request` recording its API warnings for `subject`, when it has one.
+async fn attributed<F: Future>(
+    warnings: &Arc<ApiWarnings>,
+    subject: Option<usize>,
+    request: F,
+) -> F::Output {
+    match subject {
+        Some(s) => attribute(warnings, s, request).await,
+        None => request.await,
+    }
 }
 
 /// Keeps of an object's metadata what the engine reads: the hash of driftless's own apply

@@ -5,6 +5,7 @@
 //! set are listed as prunes.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, stream};
 
@@ -12,6 +13,8 @@ use super::live::api_for;
 use super::live::api_message;
 use super::sync::{Engine, Item};
 use super::{InventoryStore, SyncError, SyncOptions, check_inventory_name};
+use crate::change::ApiWarning;
+use crate::cluster::{ApiWarnings, attribute};
 use crate::diff::unified_diff;
 use crate::object::{LABEL_INVENTORY, ObjectKey, ObjectRef};
 
@@ -22,6 +25,8 @@ pub struct Preview {
     pub diffs: Vec<(ObjectRef, String)>,
     /// Objects that would be pruned.
     pub prunes: Vec<ObjectRef>,
+    /// The API server's warnings about the objects' requests (deprecated versions).
+    pub warnings: Vec<ApiWarning>,
 }
 
 impl Preview {
@@ -52,16 +57,21 @@ impl Engine {
         .read()
         .await?;
         let client = self.client();
+        let warnings = Arc::new(ApiWarnings::default());
         let results: Vec<Result<Option<(ObjectRef, String)>, String>> = stream::iter(
             items
                 .iter()
-                .filter(|i| i.todo != super::sync::Todo::Skip)
-                .map(|item| diff_one(client, item).boxed()),
+                .enumerate()
+                .filter(|(_, i)| i.todo != super::sync::Todo::Skip)
+                .map(|(idx, item)| attribute(&warnings, idx, diff_one(client, item)).boxed()),
         )
         .buffered(opts.concurrency.max(1))
         .collect()
         .await;
-        let mut preview = Preview::default();
+        let mut preview = Preview {
+            warnings: super::sync::attributed(&warnings, &items),
+            ..Preview::default()
+        };
         let mut failures = Vec::new();
         for r in results {
             match r {

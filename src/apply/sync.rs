@@ -1,6 +1,7 @@
 //! The sync pipeline of [`Engine::sync`]: one function per step, data passed along.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{FutureExt, StreamExt, stream};
@@ -13,8 +14,8 @@ use super::{
     InventoryStore, SyncError, SyncOptions, check_inventory_name, progress_start, progress_tick,
     protect, prune, redact, ssa, wait,
 };
-use crate::change::{Action, ChangeSet};
-use crate::cluster::{Catalog, Resource};
+use crate::change::{Action, ApiWarning, ChangeSet};
+use crate::cluster::{ApiWarnings, Catalog, Resource, attribute};
 use crate::inventory::{Entry, Inventory, hash_text};
 use crate::object::{
     ANNOTATION_IGNORE, IGNORE_TRUE, LABEL_INVENTORY, Manifest, ObjectKey, ObjectRef, Source,
@@ -171,7 +172,11 @@ impl Engine {
         if empty && opts.prune && !opts.allow_empty && !stored.inventory.entries.is_empty() {
             return Err(SyncError::EmptySet(stored.inventory.entries.len()));
         }
-        let live = self.fetch_live(&items, &stored.inventory, opts).await?;
+        // The API server's warnings of this sync's requests, by item index.
+        let warnings = Arc::new(ApiWarnings::default());
+        let live = self
+            .fetch_live(&items, &stored.inventory, opts, &warnings)
+            .await?;
         phase(start, "live state read");
         check_conflicts(&items, &live, opts)?;
         let desired: HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
@@ -188,10 +193,13 @@ impl Engine {
             ..ChangeSet::default()
         };
         classify(&mut items, &live, &stored.inventory, &mut changes);
-        self.dry_run(&mut items, &live, opts, None).await?;
+        self.dry_run(&mut items, &live, opts, None, &warnings)
+            .await?;
         phase(start, "dry-run");
         if opts.dry_run {
-            self.report_dry_run(&items, &live, &mut changes).await;
+            self.report_dry_run(&items, &live, &mut changes, &warnings)
+                .await;
+            changes.warnings = attributed(&warnings, &items);
             changes.elapsed = start.elapsed();
             changes.requests = crate::cluster::requests_sent() - requests;
             return Ok(changes);
@@ -200,7 +208,7 @@ impl Engine {
         let stored = store.write(&stored, &union).await?;
         phase(start, "inventory written");
         let mut applied = self
-            .apply_stage(&mut items, &live, opts, true, &mut changes)
+            .apply_stage(&mut items, &live, opts, true, &mut changes, &warnings)
             .await;
         phase(start, "cluster stage applied");
         if !changes.has_failures() {
@@ -220,15 +228,17 @@ impl Engine {
             }
             let deferred = self.resolve_deferred(&mut items);
             if !deferred.is_empty() {
-                self.dry_run(&mut items, &live, opts, Some(&deferred))
+                self.dry_run(&mut items, &live, opts, Some(&deferred), &warnings)
                     .await?;
             }
             applied.extend(
-                self.apply_stage(&mut items, &live, opts, false, &mut changes)
+                self.apply_stage(&mut items, &live, opts, false, &mut changes, &warnings)
                     .await,
             );
             phase(start, "applied");
         }
+        // Every later return carries the change set: the warnings go with it.
+        changes.warnings = attributed(&warnings, &items);
         let mut inventory = union.clone();
         for (key, entry) in applied {
             inventory.entries.insert(key, entry);
@@ -276,7 +286,8 @@ impl Engine {
         Ok(changes)
     }
 
-    /// Validates the set against the catalog; on unknown kinds, rediscovers once and retries.
+    /// Validates the set against the catalog; on unknown kinds or versions, rediscovers once and
+    /// retries.
     pub(super) async fn validate_set(
         &self,
         manifests: Vec<Manifest>,
@@ -297,10 +308,15 @@ impl Engine {
         match validate(manifests.clone(), catalog.as_ref(), &opts.default_namespace) {
             Ok(valid) => Ok(valid),
             Err(errors)
-                if errors
-                    .iter()
-                    .any(|e| matches!(e, ValidationError::UnknownKind { .. })) =>
+                if errors.iter().any(|e| {
+                    matches!(
+                        e,
+                        ValidationError::UnknownKind { .. }
+                            | ValidationError::VersionNotServed { .. }
+                    )
+                }) =>
             {
+                // A CRD installed or changed since the catalog was read may serve it now.
                 self.rediscover().await?;
                 validate(manifests, self.catalog().as_ref(), &opts.default_namespace)
                     .map_err(SyncError::Invalid)
@@ -353,19 +369,24 @@ impl Engine {
 
     /// Reads the live metadata of every object of the set and of the inventory: a LIST per
     /// (kind, namespace) holding many of them, a GET per object where it holds few (or where
-    /// the client may not list).
+    /// the client may not list). The API server's warnings (a deprecated version: an unchanged
+    /// object is still warned about) go to the items read: a list's to the first of its kind.
     async fn fetch_live(
         &self,
         items: &[Item],
         previous: &Inventory,
         opts: &SyncOptions,
+        warnings: &Arc<ApiWarnings>,
     ) -> Result<LiveMap, SyncError> {
         let catalog = self.catalog();
-        // Every object to read, with its item when it is in the set (None: the inventory's).
-        let mut wanted: Vec<(Option<&Item>, &ObjectKey, &Resource)> = Vec::new();
-        for item in items {
+        // Every object to read, with its item (and its index) when it is in the set (None: the
+        // inventory's).
+        let mut wanted: Vec<Wanted> = Vec::new();
+        let mut subjects: std::collections::HashMap<Target, usize> = Default::default();
+        for (idx, item) in items.iter().enumerate() {
             if let Some(r) = &item.resource {
-                wanted.push((Some(item), &item.key, r));
+                wanted.push((Some((idx, item)), &item.key, r));
+                subjects.entry(target_of(&item.key, r)).or_insert(idx);
             }
         }
         let in_set: HashSet<&ObjectKey> = wanted.iter().map(|(_, key, _)| *key).collect();
@@ -377,25 +398,26 @@ impl Engine {
             }
         }
         let (lists, singles) = split_reads(&wanted);
-        let reads_in = |targets: &HashSet<Target>| -> Vec<(String, ObjectKey, Resource)> {
+        let reads_in = |targets: &HashSet<Target>| -> Vec<live::Read> {
             wanted
                 .iter()
                 .filter(|(_, key, r)| targets.contains(&target_of(key, r)))
                 .map(|(item, key, r)| {
                     // How an error names the object: its file, or the inventory.
                     let label = match item {
-                        Some(i) => format!("{}: {}", i.source, i.id),
+                        Some((_, i)) => format!("{}: {}", i.source, i.id),
                         None => format!("{}/{} (in the inventory)", key.kind, key.name),
                     };
-                    (label, (*key).clone(), (*r).clone())
+                    let subject = item.map(|(idx, _)| idx);
+                    (label, (*key).clone(), (*r).clone(), subject)
                 })
                 .collect()
         };
         // The lists and the single reads at once: neither waits for the other's round trip.
         let singles = reads_in(&singles.into_keys().collect());
         let (listed, (mut live, mut errors)) = futures::join!(
-            live::fetch(&self.client, lists, opts.concurrency),
-            live::fetch_each(&self.client, singles, opts.concurrency),
+            live::fetch(&self.client, lists, opts.concurrency, warnings, &subjects),
+            live::fetch_each(&self.client, singles, opts.concurrency, warnings),
         );
         let listed = listed?;
         live.extend(listed.live);
@@ -403,8 +425,13 @@ impl Engine {
             // Lists this client may not make are read object by object too, so that the
             // error (if any) names each object and its file, not a kind.
             let forbidden = listed.forbidden.into_iter().map(|(t, _)| t).collect();
-            let (more, more_errors) =
-                live::fetch_each(&self.client, reads_in(&forbidden), opts.concurrency).await;
+            let (more, more_errors) = live::fetch_each(
+                &self.client,
+                reads_in(&forbidden),
+                opts.concurrency,
+                warnings,
+            )
+            .await;
             live.extend(more);
             errors.extend(more_errors);
         }
@@ -445,6 +472,7 @@ impl Engine {
         live: &LiveMap,
         opts: &SyncOptions,
         deferred: Option<&HashSet<usize>>,
+        warnings: &Arc<ApiWarnings>,
     ) -> Result<(), SyncError> {
         let namespaces_missing = missing_namespaces(items, live);
         let wanted = deferred.map_or_else(
@@ -476,13 +504,17 @@ impl Engine {
                 let resource = item.resource.clone()?;
                 Some(
                     async move {
-                        let r = ssa::apply(
-                            client,
-                            &resource,
-                            &item.id,
-                            &item.body,
-                            true,
-                            opts.force_conflicts,
+                        let r = attribute(
+                            warnings,
+                            idx,
+                            ssa::apply(
+                                client,
+                                &resource,
+                                &item.id,
+                                &item.body,
+                                true,
+                                opts.force_conflicts,
+                            ),
                         )
                         .await;
                         progress_tick(opts);
@@ -555,13 +587,15 @@ impl Engine {
         opts: &SyncOptions,
         cluster_stage: bool,
         changes: &mut ChangeSet,
+        warnings: &Arc<ApiWarnings>,
     ) -> Vec<(ObjectKey, Entry)> {
         let client = &self.client;
-        let work = items.iter().filter(|i| {
+        // Each with its index in the set: the apply order, and the subject of its warnings.
+        let work = items.iter().enumerate().filter(|(_, i)| {
             matches!(i.todo, Todo::Apply { .. })
                 && crate::plan::is_cluster_stage(&i.key.group, &i.key.kind) == cluster_stage
         });
-        let work: Vec<&Item> = work.collect();
+        let work: Vec<(usize, &Item)> = work.collect();
         progress_start(
             opts,
             if cluster_stage {
@@ -578,7 +612,6 @@ impl Engine {
         let lane = width / 4;
         let (serial, rest): (Vec<_>, Vec<_>) = work
             .into_iter()
-            .enumerate()
             .partition(|(_, i)| lane > 0 && is_serial_kind(&i.key));
         let rest_width = if serial.is_empty() {
             width
@@ -586,8 +619,8 @@ impl Engine {
             width - lane
         };
         let (mut results, more) = futures::join!(
-            apply_all(client, serial, live, opts, lane),
-            apply_all(client, rest, live, opts, rest_width),
+            apply_all(client, serial, live, opts, lane, warnings),
+            apply_all(client, rest, live, opts, rest_width, warnings),
         );
         results.extend(more);
         results.sort_by_key(|(n, _, _)| *n);
@@ -619,19 +652,25 @@ impl Engine {
 
     /// In dry-run mode: reports what a real run would do, comparing the dry-run result with
     /// the live object.
-    async fn report_dry_run(&self, items: &[Item], live: &LiveMap, changes: &mut ChangeSet) {
-        for item in items
+    async fn report_dry_run(
+        &self,
+        items: &[Item],
+        live: &LiveMap,
+        changes: &mut ChangeSet,
+        warnings: &Arc<ApiWarnings>,
+    ) {
+        for (idx, item) in items
             .iter()
-            .filter(|i| matches!(i.todo, Todo::Apply { .. } | Todo::Deferred))
+            .enumerate()
+            .filter(|(_, i)| matches!(i.todo, Todo::Apply { .. } | Todo::Deferred))
         {
             let action = match (live.get(&item.key), &item.resource) {
                 (None, _) | (_, None) => Action::Created,
                 (Some(_), Some(r)) => {
                     let api = live::api_for(&self.client, r, item.key.namespace.as_deref());
                     let now = api.get_opt(&item.key.name).await.ok().flatten();
-                    let after = ssa::apply(&self.client, r, &item.id, &item.body, true, true)
-                        .await
-                        .ok();
+                    let dry = ssa::apply(&self.client, r, &item.id, &item.body, true, true);
+                    let after = attribute(warnings, idx, dry).await.ok();
                     match (now, after) {
                         (Some(n), Some(a))
                             if crate::diff::semantically_equal(&to_value(&n), &to_value(&a)) =>
@@ -661,18 +700,19 @@ fn is_serial_kind(key: &ObjectKey) -> bool {
         .any(|(g, k)| key.group == *g && key.kind == *k)
 }
 
-/// Applies `items` (each with its place in the stage), `width` at a time.
+/// Applies `items` (each with its index in the set), `width` at a time.
 async fn apply_all<'a>(
     client: &Client,
     items: Vec<(usize, &'a Item)>,
     live: &LiveMap,
     opts: &SyncOptions,
     width: usize,
+    warnings: &Arc<ApiWarnings>,
 ) -> Vec<(usize, &'a Item, Result<(Action, Entry), String>)> {
     stream::iter(items.into_iter().map(|(n, item)| {
         async move {
             let live = live.get(&item.key).map(|l| &l.meta);
-            let outcome = apply_one(client, item, live, opts).await;
+            let outcome = attribute(warnings, n, apply_one(client, item, live, opts)).await;
             progress_tick(opts);
             (n, item, outcome)
         }
@@ -731,6 +771,26 @@ async fn apply_one(
     Ok((action, entry))
 }
 
+/// The warnings recorded for the items' requests, each naming its object and file.
+pub(super) fn attributed(warnings: &ApiWarnings, items: &[Item]) -> Vec<ApiWarning> {
+    let dropped = warnings.dropped();
+    if dropped > 0 {
+        tracing::warn!("{dropped} more API warning(s) not kept");
+    }
+    warnings
+        .take()
+        .into_iter()
+        .filter_map(|(idx, message)| {
+            let item = items.get(idx)?;
+            Some(ApiWarning {
+                id: item.id.clone(),
+                source: item.source.clone(),
+                message,
+            })
+        })
+        .collect()
+}
+
 /// Puts the outcomes in apply order (prunes, not in the set, last in prune order).
 fn order_changes(changes: &mut ChangeSet, items: &[Item]) {
     let position: std::collections::HashMap<&ObjectKey, usize> = items
@@ -743,12 +803,16 @@ fn order_changes(changes: &mut ChangeSet, items: &[Item]) {
         .sort_by_key(|c| position.get(&c.id.key()).copied().unwrap_or(usize::MAX));
 }
 
+/// An object to read: its item and the item's index when it is in the set, its identity and
+/// its resource.
+type Wanted<'a> = (Option<(usize, &'a Item)>, &'a ObjectKey, &'a Resource);
+
 /// Objects to read, by (kind, namespace): the resource and the names.
 type Reads = BTreeMap<Target, (Resource, HashSet<String>)>;
 
 /// Groups the objects to read by (kind, namespace) and splits the groups into those read with
 /// a LIST (more than [`live::SINGLE_READS_UP_TO`] objects) and those read one GET per object.
-fn split_reads(wanted: &[(Option<&Item>, &ObjectKey, &Resource)]) -> (Reads, Reads) {
+fn split_reads<T>(wanted: &[(T, &ObjectKey, &Resource)]) -> (Reads, Reads) {
     let mut targets = Reads::new();
     for (_, key, r) in wanted {
         targets

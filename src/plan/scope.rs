@@ -1,12 +1,15 @@
-//! API scope knowledge: is a kind namespaced, cluster-scoped, or unknown?
+//! API scope knowledge: is a kind namespaced, cluster-scoped, or unknown — and when a kind is
+//! known but not at the version asked for, which versions are served.
 //!
 //! Owns [`Scope`], the [`ScopeResolver`] trait that validation asks (the agent implements it
 //! over API discovery; closures implement it too), the [`StaticScope`] resolver for built-in
 //! kinds so `driftless render` works without a cluster, and [`CrdScopes`]: kinds defined by
 //! `CustomResourceDefinition`s in the same set, which count as known even before they exist on
-//! the server.
+//! the server. [`Served`] is their answer for a kind asked for at a version no longer (or not
+//! yet) served: a chart written for an older cluster is then told what to use instead.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
 use serde_json::Value;
@@ -27,6 +30,115 @@ pub trait ScopeResolver {
     /// The scope of `kind` in `group`/`version` (group empty for the core group), or `None`
     /// when no such API resource exists.
     fn scope(&self, group: &str, version: &str, kind: &str) -> Option<Scope>;
+
+    /// The versions in which `kind` of `group` is served, when it is served in any: what
+    /// validation names when an object asks for a version that is not served (a removed
+    /// `autoscaling/v2beta2`, say). `None` when the kind is unknown in every version, which is
+    /// the default (closures know no versions).
+    fn served_versions(&self, _group: &str, _kind: &str) -> Option<Served> {
+        None
+    }
+}
+
+/// Who answered which versions of a kind are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServedBy {
+    /// The cluster's API discovery.
+    Cluster,
+    /// The built-in API of the Kubernetes version driftless was built for (offline rendering).
+    Builtin,
+    /// A CustomResourceDefinition of the set being validated.
+    CrdInSet,
+}
+
+impl fmt::Display for ServedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServedBy::Cluster => "this cluster",
+            ServedBy::Builtin => BUILTIN_KUBERNETES,
+            ServedBy::CrdInSet => "its CustomResourceDefinition in this set",
+        })
+    }
+}
+
+/// The versions a kind is served in, preferred first, and who says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// Who answered.
+    pub by: ServedBy,
+    /// The group of the kind (empty for the core group).
+    pub group: String,
+    /// The versions, preferred first (stable before beta before alpha, newest first).
+    pub versions: Vec<String>,
+}
+
+impl Served {
+    /// The answer of `by` for `group`: `versions` in preference order, `None` when empty.
+    pub fn new<I, S>(by: ServedBy, group: &str, versions: I) -> Option<Served>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut versions: Vec<String> = versions.into_iter().map(Into::into).collect();
+        versions.sort_by(|a, b| version_rank(b).cmp(&version_rank(a)).then_with(|| a.cmp(b)));
+        versions.dedup();
+        (!versions.is_empty()).then(|| Served {
+            by,
+            group: group.to_owned(),
+            versions,
+        })
+    }
+
+    /// The served `apiVersion`s, preferred first: `autoscaling/v2`, `v1`.
+    pub fn api_versions(&self) -> Vec<String> {
+        self.versions
+            .iter()
+            .map(|v| {
+                if self.group.is_empty() {
+                    v.clone()
+                } else {
+                    format!("{}/{v}", self.group)
+                }
+            })
+            .collect()
+    }
+}
+
+/// `this cluster serves autoscaling/v2 and autoscaling/v1`.
+impl fmt::Display for Served {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = self.api_versions();
+        let text = match list.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        write!(f, "{} serves {text}", self.by)
+    }
+}
+
+/// Kubernetes' order of preference among versions (`v2` > `v1` > `v1beta2` > `v1beta1` >
+/// `v1alpha1` > anything else), as discovery orders them.
+fn version_rank(version: &str) -> (u8, u32, u32) {
+    let Some(rest) = version.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let Ok(major) = rest[..digits].parse::<u32>() else {
+        return (0, 0, 0);
+    };
+    let tail = &rest[digits..];
+    let minor = |t: &str| t.parse::<u32>().ok();
+    match tail {
+        "" => (3, major, 0),
+        t => match (t.strip_prefix("beta"), t.strip_prefix("alpha")) {
+            (Some(n), _) => minor(n).map_or((0, 0, 0), |n| (2, major, n)),
+            (_, Some(n)) => minor(n).map_or((0, 0, 0), |n| (1, major, n)),
+            _ => (0, 0, 0),
+        },
+    }
 }
 
 impl<F> ScopeResolver for F
@@ -160,6 +272,9 @@ static BUILTINS: &[Builtin] = {
     ]
 };
 
+/// How offline validation names the API it knows: [`BUILTINS`] are this version's.
+const BUILTIN_KUBERNETES: &str = "Kubernetes 1.36";
+
 /// Resolver for the built-in kinds of Kubernetes 1.36; knows nothing of custom resources.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StaticScope;
@@ -170,6 +285,14 @@ impl ScopeResolver for StaticScope {
             .iter()
             .find(|(g, v, k, _)| *g == group && *v == version && *k == kind)
             .map(|(_, _, _, scope)| *scope)
+    }
+
+    fn served_versions(&self, group: &str, kind: &str) -> Option<Served> {
+        let versions = BUILTINS
+            .iter()
+            .filter(|(g, _, k, _)| *g == group && *k == kind)
+            .map(|(_, v, _, _)| *v);
+        Served::new(ServedBy::Builtin, group, versions)
     }
 }
 
@@ -226,11 +349,13 @@ impl CrdScopes {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
+            // A version with `served: false` is kept for storage only: no request may use it.
+            .filter(|v| v.get("served").and_then(Value::as_bool) != Some(false))
             .filter_map(|v| v.get("name").and_then(Value::as_str))
             .map(str::to_owned)
             .collect();
         if versions.is_empty() {
-            return Err("spec.versions has no named version".to_owned());
+            return Err("spec.versions has no named, served version".to_owned());
         }
         let key = (group.to_owned(), kind.to_owned());
         self.kinds.insert(key, CrdKind { scope, versions });
@@ -252,6 +377,11 @@ impl ScopeResolver for CrdScopes {
             .iter()
             .any(|v| v == version)
             .then_some(found.scope)
+    }
+
+    fn served_versions(&self, group: &str, kind: &str) -> Option<Served> {
+        let found = self.kinds.get(&(group.to_owned(), kind.to_owned()))?;
+        Served::new(ServedBy::CrdInSet, group, found.versions.iter().cloned())
     }
 }
 
@@ -311,6 +441,88 @@ mod tests {
         );
         assert_eq!(crds.scope("example.com", "v2", "Widget"), None);
         assert_eq!(crds.scope("other.com", "v1", "Widget"), None);
+    }
+
+    #[test]
+    fn static_scope_names_the_versions_a_kind_is_served_in() {
+        let s = static_scope();
+        let hpa = s
+            .served_versions("autoscaling", "HorizontalPodAutoscaler")
+            .unwrap();
+        assert_eq!(hpa.by, ServedBy::Builtin);
+        assert_eq!(hpa.api_versions(), ["autoscaling/v2", "autoscaling/v1"]);
+        assert_eq!(
+            hpa.to_string(),
+            "Kubernetes 1.36 serves autoscaling/v2 and autoscaling/v1"
+        );
+        let pdb = s.served_versions("policy", "PodDisruptionBudget").unwrap();
+        assert_eq!(pdb.to_string(), "Kubernetes 1.36 serves policy/v1");
+        let cm = s.served_versions("", "ConfigMap").unwrap();
+        assert_eq!(cm.api_versions(), ["v1"]);
+        assert_eq!(s.served_versions("example.com", "Widget"), None);
+        assert_eq!(s.served_versions("autoscaling", "Widget"), None);
+    }
+
+    #[test]
+    fn versions_are_listed_in_kubernetes_preference_order() {
+        let served = Served::new(
+            ServedBy::Cluster,
+            "g",
+            [
+                "v1alpha1", "v1beta1", "v1", "v2beta1", "v2", "v1beta2", "x1", "v10",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            served.versions,
+            [
+                "v10", "v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "x1"
+            ]
+        );
+        assert_eq!(
+            Served::new(ServedBy::Cluster, "g", ["v1", "v2", "v1"])
+                .unwrap()
+                .to_string(),
+            "this cluster serves g/v2 and g/v1"
+        );
+        let three = Served::new(ServedBy::Cluster, "g", ["v1", "v2", "v3"]).unwrap();
+        assert_eq!(three.to_string(), "this cluster serves g/v3, g/v2 and g/v1");
+        assert_eq!(
+            Served::new(ServedBy::Cluster, "g", Vec::<String>::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn crd_scopes_answer_served_versions_and_skip_unserved_ones() {
+        let mut crds = CrdScopes::default();
+        crds.add(&json!({"spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets"},
+            "versions": [{"name": "v1", "served": true}, {"name": "v1beta1", "served": false}]
+        }}))
+        .unwrap();
+        assert_eq!(crds.scope("example.com", "v1beta1", "Widget"), None);
+        let served = crds.served_versions("example.com", "Widget").unwrap();
+        assert_eq!(
+            served.to_string(),
+            "its CustomResourceDefinition in this set serves example.com/v1"
+        );
+        assert_eq!(crds.served_versions("example.com", "Gadget"), None);
+        let err = crds
+            .add(
+                &json!({"spec": {"group": "g", "scope": "Cluster", "names": {"kind": "K"},
+                                  "versions": [{"name": "v1", "served": false}]}}),
+            )
+            .unwrap_err();
+        assert_eq!(err, "spec.versions has no named, served version");
+    }
+
+    #[test]
+    fn closures_know_no_versions() {
+        let only_widgets =
+            |_: &str, _: &str, kind: &str| (kind == "Widget").then_some(Scope::Cluster);
+        assert_eq!(only_widgets.served_versions("x", "Widget"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Validation of a rendered manifest set before anything is sent to the cluster.
 //!
 //! Owns the pure checks over the whole set: identity fields present, names valid, kinds known
-//! (to the server via a [`ScopeResolver`], or by a CRD in the same set), namespaces defaulted
+//! (to the server via a [`ScopeResolver`], or by a CRD in the same set) at a version that is
+//! served (a removed `autoscaling/v2beta2` names the versions served instead), namespaces defaulted
 //! for namespaced kinds and refused on cluster-scoped ones, and no object defined twice. It
 //! reports every problem at once, so a user fixes a broken commit in one round.
 
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::names::{check_name, dns1123_label};
-use super::scope::{CrdScopes, Scope, ScopeResolver};
+use super::scope::{CrdScopes, Scope, ScopeResolver, Served};
 use crate::object::{Manifest, ObjectKey, ObjectRef, Source};
 
 /// One problem with one object (or, for duplicates, a pair of objects).
@@ -62,6 +63,20 @@ pub enum ValidationError {
         kind: String,
         /// The `apiVersion`.
         api_version: String,
+    },
+    /// The kind is served, but not at the object's `apiVersion`: a version removed from
+    /// Kubernetes (`autoscaling/v2beta2` HorizontalPodAutoscaler, `policy/v1beta1`
+    /// PodDisruptionBudget) or one its CRD does not serve. Names the versions that are.
+    #[error("{origin}: {object}: {api_version} is not served; {served}")]
+    VersionNotServed {
+        /// Where the object was read from.
+        origin: Source,
+        /// The object.
+        object: ObjectRef,
+        /// The `apiVersion` asked for.
+        api_version: String,
+        /// The versions served instead, and who serves them.
+        served: Served,
     },
     /// A cluster-scoped object has a namespace.
     #[error(
@@ -212,12 +227,13 @@ fn check_manifest(
         .scope(&object.group, &object.version, &object.kind)
         .or_else(|| resolver.scope(&object.group, &object.version, &object.kind));
     match (scope, &object.namespace) {
-        (None, _) => errors.push(ValidationError::UnknownKind {
-            origin: origin.clone(),
-            api_version: object.api_version(),
-            kind: object.kind.clone(),
+        (None, _) => errors.push(not_served(
+            origin,
             object,
-        }),
+            crds,
+            resolver,
+            default_namespace,
+        )),
         (Some(Scope::Cluster), Some(ns)) => {
             errors.push(ValidationError::NamespaceOnClusterScoped {
                 origin: origin.clone(),
@@ -228,6 +244,48 @@ fn check_manifest(
         }
         (Some(Scope::Namespaced), None) => set_namespace(&mut manifest.object, default_namespace),
         _ => {}
+    }
+}
+
+/// The error for an object whose kind and version nobody serves: the versions served instead
+/// when the kind is known in another one (a CRD of the set first: it replaces the cluster's),
+/// else an unknown kind.
+fn not_served(
+    origin: &Source,
+    mut object: ObjectRef,
+    crds: &CrdScopes,
+    resolver: &dyn ScopeResolver,
+    default_namespace: &str,
+) -> ValidationError {
+    let from: &dyn ScopeResolver = crds;
+    let (served, from) = match crds.served_versions(&object.group, &object.kind) {
+        Some(s) => (Some(s), from),
+        None => (
+            resolver.served_versions(&object.group, &object.kind),
+            resolver,
+        ),
+    };
+    // Named as it would be applied: a kind has the same scope in all its versions.
+    let scope = served
+        .as_ref()
+        .and_then(|s| s.versions.first())
+        .and_then(|v| from.scope(&object.group, v, &object.kind));
+    if scope == Some(Scope::Namespaced) && object.namespace.is_none() {
+        object.namespace = Some(default_namespace.to_owned());
+    }
+    match served {
+        Some(served) => ValidationError::VersionNotServed {
+            origin: origin.clone(),
+            api_version: object.api_version(),
+            object,
+            served,
+        },
+        None => ValidationError::UnknownKind {
+            origin: origin.clone(),
+            api_version: object.api_version(),
+            kind: object.kind.clone(),
+            object,
+        },
     }
 }
 
@@ -436,6 +494,92 @@ mod tests {
         let errs = messages(vec![m("a.yaml", hpa("v1")), m("b.yaml", hpa("v2"))]);
         assert_eq!(errs.len(), 1);
         assert!(errs[0].starts_with("HorizontalPodAutoscaler/apps/h is defined twice"));
+    }
+
+    #[test]
+    fn a_removed_builtin_version_names_the_versions_served() {
+        let hpa = json!({"apiVersion": "autoscaling/v2beta2", "kind": "HorizontalPodAutoscaler",
+                         "metadata": {"name": "web"}});
+        let pdb = json!({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
+                         "metadata": {"name": "web", "namespace": "apps"}});
+        let ingress = json!({"apiVersion": "networking.k8s.io/v1beta1", "kind": "Ingress",
+                             "metadata": {"name": "web"}});
+        let errs = run(vec![
+            m("templates/hpa.yaml", hpa),
+            m("templates/pdb.yaml", pdb),
+            m("templates/ingress.yaml", ingress),
+        ])
+        .unwrap_err();
+        let texts: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            texts,
+            [
+                "templates/hpa.yaml: HorizontalPodAutoscaler/apps/web: autoscaling/v2beta2 is \
+                 not served; Kubernetes 1.36 serves autoscaling/v2 and autoscaling/v1",
+                "templates/pdb.yaml: PodDisruptionBudget/apps/web: policy/v1beta1 is not served; \
+                 Kubernetes 1.36 serves policy/v1",
+                "templates/ingress.yaml: Ingress/apps/web: networking.k8s.io/v1beta1 is not \
+                 served; Kubernetes 1.36 serves networking.k8s.io/v1",
+            ]
+        );
+        assert!(matches!(
+            &errs[0],
+            ValidationError::VersionNotServed { api_version, served, .. }
+                if api_version == "autoscaling/v2beta2" && served.versions == ["v2", "v1"]
+        ));
+    }
+
+    #[test]
+    fn a_resolver_answers_for_the_cluster() {
+        struct Cluster;
+        impl ScopeResolver for Cluster {
+            fn scope(&self, g: &str, v: &str, k: &str) -> Option<Scope> {
+                (g == "autoscaling" && v == "v2" && k == "HorizontalPodAutoscaler")
+                    .then_some(Scope::Namespaced)
+            }
+            fn served_versions(&self, g: &str, k: &str) -> Option<Served> {
+                (g == "autoscaling" && k == "HorizontalPodAutoscaler")
+                    .then(|| Served::new(crate::plan::ServedBy::Cluster, g, ["v2"]))
+                    .flatten()
+            }
+        }
+        let hpa = json!({"apiVersion": "autoscaling/v2beta2", "kind": "HorizontalPodAutoscaler",
+                         "metadata": {"name": "web"}});
+        let errs = validate(vec![m("templates/hpa.yaml", hpa)], &Cluster, "apps").unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            "templates/hpa.yaml: HorizontalPodAutoscaler/apps/web: autoscaling/v2beta2 is not \
+             served; this cluster serves autoscaling/v2"
+        );
+    }
+
+    #[test]
+    fn a_crd_of_the_set_names_the_versions_it_serves() {
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                     "names": {"kind": "Widget", "plural": "widgets"},
+                     "versions": [{"name": "v1", "served": true},
+                                  {"name": "v1beta1", "served": false},
+                                  {"name": "v2", "served": true}]}
+        });
+        let widget = |v: &str| {
+            json!({"apiVersion": format!("example.com/{v}"), "kind": "Widget",
+                   "metadata": {"name": v}})
+        };
+        let errs = messages(vec![
+            m("crd.yaml", crd),
+            m("w1.yaml", widget("v1")),
+            m("w2.yaml", widget("v1beta1")),
+        ]);
+        assert_eq!(
+            errs,
+            [
+                "w2.yaml: Widget/apps/v1beta1: example.com/v1beta1 is not served; its \
+              CustomResourceDefinition in this set serves example.com/v2 and example.com/v1"
+            ]
+        );
     }
 
     #[test]
