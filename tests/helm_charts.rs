@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use serde_json::{Value, json};
 use support::agent::{Agent, create_gitsync, events, gitsync, install_crd, ready};
-use support::git_servers::{GitDaemon, TestRepo};
+use support::git_servers::{ChartRepoServer, GitDaemon, TestRepo};
 use support::{TestNamespace, cluster, cluster_bin, eventually, kubeconfig_path};
 
 fn chart_dir(name: &str) -> PathBuf {
@@ -540,4 +540,174 @@ async fn lookup_keeps_a_generated_secret_and_random_values_are_reported_once() {
         "once for each of the two revisions:\n{log}"
     );
     assert!(!log.contains(&random) && !log.contains(&b64(&random)));
+}
+
+/// Runs helm with a private home, asserting success.
+fn helm(args: &[&str], home: &Path) -> String {
+    let out = Command::new(cluster_bin("helm"))
+        .args(args)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .expect("run helm");
+    assert!(out.status.success(), "helm {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[tokio::test]
+async fn missing_dependencies_are_built_from_their_repository_and_the_repository_path() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("helm-home");
+    // A public chart repository serving the `sidecar` chart.
+    let www = tmp.path().join("www");
+    std::fs::create_dir_all(&www).expect("mkdir");
+    let sidecar = chart_dir("capable").join("charts/sidecar");
+    helm(
+        &[
+            "package",
+            sidecar.to_str().expect("utf-8"),
+            "-d",
+            www.to_str().expect("utf-8"),
+        ],
+        &home,
+    );
+    helm(&["repo", "index", www.to_str().expect("utf-8")], &home);
+    let server = ChartRepoServer::start_public(&www);
+    // A repository whose chart needs both, vendoring neither.
+    let repo = tmp.path().join("repo");
+    let write = |rel: &str, text: &str| {
+        let path = repo.join(rel);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "charts/app/Chart.yaml",
+        &format!(
+            "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - {{name: sidecar, version: 0.1.0, repository: \"{}\"}}\n  - {{name: common, version: 0.2.0, repository: \"file://../common\"}}\n",
+            server.url()
+        ),
+    );
+    write(
+        "charts/app/templates/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+    );
+    write(
+        "charts/common/Chart.yaml",
+        "apiVersion: v2\nname: common\nversion: 0.2.0\n",
+    );
+    write(
+        "charts/common/templates/common.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}-common}\n",
+    );
+    let tools = tools();
+    let ctx = RenderContext {
+        repo_root: &repo,
+        path: Path::new("charts/app"),
+        release_name: "app",
+        namespace: "apps",
+        vars_from: vec![],
+        helm_credentials: None,
+        tools: &tools,
+        capabilities: None,
+        is_upgrade: false,
+        lookup: None,
+    };
+    let spec = RenderSpec {
+        helm: Some(HelmSpec::default()),
+        ..RenderSpec::default()
+    };
+    let ours = render(&spec, &ctx).await.expect("dependencies built");
+    let ours: Vec<Value> = ours.manifests.into_iter().map(|m| m.object).collect();
+    let names: BTreeSet<&str> = ours
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["app", "app-common", "app-sidecar"]));
+    assert!(
+        !repo.join("charts/app/charts").exists() && !repo.join("charts/app/Chart.lock").exists(),
+        "the repository is left as it was:\n{}",
+        server.log()
+    );
+
+    // As `helm dependency build` and `helm template` give them, run by hand.
+    let app = repo.join("charts/app");
+    let app = app.to_str().expect("utf-8");
+    helm(&["dependency", "build", app], &home);
+    let theirs: Vec<Value> = serde_saphyr::from_multiple(&helm(
+        &[
+            "template",
+            "app",
+            app,
+            "--namespace",
+            "apps",
+            "--include-crds",
+            "--skip-tests",
+        ],
+        &home,
+    ))
+    .expect("YAML");
+    let theirs: Vec<Value> = theirs.into_iter().filter(Value::is_object).collect();
+    assert_eq!(as_set(&ours), as_set(&theirs));
+
+    // With the lock now written and a dependency gone from the repository, helm's own message.
+    drop(server);
+    std::fs::remove_dir_all(repo.join("charts/app/charts")).expect("rm charts/");
+    let err = render(&spec, &ctx)
+        .await
+        .expect_err("the repository is gone")
+        .to_string();
+    assert!(
+        err.starts_with("cannot render the chart charts/app: helm failed"),
+        "{err}"
+    );
+    assert_eq!(err.matches("helm failed").count(), 1, "{err}");
+}
+
+#[tokio::test]
+async fn lookup_reads_the_cluster_as_the_gitsyncs_service_account() {
+    let ns = TestNamespace::new("charts-lookup-sa").await;
+    install_crd(&ns);
+    let sa = ns.kubectl(&["create", "serviceaccount", "no-secrets", "-n", &ns.name]);
+    assert!(sa.status.success(), "{}", text(&sa.stderr));
+    let repo = TestRepo::new();
+    let files = chart_files("keeper", "keeper");
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    repo.commit(&refs, "the keeper chart");
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let agent = start_agent(&ns);
+    create_gitsync(
+        &ns,
+        "confined",
+        json!({
+            "url": daemon.url(repo.name()), "path": "keeper", "pollInterval": "1s",
+            "serviceAccountName": "no-secrets", "helm": {"lookup": true},
+        }),
+    )
+    .await;
+    // The account may not read Secrets: `lookup` is refused, not answered as the agent.
+    let (_, reason, message) = eventually("RenderFailed", Duration::from_secs(30), || async {
+        let r = ready(&gitsync(&ns, "confined").await)?;
+        (r.0 == "False" && r.1 == "RenderFailed").then_some(r)
+    })
+    .await;
+    assert_eq!(reason, "RenderFailed");
+    assert!(
+        message.contains(&format!("system:serviceaccount:{}:no-secrets", ns.name))
+            && message.contains("secrets"),
+        "{message}\n{}",
+        agent.log()
+    );
+    let secrets: Api<Secret> = Api::namespaced(ns.client(), &ns.name);
+    assert!(
+        secrets
+            .get_opt("confined-db")
+            .await
+            .expect("read")
+            .is_none()
+    );
 }

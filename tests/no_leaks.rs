@@ -5,6 +5,9 @@
 //! the agent's log (debug level), the namespace's events, every GitSync's status, the CLI's
 //! output (`status`, `apply`), webhook responses, and `ps` sampled all along. A token written
 //! into a GitSync's `spec.url` (#18) is in that spec by the user's hand, and nowhere else.
+//! A second test renders charts (#18): `lookup`'s kubeconfig holds the agent's client key only
+//! in a private file that is gone after the render, and a chart's random Secret values are
+//! named by field in the warnings about them, never quoted.
 
 mod support;
 
@@ -18,8 +21,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use serde_json::json;
 use support::agent::{Agent, create_gitsync, gitsync, http, ready};
-use support::git_servers::{HostKey, HttpGitServer, SshGitServer, TestRepo, UserKey};
-use support::{TestNamespace, eventually};
+use support::git_servers::{GitDaemon, HostKey, HttpGitServer, SshGitServer, TestRepo, UserKey};
+use support::{TestNamespace, cluster_bin, eventually, kubeconfig_path};
 
 const HTTPS_USER: &str = "alice";
 const HTTPS_PASSWORD: &str = "PLANTED-https-password-5c1d";
@@ -436,5 +439,118 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
             &format!("driftless.dev/inventory-shard={inventory}"),
             "--ignore-not-found",
         ],
+    );
+}
+
+/// Every file name under `dir`, recursively.
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            out.extend(file_names(&entry.path()));
+        } else {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn chart_renders_leak_neither_lookups_credentials_nor_random_values() {
+    let ns = TestNamespace::new("leaks-charts").await;
+    let kubeconfig = std::fs::read_to_string(kubeconfig_path()).expect("kubeconfig");
+    let client_key = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("client-key-data: "))
+        .expect("the dev cluster's client key")
+        .to_string();
+    let key_pem = base64::engine::general_purpose::STANDARD
+        .decode(&client_key)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .expect("base64");
+    let ps = PsSampler::start();
+    let repo = TestRepo::new();
+    let chart = support::repo_root().join("tests/fixtures/charts/keeper");
+    let read = |f: &str| std::fs::read_to_string(chart.join(f)).expect("fixture");
+    repo.commit(
+        &[
+            ("keeper/Chart.yaml", &read("Chart.yaml")),
+            (
+                "keeper/templates/secret.yaml",
+                &read("templates/secret.yaml"),
+            ),
+        ],
+        "keeper",
+    );
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let helm = cluster_bin("helm");
+    let agent = Agent::start_with_env(
+        &ns,
+        &["--helm-bin", helm.to_str().expect("utf-8")],
+        &[(
+            "DRIFTLESS_LOG",
+            "debug,hyper=info,h2=info,rustls=info,tower=info",
+        )],
+    );
+    for (name, lookup) in [("kept", true), ("random", false)] {
+        let spec = json!({"url": daemon.url(repo.name()), "path": "keeper",
+                          "pollInterval": "1s", "helm": {"lookup": lookup}});
+        create_gitsync(&ns, name, spec).await;
+    }
+    for name in ["kept", "random"] {
+        let (reason, message) = wait_reason(&ns, name, "True").await;
+        assert_eq!(reason, "Succeeded", "{message}\n{}", agent.log());
+    }
+    eventually(
+        "the UnstableRender event",
+        Duration::from_secs(30),
+        || async {
+            let out = ns.kubectl(&["get", "events", "-n", &ns.name, "-o", "json"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains("UnstableRender").then_some(())
+        },
+    )
+    .await;
+
+    let mut planted: Vec<String> = key_lines(&key_pem);
+    planted.push(client_key.clone());
+    let secrets: Api<Secret> = Api::namespaced(ns.client(), &ns.name);
+    for name in ["kept-db", "random-db"] {
+        let s = secrets.get(name).await.expect("the chart's Secret");
+        let data = s.data.unwrap_or_default();
+        let password = &data.get("password").expect("a password").0;
+        planted.push(String::from_utf8_lossy(password).into_owned());
+        planted.push(base64::engine::general_purpose::STANDARD.encode(password));
+    }
+    let events = ns.kubectl(&["get", "events", "-n", &ns.name, "-o", "json"]);
+    let mut seen = vec![
+        ("the agent's log", agent.log()),
+        (
+            "events",
+            String::from_utf8_lossy(&events.stdout).into_owned(),
+        ),
+    ];
+    for name in ["kept", "random"] {
+        seen.push((
+            "a GitSync's status",
+            gitsync(&ns, name).await["status"].to_string(),
+        ));
+    }
+    let (samples, listing) = ps.finish();
+    assert!(samples > 10, "ps sampled {samples} times");
+    seen.push(("process listings", listing));
+    for (what, text) in &seen {
+        for secret in &planted {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what} holds a secret: {secret}"
+            );
+        }
+    }
+    let left = file_names(&agent.cache_dir());
+    assert!(
+        !left.iter().any(|f| f.contains("kubeconfig")),
+        "a lookup kubeconfig outlived its render: {left:?}"
     );
 }

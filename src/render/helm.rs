@@ -114,7 +114,7 @@ pub enum HelmError {
     Spec(String),
 }
 
-fn helm_env(scratch: &Path) -> Vec<(String, String)> {
+pub(super) fn helm_env(scratch: &Path) -> Vec<(String, String)> {
     let at = |p: &str| scratch.join(p).display().to_string();
     vec![
         ("HELM_CACHE_HOME".into(), at("helm/cache")),

@@ -21,6 +21,7 @@
 
 pub mod cache;
 pub mod capabilities;
+mod dependencies;
 pub mod exec;
 pub mod helm;
 pub mod kustomize;

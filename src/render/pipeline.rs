@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::capabilities::Capabilities;
+use super::dependencies;
 use super::exec::{ExecError, ExecLimits};
 use super::helm::{self, HelmError, LookupAccess, RepoCredentials};
 use super::kustomize::{self, OverrideError};
@@ -280,6 +281,26 @@ async fn render_chart(
         values_files.push(abs);
     }
     let t = ctx.tools;
+    let failed = |source| RenderError::Helm {
+        path: shown.clone(),
+        source,
+    };
+    let chart_dir = if h.repository.is_none() {
+        let repo_root = std::fs::canonicalize(ctx.repo_root).map_err(|e| RenderError::Refused {
+            path: ".".into(),
+            message: format!("cannot read the repository: {e}"),
+        })?;
+        let build = dependencies::Build {
+            repo_root: &repo_root,
+            chart_dir: &chart_dir,
+            bin: &t.helm,
+            limits: &t.limits,
+            scratch,
+        };
+        build.prepare().await.map_err(failed)?
+    } else {
+        chart_dir
+    };
     let random = h.repository.is_some() || may_be_random(&chart_dir);
     let mut template = helm::Template {
         bin: &t.helm,
@@ -299,10 +320,6 @@ async fn render_chart(
         capabilities: ctx.capabilities,
         is_upgrade: ctx.is_upgrade,
         lookup: ctx.lookup.filter(|_| h.lookup),
-    };
-    let failed = |source| RenderError::Helm {
-        path: shown.clone(),
-        source,
     };
     let mut manifests = helm::template(h, &template, &t.load)
         .await

@@ -57,6 +57,11 @@ impl Agent {
         }
     }
 
+    /// The agent's `--cache-dir` (Git mirrors, render scratch directories).
+    pub fn cache_dir(&self) -> std::path::PathBuf {
+        self._cache.path().join("cache")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
