@@ -191,7 +191,7 @@ pub async fn load(
     })?;
     let chart = renders_chart(&spec, &real_dir);
     let capabilities = match chart {
-        true => Some(capabilities(conn, flags).await),
+        true => Some(capabilities(conn, flags).await?),
         false => None,
     };
     let lookup = match spec.helm.as_ref().filter(|h| h.lookup) {
@@ -228,7 +228,8 @@ pub async fn load(
     for u in &rendered.unstable {
         eprintln!(
             "warning: the chart renders differently each time (random values): {u}; set these \
-             values explicitly, or keep them with `lookup` and helm.lookup: true"
+             values explicitly, or keep them with `lookup` and helm.lookup: true (in the \
+             GitSync given with --gitsync)"
         );
     }
     Ok(rendered.manifests)
@@ -239,22 +240,27 @@ const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The capabilities to render charts for: the flags', else the cluster's, else the built-in
 /// ones of Kubernetes 1.36, saying on stderr what was assumed and why.
-async fn capabilities(conn: &Connection<'_>, flags: &RenderFlags) -> Capabilities {
+async fn capabilities(conn: &Connection<'_>, flags: &RenderFlags) -> Result<Capabilities> {
     let builtin = || Capabilities::new(BUILTIN_KUBE_VERSION, builtin_kinds());
     if flags.kube_version.is_some() || !flags.api_versions.is_empty() {
         let mut c = builtin();
         if let Some(v) = &flags.kube_version {
             c.kube_version.clone_from(v);
         }
-        c.api_versions.extend(flags.api_versions.iter().cloned());
-        return c;
+        for api in &flags.api_versions {
+            if !is_api_version(api) {
+                bail!("--api-versions {api:?}: expected group/version or group/version/Kind");
+            }
+            c.api_versions.insert(api.clone());
+        }
+        return Ok(c);
     }
     let discovered = async {
         let client = cluster::client(conn).await?;
         Catalog::discover(&client).await
     };
     let reason = match tokio::time::timeout(DISCOVERY_TIMEOUT, discovered).await {
-        Ok(Ok(catalog)) => return catalog.capabilities(),
+        Ok(Ok(catalog)) => return Ok(catalog.capabilities()),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {DISCOVERY_TIMEOUT:?}"),
     };
@@ -262,5 +268,34 @@ async fn capabilities(conn: &Connection<'_>, flags: &RenderFlags) -> Capabilitie
         "note: rendering charts for Kubernetes {BUILTIN_KUBE_VERSION} and its built-in APIs, as \
          no cluster told its own ({reason}); --kube-version and --api-versions choose them"
     );
-    builtin()
+    Ok(builtin())
+}
+
+/// `v1`, `group/version` or `group/version/Kind`, as Helm lists them.
+fn is_api_version(api: &str) -> bool {
+    let parts: Vec<&str> = api.split('/').collect();
+    (1..=3).contains(&parts.len())
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn api_versions_as_helm_lists_them() {
+        for ok in [
+            "v1",
+            "apps/v1",
+            "monitoring.coreos.com/v1/ServiceMonitor",
+            "v1/Pod",
+        ] {
+            assert!(super::is_api_version(ok), "{ok}");
+        }
+        for bad in ["", "not a gv", "a//b", "a/b/c/d", "/v1"] {
+            assert!(!super::is_api_version(bad), "{bad}");
+        }
+    }
 }

@@ -229,6 +229,42 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
     }
     assert_eq!(as_set(&cli), as_set(&ours));
 
+    // One `helm template`: the chart's CRDs in crds/ are read before rendering, not found by a
+    // second pass (which only a CRD made by a template needs).
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let calls = scratch.path().join("calls");
+    let wrapper = scratch.path().join("helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            cluster_bin("helm").display()
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let counted = driftless(
+        &kubeconfig_path(),
+        &[
+            "render",
+            dir,
+            "--helm-bin",
+            wrapper.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(as_set(&rendered_objects(&counted)).len(), ours.len());
+    let runs = std::fs::read_to_string(&calls).expect("helm ran");
+    assert_eq!(
+        runs.lines().filter(|l| *l == "template").count(),
+        1,
+        "{runs}"
+    );
+
     // Told an older version, the CLI says why the chart refuses, once.
     let old = driftless(
         &kubeconfig_path(),
@@ -650,7 +686,8 @@ async fn missing_dependencies_are_built_from_their_repository_and_the_repository
     let theirs: Vec<Value> = theirs.into_iter().filter(Value::is_object).collect();
     assert_eq!(as_set(&ours), as_set(&theirs));
 
-    // With the lock now written and a dependency gone from the repository, helm's own message.
+    // With the repository gone, the message names the dependency and its repository, once.
+    let url = server.url();
     drop(server);
     std::fs::remove_dir_all(repo.join("charts/app/charts")).expect("rm charts/");
     let err = render(&spec, &ctx)
@@ -658,7 +695,11 @@ async fn missing_dependencies_are_built_from_their_repository_and_the_repository
         .expect_err("the repository is gone")
         .to_string();
     assert!(
-        err.starts_with("cannot render the chart charts/app: helm failed"),
+        err.starts_with(&format!(
+            "cannot render the chart charts/app: cannot reach the repository of dependency \
+             sidecar ({url}): helm failed: Error: looks like \"{url}\" is not a valid chart \
+             repository or cannot be reached"
+        )),
         "{err}"
     );
     assert_eq!(err.matches("helm failed").count(), 1, "{err}");

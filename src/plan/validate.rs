@@ -78,6 +78,20 @@ pub enum ValidationError {
         /// The versions served instead, and who serves them.
         served: Served,
     },
+    /// A kind Kubernetes removed without a successor (PodSecurityPolicy), not served here.
+    #[error("{origin}: {object}: {kind} ({api_version}) is not served: {note}")]
+    KindRemoved {
+        /// Where the object was read from.
+        origin: Source,
+        /// The object.
+        object: ObjectRef,
+        /// The kind.
+        kind: String,
+        /// The `apiVersion`.
+        api_version: String,
+        /// When it went and what replaces it.
+        note: &'static str,
+    },
     /// A cluster-scoped object has a namespace.
     #[error(
         "{origin}: {object}: {kind} is cluster-scoped but has metadata.namespace {namespace:?}"
@@ -261,15 +275,19 @@ fn not_served(
     let (served, from) = match crds.served_versions(&object.group, &object.kind) {
         Some(s) => (Some(s), from),
         None => (
-            resolver.served_versions(&object.group, &object.kind),
+            resolver
+                .served_versions(&object.group, &object.kind)
+                .or_else(|| {
+                    let group = moved_to(&object.group, &object.kind)?;
+                    resolver.served_versions(group, &object.kind)
+                }),
             resolver,
         ),
     };
     // Named as it would be applied: a kind has the same scope in all its versions.
     let scope = served
         .as_ref()
-        .and_then(|s| s.versions.first())
-        .and_then(|v| from.scope(&object.group, v, &object.kind));
+        .and_then(|s| from.scope(&s.group, s.versions.first()?, &object.kind));
     if scope == Some(Scope::Namespaced) && object.namespace.is_none() {
         object.namespace = Some(default_namespace.to_owned());
     }
@@ -280,13 +298,63 @@ fn not_served(
             object,
             served,
         },
-        None => ValidationError::UnknownKind {
-            origin: origin.clone(),
-            api_version: object.api_version(),
-            kind: object.kind.clone(),
-            object,
+        None => match removed(&object.group, &object.kind) {
+            Some(note) => ValidationError::KindRemoved {
+                origin: origin.clone(),
+                api_version: object.api_version(),
+                kind: object.kind.clone(),
+                object,
+                note,
+            },
+            None => ValidationError::UnknownKind {
+                origin: origin.clone(),
+                api_version: object.api_version(),
+                kind: object.kind.clone(),
+                object,
+            },
         },
     }
+}
+
+/// Kinds Kubernetes moved to another group: `extensions` (and `apps/v1beta*`'s older home).
+const MOVED: &[(&str, &str, &str)] = &[
+    ("extensions", "Ingress", "networking.k8s.io"),
+    ("extensions", "NetworkPolicy", "networking.k8s.io"),
+    ("extensions", "Deployment", "apps"),
+    ("extensions", "DaemonSet", "apps"),
+    ("extensions", "ReplicaSet", "apps"),
+];
+
+/// The group a kind moved to from `group`, if it did.
+fn moved_to(group: &str, kind: &str) -> Option<&'static str> {
+    MOVED
+        .iter()
+        .find(|(g, k, _)| *g == group && *k == kind)
+        .map(|(_, _, to)| *to)
+}
+
+/// Kinds Kubernetes removed without a successor API, with what replaces them.
+const REMOVED: &[(&str, &str, &str)] = &[
+    (
+        "policy",
+        "PodSecurityPolicy",
+        "removed in Kubernetes 1.25; Pod Security Admission (namespace labels \
+         pod-security.kubernetes.io/*) replaces it",
+    ),
+    (
+        "extensions",
+        "PodSecurityPolicy",
+        "removed in Kubernetes 1.25; Pod Security Admission (namespace labels \
+         pod-security.kubernetes.io/*) replaces it",
+    ),
+];
+
+/// What became of a removed kind, if Kubernetes removed it.
+fn removed(group: &str, kind: &str) -> Option<&'static str> {
+    REMOVED
+        .iter()
+        .find(|(g, k, _)| *g == group && *k == kind)
+        .map(|(_, _, note)| *note)
 }
 
 /// Checks `metadata.namespace` when present: a string holding a DNS-1123 label (or empty).
@@ -527,6 +595,25 @@ mod tests {
             ValidationError::VersionNotServed { api_version, served, .. }
                 if api_version == "autoscaling/v2beta2" && served.versions == ["v2", "v1"]
         ));
+    }
+
+    #[test]
+    fn a_kind_moved_to_another_group_names_its_new_home() {
+        let ingress = json!({"apiVersion": "extensions/v1beta1", "kind": "Ingress",
+                             "metadata": {"name": "web"}});
+        let psp = json!({"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy",
+                         "metadata": {"name": "restricted"}});
+        let errs = messages(vec![m("ingress.yaml", ingress), m("psp.yaml", psp)]);
+        assert_eq!(
+            errs,
+            [
+                "ingress.yaml: Ingress/apps/web: extensions/v1beta1 is not served; Kubernetes \
+                 1.36 serves networking.k8s.io/v1",
+                "psp.yaml: PodSecurityPolicy/restricted: PodSecurityPolicy (policy/v1beta1) is \
+                 not served: removed in Kubernetes 1.25; Pod Security Admission (namespace \
+                 labels pod-security.kubernetes.io/*) replaces it",
+            ]
+        );
     }
 
     #[test]

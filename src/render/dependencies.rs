@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use super::exec::{Exec, ExecLimits};
+use super::exec::{Exec, ExecError, ExecLimits};
 use super::helm::{HelmError, helm_env};
 
 /// One dependency of `Chart.yaml`.
@@ -47,6 +47,14 @@ fn declared(chart: &Path) -> Vec<Dependency> {
             })
         })
         .collect()
+}
+
+/// `name (repository), ...` for messages.
+fn listed(deps: &[Dependency]) -> String {
+    deps.iter()
+        .map(|d| format!("{} ({})", d.name, d.repository))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// True when `charts/` holds the dependency, as a directory or a packaged `.tgz`.
@@ -112,7 +120,44 @@ impl Build<'_> {
             return Ok(self.chart_dir.to_path_buf());
         }
         let copy = self.copy_with_local_dependencies(&deps)?;
-        let args: Vec<OsString> = vec!["dependency".into(), "build".into(), copy.clone().into()];
+        self.add_repositories(&deps).await?;
+        self.helm(vec![
+            "dependency".into(),
+            "build".into(),
+            copy.clone().into(),
+        ])
+        .await
+        .map_err(|source| HelmError::Dependencies {
+            declared: listed(&deps),
+            source,
+        })?;
+        Ok(copy)
+    }
+
+    /// Adds each HTTP(S) repository the dependencies name, so that one that cannot be reached
+    /// is named with helm's reason (`helm dependency build` only says "no cached repository").
+    async fn add_repositories(&self, deps: &[Dependency]) -> Result<(), HelmError> {
+        let mut added: Vec<&str> = Vec::new();
+        for d in deps {
+            let url = d.repository.as_str();
+            let is_http = url.starts_with("https://") || url.starts_with("http://");
+            if !is_http || added.contains(&url) {
+                continue;
+            }
+            let name = format!("dependency-{}", added.len());
+            self.helm(vec!["repo".into(), "add".into(), name.into(), url.into()])
+                .await
+                .map_err(|source| HelmError::Dependency {
+                    name: d.name.clone(),
+                    repository: url.to_string(),
+                    source,
+                })?;
+            added.push(url);
+        }
+        Ok(())
+    }
+
+    async fn helm(&self, args: Vec<OsString>) -> Result<String, ExecError> {
         Exec {
             tool: "helm",
             bin: self.bin,
@@ -124,8 +169,7 @@ impl Build<'_> {
             limits: self.limits,
         }
         .run()
-        .await?;
-        Ok(copy)
+        .await
     }
 
     /// Copies the chart and its `file://` dependencies under `scratch/deps`, keeping their

@@ -220,9 +220,15 @@ fn kill_group(pid: Option<u32>) {
         .status();
 }
 
+/// Advice the tools print that a driftless user cannot follow (driftless has no such flag).
+const FOREIGN_HINTS: &[&str] = &["Use --debug flag to render out invalid YAML"];
+
 /// The last lines of a tool's error output: enough to act on, bounded in size.
 pub(super) fn tail(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !FOREIGN_HINTS.contains(&l.trim()))
+        .collect();
     let start = lines.len().saturating_sub(12);
     let text = lines[start..].join("\n");
     if text.len() <= 4000 {
@@ -269,7 +275,11 @@ mod tests {
     async fn failure_carries_stderr() {
         let dir = tempfile::tempdir().expect("tempdir");
         let limits = ExecLimits::default();
-        let err = sh("echo 'Error: bad patch' >&2; exit 3", dir.path(), &limits)
+        let err = sh(
+            "echo 'Error: bad patch' >&2; echo 'Use --debug flag to render out invalid YAML' >&2; exit 3",
+            dir.path(),
+            &limits,
+        )
             .run()
             .await
             .expect_err("fails");

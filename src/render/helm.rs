@@ -112,6 +112,29 @@ pub enum HelmError {
     /// The spec is incomplete.
     #[error("{0}")]
     Spec(String),
+    /// A dependency's chart repository could not be added (unreachable, not a repository).
+    #[error("cannot reach the repository of dependency {name} ({repository}): {source}")]
+    Dependency {
+        /// The dependency.
+        name: String,
+        /// Its repository URL.
+        repository: String,
+        /// helm's failure.
+        #[source]
+        source: ExecError,
+    },
+    /// `helm dependency build` failed.
+    #[error(
+        "cannot build the chart's dependencies ({declared}); vendor them into charts/ if the \
+         agent cannot reach their repositories: {source}"
+    )]
+    Dependencies {
+        /// The dependencies `Chart.yaml` declares.
+        declared: String,
+        /// helm's failure.
+        #[source]
+        source: ExecError,
+    },
 }
 
 pub(super) fn helm_env(scratch: &Path) -> Vec<(String, String)> {
@@ -299,6 +322,43 @@ fn parse_output(out: &str, load: &LoadOptions) -> Result<Vec<Manifest>, LoadErro
     }
     flush(&mut doc, &mut manifests)?;
     Ok(manifests)
+}
+
+/// The CustomResourceDefinitions a chart ships in `crds/`, its own and its unpacked
+/// subcharts', read before rendering so that `.Capabilities.APIVersions` knows their APIs on
+/// the first pass (a second render is then needed only for CRDs made by templates). A file
+/// that is too large or does not parse is skipped here: helm reports it when it renders.
+pub fn shipped_crds(chart: &Path, load: &LoadOptions) -> Vec<Manifest> {
+    let mut found = Vec::new();
+    let mut charts = vec![chart.to_path_buf()];
+    while let Some(dir) = charts.pop() {
+        for file in files_in(&dir.join("crds")) {
+            let small = std::fs::metadata(&file).is_ok_and(|m| m.len() <= load.max_file_bytes);
+            let text = small
+                .then(|| std::fs::read_to_string(&file).ok())
+                .flatten()
+                .unwrap_or_default();
+            found.extend(parse_stream(&file, &text, load).unwrap_or_default());
+        }
+        charts.extend(
+            files_in(&dir.join("charts"))
+                .into_iter()
+                .filter(|sub| sub.join("Chart.yaml").is_file()),
+        );
+    }
+    found
+}
+
+/// The entries of `dir`, sorted; none when it cannot be read.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    entries
 }
 
 /// Drops the objects whose every hook is one driftless (like Argo CD) does not run on a sync.

@@ -68,6 +68,19 @@ pub struct RenderContext<'a> {
     pub lookup: Option<&'a LookupAccess>,
 }
 
+impl RenderContext<'_> {
+    /// A path relative to the repository root as messages show it: absolute when the root is
+    /// the whole file system (the CLI outside a Git work tree), so `/tmp/chart` is not
+    /// shown as `tmp/chart`.
+    fn show(&self, rel: &Path) -> String {
+        if self.repo_root == Path::new("/") {
+            Path::new("/").join(rel).display().to_string()
+        } else {
+            display(rel)
+        }
+    }
+}
+
 /// What a render produced.
 #[derive(Debug, Default)]
 pub struct Rendered {
@@ -142,7 +155,7 @@ pub enum RenderError {
 /// # Errors
 /// A [`RenderError`] naming the path; nothing is applied when this fails.
 pub async fn render(spec: &RenderSpec, ctx: &RenderContext<'_>) -> Result<Rendered, RenderError> {
-    let shown = display(ctx.path);
+    let shown = ctx.show(ctx.path);
     let dir = inside(ctx.repo_root, ctx.path)?;
     let scratch = match &ctx.tools.scratch_dir {
         Some(d) => std::fs::create_dir_all(d).and_then(|()| tempfile::tempdir_in(d)),
@@ -221,7 +234,7 @@ async fn render_kustomization(
     let out = kustomize::build(&t.kustomize, dir, kspec, &t.limits, scratch)
         .await
         .map_err(|source| RenderError::Kustomize {
-            path: display(ctx.path),
+            path: ctx.show(ctx.path),
             source,
         })?;
     Ok(parse_stream(ctx.path, &out, &t.load)?)
@@ -267,7 +280,7 @@ async fn render_chart(
             ),
             PathBuf::new(),
         ),
-        None => (display(&chart_rel), inside(ctx.repo_root, &chart_rel)?),
+        None => (ctx.show(&chart_rel), inside(ctx.repo_root, &chart_rel)?),
     };
     let mut values_files = Vec::new();
     for f in &h.values_files {
@@ -302,6 +315,11 @@ async fn render_chart(
         chart_dir
     };
     let random = h.repository.is_some() || may_be_random(&chart_dir);
+    // The chart's own CRDs count as served on the first pass (they will be once applied).
+    let shipped = match (ctx.capabilities, h.repository.is_none()) {
+        (Some(c), true) => c.with_crds_of(&helm::shipped_crds(&chart_dir, &t.load)),
+        _ => None,
+    };
     let mut template = helm::Template {
         bin: &t.helm,
         chart_dir,
@@ -317,14 +335,15 @@ async fn render_chart(
         credentials: ctx.helm_credentials.as_ref(),
         limits: &t.limits,
         scratch,
-        capabilities: ctx.capabilities,
+        capabilities: shipped.as_ref().or(ctx.capabilities),
         is_upgrade: ctx.is_upgrade,
         lookup: ctx.lookup.filter(|_| h.lookup),
     };
     let mut manifests = helm::template(h, &template, &t.load)
         .await
         .map_err(failed)?;
-    let more = match (template.lookup, ctx.capabilities) {
+    // CRDs made by templates: known only now.
+    let more = match (template.lookup, template.capabilities) {
         // With lookup helm asks the cluster itself (--dry-run=server).
         (None, Some(c)) => c.with_crds_of(&manifests),
         _ => None,
