@@ -264,55 +264,16 @@ async fn render_chart(
     ctx: &RenderContext<'_>,
     scratch: &Path,
 ) -> Result<(Vec<Manifest>, Vec<Unstable>), RenderError> {
-    let chart_rel = PathBuf::from(h.chart.as_deref().unwrap_or(""));
-    let chart_rel = if h.chart.is_none() {
-        ctx.path.to_path_buf()
-    } else {
-        chart_rel
-    };
-    let (shown, chart_dir) = match &h.repository {
-        Some(url) => (
-            format!(
-                "{}/{} {}",
-                url.trim_end_matches('/'),
-                chart_rel.display(),
-                h.version.as_deref().unwrap_or("")
-            ),
-            PathBuf::new(),
-        ),
-        None => (ctx.show(&chart_rel), inside(ctx.repo_root, &chart_rel)?),
-    };
-    let mut values_files = Vec::new();
-    for f in &h.values_files {
-        let abs = inside(ctx.repo_root, Path::new(f))?;
-        if !abs.is_file() {
-            return Err(RenderError::Refused {
-                path: f.clone(),
-                message: "values file not found in the repository".into(),
-            });
-        }
-        values_files.push(abs);
-    }
-    let t = ctx.tools;
+    let (shown, chart_dir) = locate_chart(h, ctx)?;
+    let values_files = values_files(h, ctx)?;
     let failed = |source| RenderError::Helm {
         path: shown.clone(),
         source,
     };
-    let chart_dir = if h.repository.is_none() {
-        let repo_root = std::fs::canonicalize(ctx.repo_root).map_err(|e| RenderError::Refused {
-            path: ".".into(),
-            message: format!("cannot read the repository: {e}"),
-        })?;
-        let build = dependencies::Build {
-            repo_root: &repo_root,
-            chart_dir: &chart_dir,
-            bin: &t.helm,
-            limits: &t.limits,
-            scratch,
-        };
-        build.prepare().await.map_err(failed)?
-    } else {
-        chart_dir
+    let t = ctx.tools;
+    let chart_dir = match h.repository {
+        Some(_) => chart_dir,
+        None => with_dependencies(chart_dir, &shown, ctx, scratch).await?,
     };
     let random = h.repository.is_some() || may_be_random(&chart_dir);
     // The chart's own CRDs count as served on the first pass (they will be once applied).
@@ -320,7 +281,7 @@ async fn render_chart(
         (Some(c), true) => c.with_crds_of(&helm::shipped_crds(&chart_dir, &t.load)),
         _ => None,
     };
-    let mut template = helm::Template {
+    let template = helm::Template {
         bin: &t.helm,
         chart_dir,
         values_files,
@@ -339,28 +300,94 @@ async fn render_chart(
         is_upgrade: ctx.is_upgrade,
         lookup: ctx.lookup.filter(|_| h.lookup),
     };
-    let mut manifests = helm::template(h, &template, &t.load)
+    template_passes(h, template, &t.load, random)
         .await
-        .map_err(failed)?;
-    // CRDs made by templates: known only now.
+        .map_err(failed)
+}
+
+/// The chart's name in messages and its directory (empty for a repository chart).
+fn locate_chart(h: &HelmSpec, ctx: &RenderContext<'_>) -> Result<(String, PathBuf), RenderError> {
+    let chart_rel = match &h.chart {
+        Some(chart) => PathBuf::from(chart),
+        None => ctx.path.to_path_buf(),
+    };
+    Ok(match &h.repository {
+        Some(url) => (
+            format!(
+                "{}/{} {}",
+                url.trim_end_matches('/'),
+                chart_rel.display(),
+                h.version.as_deref().unwrap_or("")
+            ),
+            PathBuf::new(),
+        ),
+        None => (ctx.show(&chart_rel), inside(ctx.repo_root, &chart_rel)?),
+    })
+}
+
+/// `helm.valuesFiles`, each checked to be a file of the repository.
+fn values_files(h: &HelmSpec, ctx: &RenderContext<'_>) -> Result<Vec<PathBuf>, RenderError> {
+    let mut files = Vec::new();
+    for f in &h.values_files {
+        let abs = inside(ctx.repo_root, Path::new(f))?;
+        if !abs.is_file() {
+            return Err(RenderError::Refused {
+                path: f.clone(),
+                message: "values file not found in the repository".into(),
+            });
+        }
+        files.push(abs);
+    }
+    Ok(files)
+}
+
+/// The local chart to render: itself, or a scratch copy with its missing dependencies built.
+async fn with_dependencies(
+    chart_dir: PathBuf,
+    shown: &str,
+    ctx: &RenderContext<'_>,
+    scratch: &Path,
+) -> Result<PathBuf, RenderError> {
+    let repo_root = std::fs::canonicalize(ctx.repo_root).map_err(|e| RenderError::Refused {
+        path: ".".into(),
+        message: format!("cannot read the repository: {e}"),
+    })?;
+    let build = dependencies::Build {
+        repo_root: &repo_root,
+        chart_dir: &chart_dir,
+        bin: &ctx.tools.helm,
+        limits: &ctx.tools.limits,
+        scratch,
+    };
+    build.prepare().await.map_err(|source| RenderError::Helm {
+        path: shown.to_string(),
+        source,
+    })
+}
+
+/// Runs `helm template` once, again when the chart's templates made CRDs whose APIs the first
+/// pass did not know, and once more to compare when the chart may use random values.
+async fn template_passes(
+    h: &HelmSpec,
+    mut template: helm::Template<'_>,
+    load: &LoadOptions,
+    random: bool,
+) -> Result<(Vec<Manifest>, Vec<Unstable>), HelmError> {
+    let mut manifests = helm::template(h, &template, load).await?;
+    // With lookup helm asks the cluster itself (--dry-run=server).
     let more = match (template.lookup, template.capabilities) {
-        // With lookup helm asks the cluster itself (--dry-run=server).
         (None, Some(c)) => c.with_crds_of(&manifests),
         _ => None,
     };
     if let Some(more) = &more {
         template.capabilities = Some(more);
-        manifests = helm::template(h, &template, &t.load)
-            .await
-            .map_err(failed)?;
+        manifests = helm::template(h, &template, load).await?;
     }
     // With lookup a chart keeps its generated values itself; a first install may still differ.
     if !random || template.lookup.is_some() {
         return Ok((manifests, Vec::new()));
     }
-    let again = helm::template(h, &template, &t.load)
-        .await
-        .map_err(failed)?;
+    let again = helm::template(h, &template, load).await?;
     let unstable = unstable_objects(&manifests, &again);
     Ok((manifests, unstable))
 }
