@@ -61,11 +61,6 @@ impl Health {
     fn failed(message: impl Into<String>) -> Self {
         Self::new(HealthStatus::Failed, message)
     }
-
-    /// True when the object has settled.
-    pub fn is_current(&self) -> bool {
-        self.status == HealthStatus::Current
-    }
 }
 
 /// `status: message`.

@@ -1,8 +1,11 @@
 //! driftless: a GitOps agent for Kubernetes.
 //!
 //! The library is a pipeline with data flowing one way:
-//! `source` (Git) → `render` (manifests) → `plan` (order, diff) → `apply` (server-side apply,
-//! prune, inventory) → `health` → `status`. The agent loop and the CLI are thin drivers of it.
+//! `source` (Git) → `render` (manifests) → `plan` (validation, order) → `apply` (server-side
+//! apply, prune, inventory) → `health` (readiness), each object's outcome recorded in a
+//! `change` set. `cluster` is the connection they share. The agent loop (which writes the
+//! outcome to a GitSync's status and events) and the CLI are thin drivers of it; see
+//! docs/architecture.md for the module map.
 // `deny`, not `forbid`: `memory` allows itself one call into the C library.
 #![deny(unsafe_code)]
 
@@ -12,7 +15,6 @@ pub mod change;
 pub mod cluster;
 pub mod diff;
 pub mod duration;
-pub mod error;
 pub mod health;
 pub mod inventory;
 pub mod memory;

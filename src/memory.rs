@@ -11,9 +11,8 @@
 //! eight per core), and each arena keeps its own high-water mark. A sync allocates on several
 //! threads at once (the runtime's workers read the responses, a blocking thread runs the
 //! engine), so the process's peak is the sum of the arenas' peaks rather than the peak of
-//! what is live. [`limit_arenas`] keeps one arena: on workload 2 of the benchmark (an
-//! unchanged re-sync of 5,000 objects) the agent peaked at 54 MiB with one arena, 63-71 MiB
-//! with two and 69-79 MiB with glibc's default, at the same speed.
+//! what is live. [`limit_arenas`] keeps one arena, which lowered the agent's peak at the same
+//! speed (the figures: docs/benchmarks.md, "memory at thousands of objects").
 //!
 //! These are the crate's only `unsafe` code: calls into the C library that take no pointers.
 #![allow(unsafe_code)]

@@ -752,3 +752,42 @@ async fn lookup_reads_the_cluster_as_the_gitsyncs_service_account() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_values_schema_error_is_helms_own_message_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let chart = tmp.path().join("schema");
+    std::fs::create_dir_all(chart.join("templates")).expect("mkdir");
+    let write = |f: &str, text: &str| std::fs::write(chart.join(f), text).expect("write");
+    write("Chart.yaml", "apiVersion: v2\nname: schema\nversion: 0.1.0\n");
+    write("values.yaml", "replicas: 1\n");
+    write(
+        "values.schema.json",
+        r#"{"type": "object", "properties": {"replicas": {"type": "integer", "minimum": 1}}}"#,
+    );
+    write(
+        "templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\ndata: {r: \"{{ .Values.replicas }}\"}\n",
+    );
+    let gitsync = tmp.path().join("gitsync.yaml");
+    std::fs::write(
+        &gitsync,
+        "apiVersion: driftless.dev/v1alpha1\nkind: GitSync\nmetadata: {name: s, namespace: apps}\nspec:\n  url: file:///unused\n  helm:\n    values: {replicas: two}\n",
+    )
+    .expect("write");
+    let out = driftless(
+        &kubeconfig_path(),
+        &[
+            "render",
+            chart.to_str().expect("utf-8"),
+            "--gitsync",
+            gitsync.to_str().expect("utf-8"),
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let helms = "values don't meet the specifications of the schema(s) in the following chart(s)";
+    assert_eq!(stderr.matches(helms).count(), 1, "{stderr}");
+    assert!(stderr.contains("at '/replicas': got string, want integer"), "{stderr}");
+    assert_eq!(stderr.matches("helm failed").count(), 1, "{stderr}");
+}

@@ -231,11 +231,6 @@ impl RepoUrl {
         self.user.as_deref()
     }
 
-    /// Whether the URL carries a password or token after `user:`.
-    pub fn has_password(&self) -> bool {
-        self.password.is_some()
-    }
-
     /// Whether the URL itself carries a credential: a password or token after `user:`, or,
     /// for every transport but SSH (where it is a login name such as `git`), a lone userinfo,
     /// which is often a token (`https://ghp_…@github.com/…`). Such a URL is readable by anyone

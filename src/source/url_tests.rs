@@ -110,7 +110,7 @@ fn file_url_and_absolute_path() {
 #[test]
 fn password_is_redacted_in_display_and_dropped_for_git() {
     let url = ok("https://user:s3cret@host/r");
-    assert!(url.has_password());
+    assert!(url.has_credentials());
     assert_eq!(url.to_string(), "https://user:***@host/r");
     assert_eq!(url.redacted(), "https://user:***@host/r");
     assert_eq!(url.to_git_url(), "https://host/r");
