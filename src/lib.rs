@@ -14,6 +14,7 @@ pub mod diff;
 pub mod duration;
 pub mod error;
 pub mod health;
+pub mod inputs;
 pub mod inventory;
 pub mod memory;
 pub mod object;
