@@ -76,7 +76,7 @@ pub enum InputError {
         object: ObjectName,
         /// The API's answer.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Reading the `helm.secretRef` Secret failed.
     #[error("helm.secretRef: cannot read {object}: {source}")]
@@ -85,7 +85,7 @@ pub enum InputError {
         object: ObjectName,
         /// The API's answer.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The `helm.secretRef` Secret lacks `username` or `password`.
     #[error("helm.secretRef: {object} has no {key:?}")]
@@ -103,7 +103,7 @@ pub enum InputError {
         object: ObjectName,
         /// The API's answer.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The trusted keys of `verify.secretRef` do not parse (the message names the line or
     /// key block at fault).
@@ -154,7 +154,12 @@ pub async fn substitute_from(
             Ok(Some(d)) => out.push(d),
             Ok(None) if r.optional => {}
             Ok(None) => return Err(InputError::SubstituteMissing { object }),
-            Err(source) => return Err(InputError::SubstituteRead { object, source }),
+            Err(e) => {
+                return Err(InputError::SubstituteRead {
+                    object,
+                    source: Box::new(e),
+                });
+            }
         }
     }
     Ok(out)
@@ -174,9 +179,9 @@ pub async fn helm_credentials(
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get(name)
         .await
-        .map_err(|source| InputError::HelmSecretRead {
+        .map_err(|e| InputError::HelmSecretRead {
             object: object.clone(),
-            source,
+            source: Box::new(e),
         })?;
     repo_credentials(&object, &secret_strings(secret.data.unwrap_or_default()))
 }
@@ -222,9 +227,9 @@ async fn read_secret(
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get(name)
         .await
-        .map_err(|source| InputError::SecretRead {
+        .map_err(|e| InputError::SecretRead {
             object: ObjectName::new("Secret", namespace, name),
-            source,
+            source: Box::new(e),
         })?;
     Ok(secret_strings(secret.data.unwrap_or_default()))
 }
