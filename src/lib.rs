@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod diff;
 pub mod duration;
 pub mod health;
+pub mod inputs;
 pub mod inventory;
 pub mod memory;
 pub mod object;

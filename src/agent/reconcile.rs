@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -26,8 +25,9 @@ use super::source_status::{
 use super::{AgentError, Context};
 use crate::apply::SyncOptions;
 use crate::change::{Action as Outcome, ChangeSet};
+use crate::inputs;
 use crate::object::{FIELD_MANAGER, Manifest};
-use crate::source::{Auth, FetchRequest, Fetched, GitRef, Sensitive, url};
+use crate::source::{Auth, FetchRequest, Fetched, GitRef, url};
 
 /// Annotation that asks for a sync now (any new value), as Flux's `reconcile.fluxcd.io/requestedAt`.
 pub const REQUESTED_AT: &str = "driftless.dev/requested-at";
@@ -248,30 +248,19 @@ fn git_ref(spec: Option<&RefSpec>) -> Result<Option<GitRef>, String> {
     parsed.map(Some).map_err(|e| e.to_string())
 }
 
-/// Credentials from the Secret named by `spec.secretRef`.
+/// Credentials from the Secret named by `spec.secretRef`, read as the agent (the fetch is the
+/// agent's, not the tenant's).
 async fn auth(ctx: &Context, gs: &GitSync) -> Result<Auth, String> {
     let Some(secret_ref) = &gs.spec.secret_ref else {
         return Ok(Auth::default());
     };
     let ns = gs.namespace().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let secret = api
-        .get(&secret_ref.name)
+    let auth = inputs::git_credentials(&ctx.client, &ns, &secret_ref.name)
         .await
-        .map_err(|e| format!("cannot read Secret {ns}/{}: {e}", secret_ref.name))?;
-    let data = secret.data.unwrap_or_default();
-    let text = |k: &str| {
-        data.get(k)
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-    };
+        .map_err(|e| e.to_string())?;
     Ok(Auth {
-        ssh_private_key: text("identity").map(Sensitive),
-        known_hosts: text("known_hosts"),
         accept_new_host_keys: ctx.accept_new_host_keys,
-        username: text("username"),
-        password: text("password").map(Sensitive),
-        bearer_token: text("bearerToken").map(Sensitive),
-        ca_bundle: text("caFile"),
+        ..auth
     })
 }
 
@@ -310,31 +299,15 @@ async fn verify(
     req: &FetchRequest,
     fetched: &Fetched,
 ) -> Result<(), StepError> {
-    use crate::source::verify::{TrustedKeys, verify_commit, verify_tag};
+    use crate::source::verify::{verify_commit, verify_tag};
     let Some(policy) = &gs.spec.verify else {
         return Ok(());
     };
     let fail = step("VerificationFailed");
     let ns = gs.namespace().unwrap_or_default();
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-        .get(&policy.secret_ref.name)
+    let keys = inputs::trusted_keys(&ctx.client, &ns, &policy.secret_ref.name)
         .await
-        .map_err(|e| {
-            fail(format!(
-                "cannot read Secret {ns}/{}: {e}",
-                policy.secret_ref.name
-            ))
-        })?;
-    let data = secret.data.unwrap_or_default();
-    let text = |k: &str| {
-        data.get(k)
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-    };
-    let keys = TrustedKeys::parse(
-        text("allowed_signers").as_deref(),
-        text("keys.asc").as_deref(),
-    )
-    .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.to_string()))?;
     let sha = &fetched.revision.sha;
     let result = match policy.mode.as_str() {
         "Tag" => {

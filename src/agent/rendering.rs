@@ -2,9 +2,9 @@
 //! [`render::render`], with the render cache in front of it.
 //!
 //! The cluster reads (`postBuild.substituteFrom` ConfigMaps and Secrets, the chart repository
-//! credentials of `helm.secretRef`) happen here, in the GitSync's namespace, and reach the
-//! renderer as plain data; the CLI uses the same helpers so that `driftless render --gitsync`
-//! gives what the agent applies. Charts are rendered for the cluster's capabilities (version
+//! credentials of `helm.secretRef`) go through [`crate::inputs`], in the GitSync's namespace and
+//! as its ServiceAccount, and reach the renderer as plain data; the CLI reads through the same
+//! module so that `driftless render --gitsync` gives what the agent applies. Charts are rendered for the cluster's capabilities (version
 //! and served APIs, from the engine's discovery), as an upgrade once the GitSync has applied,
 //! and with `helm.lookup` against the cluster as the GitSync's ServiceAccount. The cache is
 //! keyed by (commit, path, options, variables): an unchanged re-sync reuses the objects
@@ -15,10 +15,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::Api;
+use kube::ResourceExt;
 use kube::runtime::events::EventType;
-use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::Context;
@@ -26,93 +24,13 @@ use super::crd::GitSync;
 use super::metrics::ResultLabels;
 use super::reconcile::{StepError, event};
 use super::source_status::source_failure;
+use crate::inputs::{helm_credentials, render_spec, substitute_from};
 use crate::object::Manifest;
 use crate::render::helm::{LookupAccess, RepoCredentials};
-use crate::render::spec::{RenderSpec, SubstituteReference};
+use crate::render::spec::RenderSpec;
 use crate::render::stability::Unstable;
 use crate::render::{Capabilities, RenderCache, RenderContext, Rendered, kustomize, render};
 use crate::source::{FetchRequest, Fetched};
-
-/// The render sections of a GitSync's spec.
-pub fn render_spec(gs: &GitSync) -> RenderSpec {
-    RenderSpec {
-        kustomize: gs.spec.kustomize.clone(),
-        helm: gs.spec.helm.clone(),
-        post_build: gs.spec.post_build.clone(),
-    }
-}
-
-/// Reads the data of `substituteFrom` in `namespace`, in order. A missing `optional` object is
-/// skipped; any other failure names the object.
-///
-/// # Errors
-/// A message naming the ConfigMap or Secret and the API's reason.
-pub async fn substitute_from(
-    client: &Client,
-    namespace: &str,
-    refs: &[SubstituteReference],
-) -> Result<Vec<BTreeMap<String, String>>, String> {
-    let mut out = Vec::new();
-    for r in refs {
-        let what = format!("{} {namespace}/{}", r.kind, r.name);
-        let data = match r.kind.as_str() {
-            "ConfigMap" => Api::<ConfigMap>::namespaced(client.clone(), namespace)
-                .get_opt(&r.name)
-                .await
-                .map(|o| o.map(|cm| cm.data.unwrap_or_default())),
-            "Secret" => Api::<Secret>::namespaced(client.clone(), namespace)
-                .get_opt(&r.name)
-                .await
-                .map(|o| {
-                    o.map(|s| {
-                        s.data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                            .collect()
-                    })
-                }),
-            other => {
-                return Err(format!(
-                    "postBuild.substituteFrom: kind {other:?} of {} is not ConfigMap or Secret",
-                    r.name
-                ));
-            }
-        };
-        match data {
-            Ok(Some(d)) => out.push(d),
-            Ok(None) if r.optional => {}
-            Ok(None) => return Err(format!("postBuild.substituteFrom: {what} not found")),
-            Err(e) => return Err(format!("postBuild.substituteFrom: cannot read {what}: {e}")),
-        }
-    }
-    Ok(out)
-}
-
-/// Reads `username` and `password` of the chart repository Secret.
-///
-/// # Errors
-/// A message naming the Secret.
-pub async fn helm_credentials(
-    client: &Client,
-    namespace: &str,
-    secret: &str,
-) -> Result<RepoCredentials, String> {
-    let s = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get(secret)
-        .await
-        .map_err(|e| format!("helm.secretRef: cannot read Secret {namespace}/{secret}: {e}"))?;
-    let data = s.data.unwrap_or_default();
-    let text = |k: &str| {
-        data.get(k)
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .ok_or_else(|| format!("helm.secretRef: Secret {namespace}/{secret} has no {k:?}"))
-    };
-    Ok(RepoCredentials {
-        username: text("username")?,
-        password: text("password")?,
-    })
-}
 
 /// How old the API catalog may be when a chart is rendered: a cluster upgrade or an API
 /// installed by someone else reaches the charts within this time.
@@ -156,7 +74,7 @@ async fn inputs(ctx: &Context, gs: &GitSync) -> Result<Inputs, StepError> {
     let engine = ctx
         .engine_for(&ns, sa)
         .map_err(|e| render_failed(e.to_string()))?;
-    let client = engine.client().clone();
+    let as_service_account = engine.client().clone();
     let capabilities = engine
         .capabilities(CAPABILITIES_MAX_AGE)
         .await
@@ -169,16 +87,16 @@ async fn inputs(ctx: &Context, gs: &GitSync) -> Result<Inputs, StepError> {
         None => None,
     };
     let vars_from = match &spec.post_build {
-        Some(p) => substitute_from(&client, &ns, &p.substitute_from)
+        Some(p) => substitute_from(&as_service_account, &ns, &p.substitute_from)
             .await
-            .map_err(render_failed)?,
+            .map_err(|e| render_failed(e.to_string()))?,
         None => Vec::new(),
     };
     let credentials = match spec.helm.as_ref().and_then(|h| h.secret_ref.as_ref()) {
         Some(s) => Some(
-            helm_credentials(&client, &ns, &s.name)
+            helm_credentials(&as_service_account, &ns, &s.name)
                 .await
-                .map_err(render_failed)?,
+                .map_err(|e| render_failed(e.to_string()))?,
         ),
         None => None,
     };
