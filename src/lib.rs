@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod diff;
 pub mod duration;
 pub mod error;
+pub mod hash;
 pub mod health;
 pub mod inventory;
 pub mod memory;

@@ -417,7 +417,7 @@ fn reason_of(e: &crate::apply::SyncError) -> &'static str {
 /// The inventory name of a GitSync: its name, made unique across namespaces with a short hash
 /// and short enough for a label value.
 pub fn inventory_name(namespace: &str, name: &str) -> String {
-    let hash = crate::inventory::hash_json(&json!(format!("{namespace}/{name}")));
+    let hash = crate::hash::hash_json(&json!(format!("{namespace}/{name}")));
     let base: String = name
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')

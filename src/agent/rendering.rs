@@ -210,7 +210,7 @@ pub(super) async fn render_for(
     let creds_hash = inputs
         .credentials
         .as_ref()
-        .map(|c| crate::inventory::hash_json(&json!([c.username, c.password])));
+        .map(|c| crate::hash::hash_json(&json!([c.username, c.password])));
     let key = RenderCache::key(
         &fetched.revision.sha,
         &inputs.path,
