@@ -10,12 +10,17 @@
 pub mod coalesce;
 pub mod control;
 pub mod crd;
+mod dependencies;
+mod events;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod reason;
 pub mod reconcile;
 pub mod rendering;
+mod report;
 pub mod source_status;
+mod status;
 pub mod warnings;
 
 use std::collections::HashMap;
@@ -50,9 +55,21 @@ pub enum AgentError {
     /// Pruning a deleted GitSync's objects failed.
     #[error("cannot prune the objects of a deleted GitSync: {0}")]
     Cleanup(#[source] SyncError),
-    /// The finalizer machinery failed.
+    /// The finalizer machinery failed (adding or removing it).
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// GitSyncs cannot be listed at start: most likely the CRD is not installed.
+    #[error(
+        "cannot list GitSyncs (is the CRD installed? `driftless crd | kubectl apply -f -`): {0}"
+    )]
+    CrdMissing(#[source] kube::Error),
+    /// The Lease could not be taken at start.
+    #[error("leader election: {0}")]
+    LeaderElection(#[source] kube::Error),
+    /// The Lease could not be renewed in time: the process stops so that only one replica
+    /// reconciles.
+    #[error("lost leadership; stopping so that only one replica reconciles")]
+    LostLeadership,
     /// Start-up failed.
     #[error(transparent)]
     Engine(#[from] SyncError),
@@ -146,9 +163,9 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
         None => Api::all(client),
     };
     // Fail early and clearly when the CRD is missing.
-    api.list(&ListParams::default().limit(1)).await.map_err(|e| {
-        AgentError::Finalizer(format!("cannot list GitSyncs (is the CRD installed? `driftless crd | kubectl apply -f -`): {e}"))
-    })?;
+    api.list(&ListParams::default().limit(1))
+        .await
+        .map_err(AgentError::CrdMissing)?;
     if let Some(addr) = opts.listen {
         let (c, ns, secrets, m) = (
             ctx.client.clone(),
@@ -165,7 +182,7 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
     if let Some(lease) = &opts.leader {
         leader::acquire(&ctx.client, lease)
             .await
-            .map_err(|e| AgentError::Finalizer(format!("leader election: {e}")))?;
+            .map_err(AgentError::LeaderElection)?;
     }
     tracing::info!(cache = %opts.cache_dir.display(), concurrency = opts.concurrency, "agent started");
     // Reconcile on what a user changes (spec, annotations such as the sync request,
@@ -189,7 +206,7 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
             tokio::select! {
                 () = controller => leader::release(&ctx.client, &lease).await,
                 () = leader::keep(ctx.client.clone(), lease.clone()) => {
-                    return Err(AgentError::Finalizer("lost leadership; stopping so that only one replica reconciles".into()));
+                    return Err(AgentError::LostLeadership);
                 }
             }
         }

@@ -23,9 +23,11 @@ use serde_json::json;
 
 use super::Context;
 use super::crd::GitSync;
+use super::events::event;
 use super::metrics::ResultLabels;
-use super::reconcile::{StepError, event};
+use super::reason::Reason;
 use super::source_status::source_failure;
+use super::status::{StepError, step};
 use crate::object::Manifest;
 use crate::render::helm::{LookupAccess, RepoCredentials};
 use crate::render::spec::{RenderSpec, SubstituteReference};
@@ -136,10 +138,7 @@ struct Inputs {
 }
 
 fn render_failed(message: String) -> StepError {
-    StepError {
-        reason: "RenderFailed",
-        message,
-    }
+    step(Reason::RenderFailed)(message)
 }
 
 /// Reads what the render needs from the GitSync and the cluster.
@@ -289,7 +288,14 @@ async fn report_unstable(ctx: &Context, gs: &GitSync, revision: &str, unstable: 
     });
     if first {
         tracing::warn!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{message}");
-        event(ctx, gs, EventType::Warning, "UnstableRender", &message).await;
+        event(
+            ctx,
+            gs,
+            EventType::Warning,
+            Reason::UnstableRender,
+            &message,
+        )
+        .await;
     }
 }
 
