@@ -134,30 +134,7 @@ pub struct Context {
 pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentError> {
     let client = crate::cluster::build(config.clone()).map_err(SyncError::from)?;
     let engine = Engine::new(client.clone()).await?;
-    let reporter = Reporter {
-        controller: "driftless".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        config,
-        engine: Arc::new(engine),
-        impersonated: Mutex::new(HashMap::new()),
-        unstable_reported: Mutex::default(),
-        readonly: opts.readonly,
-        pushed_tags: Mutex::new(HashMap::new()),
-        accept_new_host_keys: opts.accept_new_host_keys,
-        cache: GitCache::new(&opts.cache_dir),
-        recorder: Recorder::new(client.clone(), reporter),
-        metrics: Arc::new(metrics::Metrics::default()),
-        render_cache: crate::render::RenderCache::default(),
-        tools: crate::render::Tools {
-            scratch_dir: Some(opts.cache_dir.join("render")),
-            ..opts.render_tools.clone()
-        },
-        failures: Mutex::new(HashMap::new()),
-        api_warnings: warnings::Published::default(),
-    });
+    let ctx = Arc::new(Context::new(client.clone(), config, engine, &opts));
     let api: Api<GitSync> = match &opts.namespace {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
@@ -288,6 +265,34 @@ async fn cleanup(gs: &GitSync, ctx: &Context) -> Result<Action, AgentError> {
 }
 
 impl Context {
+    /// What the reconciles of an agent started with `opts` share: nothing cached yet.
+    fn new(client: Client, config: kube::Config, engine: Engine, opts: &AgentOptions) -> Self {
+        let reporter = Reporter {
+            controller: "driftless".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            client: client.clone(),
+            config,
+            engine: Arc::new(engine),
+            impersonated: Mutex::new(HashMap::new()),
+            unstable_reported: Mutex::default(),
+            readonly: opts.readonly,
+            pushed_tags: Mutex::new(HashMap::new()),
+            accept_new_host_keys: opts.accept_new_host_keys,
+            cache: GitCache::new(&opts.cache_dir),
+            recorder: Recorder::new(client, reporter),
+            metrics: Arc::new(metrics::Metrics::default()),
+            render_cache: crate::render::RenderCache::default(),
+            tools: crate::render::Tools {
+                scratch_dir: Some(opts.cache_dir.join("render")),
+                ..opts.render_tools.clone()
+            },
+            failures: Mutex::new(HashMap::new()),
+            api_warnings: warnings::Published::default(),
+        }
+    }
+
     /// The engine for a GitSync: the agent's own, or one impersonating its
     /// `serviceAccountName` (made once per account and kept; it shares the API catalog).
     pub(crate) fn engine_for(
