@@ -15,6 +15,7 @@ pub mod change;
 pub mod cluster;
 pub mod diff;
 pub mod duration;
+pub mod hash;
 pub mod health;
 pub mod inputs;
 pub mod inventory;

@@ -9,7 +9,9 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::crd::GitSync;
+use super::reason::Reason;
 use super::reconcile::REQUESTED_AT;
+use super::status::READY;
 
 /// Failures of a control command.
 #[derive(Debug, thiserror::Error)]
@@ -124,13 +126,13 @@ pub async fn wait_synced(
         if let Some(last) = status.history.first()
             && last.started.parse::<Timestamp>().is_ok_and(|t| t >= since)
         {
-            if last.result == "Succeeded" {
+            if last.result == Reason::Succeeded.as_str() {
                 return Ok(gs);
             }
             let message = status
                 .conditions
                 .iter()
-                .find(|c| c.type_ == "Ready")
+                .find(|c| c.type_ == READY)
                 .map(|c| c.message.clone())
                 .unwrap_or_else(|| last.result.clone());
             return Err(ControlError::Failed(message));
@@ -145,7 +147,7 @@ pub async fn wait_synced(
 /// One row of `driftless status`.
 pub fn row(gs: &GitSync) -> [String; 5] {
     let status = gs.status.clone().unwrap_or_default();
-    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    let ready = status.conditions.iter().find(|c| c.type_ == READY);
     [
         format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any()),
         ready.map_or("Unknown".into(), |c| c.status.clone()),

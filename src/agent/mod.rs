@@ -10,12 +10,17 @@
 pub mod coalesce;
 pub mod control;
 pub mod crd;
+mod dependencies;
+mod events;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod reason;
 pub mod reconcile;
 pub mod rendering;
+mod report;
 pub mod source_status;
+mod status;
 pub mod warnings;
 
 use std::collections::HashMap;
@@ -50,9 +55,21 @@ pub enum AgentError {
     /// Pruning a deleted GitSync's objects failed.
     #[error("cannot prune the objects of a deleted GitSync: {0}")]
     Cleanup(#[source] SyncError),
-    /// The finalizer machinery failed.
+    /// The finalizer machinery failed (adding or removing it).
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// GitSyncs cannot be listed at start: most likely the CRD is not installed.
+    #[error(
+        "cannot list GitSyncs (is the CRD installed? `driftless crd | kubectl apply -f -`): {0}"
+    )]
+    CrdMissing(#[source] kube::Error),
+    /// The Lease could not be taken at start.
+    #[error("leader election: {0}")]
+    LeaderElection(#[source] kube::Error),
+    /// The Lease could not be renewed in time: the process stops so that only one replica
+    /// reconciles.
+    #[error("lost leadership; stopping so that only one replica reconciles")]
+    LostLeadership,
     /// Start-up failed.
     #[error(transparent)]
     Engine(#[from] SyncError),
@@ -117,38 +134,15 @@ pub struct Context {
 pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentError> {
     let client = crate::cluster::build(config.clone()).map_err(SyncError::from)?;
     let engine = Engine::new(client.clone()).await?;
-    let reporter = Reporter {
-        controller: "driftless".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        config,
-        engine: Arc::new(engine),
-        impersonated: Mutex::new(HashMap::new()),
-        unstable_reported: Mutex::default(),
-        readonly: opts.readonly,
-        pushed_tags: Mutex::new(HashMap::new()),
-        accept_new_host_keys: opts.accept_new_host_keys,
-        cache: GitCache::new(&opts.cache_dir),
-        recorder: Recorder::new(client.clone(), reporter),
-        metrics: Arc::new(metrics::Metrics::default()),
-        render_cache: crate::render::RenderCache::default(),
-        tools: crate::render::Tools {
-            scratch_dir: Some(opts.cache_dir.join("render")),
-            ..opts.render_tools.clone()
-        },
-        failures: Mutex::new(HashMap::new()),
-        api_warnings: warnings::Published::default(),
-    });
+    let ctx = Arc::new(Context::new(client.clone(), config, engine, &opts));
     let api: Api<GitSync> = match &opts.namespace {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
     };
     // Fail early and clearly when the CRD is missing.
-    api.list(&ListParams::default().limit(1)).await.map_err(|e| {
-        AgentError::Finalizer(format!("cannot list GitSyncs (is the CRD installed? `driftless crd | kubectl apply -f -`): {e}"))
-    })?;
+    api.list(&ListParams::default().limit(1))
+        .await
+        .map_err(AgentError::CrdMissing)?;
     if let Some(addr) = opts.listen {
         let (c, ns, secrets, m) = (
             ctx.client.clone(),
@@ -165,7 +159,7 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
     if let Some(lease) = &opts.leader {
         leader::acquire(&ctx.client, lease)
             .await
-            .map_err(|e| AgentError::Finalizer(format!("leader election: {e}")))?;
+            .map_err(AgentError::LeaderElection)?;
     }
     tracing::info!(cache = %opts.cache_dir.display(), concurrency = opts.concurrency, "agent started");
     // Reconcile on what a user changes (spec, annotations such as the sync request,
@@ -189,7 +183,7 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
             tokio::select! {
                 () = controller => leader::release(&ctx.client, &lease).await,
                 () = leader::keep(ctx.client.clone(), lease.clone()) => {
-                    return Err(AgentError::Finalizer("lost leadership; stopping so that only one replica reconciles".into()));
+                    return Err(AgentError::LostLeadership);
                 }
             }
         }
@@ -271,6 +265,34 @@ async fn cleanup(gs: &GitSync, ctx: &Context) -> Result<Action, AgentError> {
 }
 
 impl Context {
+    /// What the reconciles of an agent started with `opts` share: nothing cached yet.
+    fn new(client: Client, config: kube::Config, engine: Engine, opts: &AgentOptions) -> Self {
+        let reporter = Reporter {
+            controller: "driftless".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            client: client.clone(),
+            config,
+            engine: Arc::new(engine),
+            impersonated: Mutex::new(HashMap::new()),
+            unstable_reported: Mutex::default(),
+            readonly: opts.readonly,
+            pushed_tags: Mutex::new(HashMap::new()),
+            accept_new_host_keys: opts.accept_new_host_keys,
+            cache: GitCache::new(&opts.cache_dir),
+            recorder: Recorder::new(client, reporter),
+            metrics: Arc::new(metrics::Metrics::default()),
+            render_cache: crate::render::RenderCache::default(),
+            tools: crate::render::Tools {
+                scratch_dir: Some(opts.cache_dir.join("render")),
+                ..opts.render_tools.clone()
+            },
+            failures: Mutex::new(HashMap::new()),
+            api_warnings: warnings::Published::default(),
+        }
+    }
+
     /// The engine for a GitSync: the agent's own, or one impersonating its
     /// `serviceAccountName` (made once per account and kept; it shares the API catalog).
     pub(crate) fn engine_for(

@@ -21,9 +21,11 @@ use serde_json::json;
 
 use super::Context;
 use super::crd::GitSync;
+use super::events::event;
 use super::metrics::ResultLabels;
-use super::reconcile::{StepError, event};
+use super::reason::Reason;
 use super::source_status::source_failure;
+use super::status::{StepError, step};
 use crate::inputs::{helm_credentials, render_spec, substitute_from};
 use crate::object::Manifest;
 use crate::render::helm::{LookupAccess, RepoCredentials};
@@ -54,10 +56,7 @@ struct Inputs {
 }
 
 fn render_failed(message: String) -> StepError {
-    StepError {
-        reason: "RenderFailed",
-        message,
-    }
+    step(Reason::RenderFailed)(message)
 }
 
 /// Reads what the render needs from the GitSync and the cluster.
@@ -128,7 +127,7 @@ pub(super) async fn render_for(
     let creds_hash = inputs
         .credentials
         .as_ref()
-        .map(|c| crate::inventory::hash_json(&json!([c.username, c.password])));
+        .map(|c| crate::hash::hash_json(&json!([c.username, c.password])));
     let key = RenderCache::key(
         &fetched.revision.sha,
         &inputs.path,
@@ -207,7 +206,14 @@ async fn report_unstable(ctx: &Context, gs: &GitSync, revision: &str, unstable: 
     });
     if first {
         tracing::warn!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{message}");
-        event(ctx, gs, EventType::Warning, "UnstableRender", &message).await;
+        event(
+            ctx,
+            gs,
+            EventType::Warning,
+            Reason::UnstableRender,
+            &message,
+        )
+        .await;
     }
 }
 

@@ -9,16 +9,15 @@ use kube::runtime::events::EventType;
 
 use super::Context;
 use super::crd::{GitSync, GitSyncStatus};
-use super::reconcile::{StepError, event, with_condition};
+use super::events::event;
+use super::reason::{ConditionStatus, Reason};
+use super::status::{StepError, has_condition, with_condition};
 use crate::source::{FetchRequest, Fetched, GitRef, SourceError, url};
 
 /// Condition type, status `True` while `spec.url` carries a credential (a password or token in
 /// its userinfo). Informational: it never makes the GitSync not Ready (kstatus reads only
 /// `Ready`, `Reconciling` and `Stalled`); it goes when the URL is clean again.
 pub const CREDENTIALS_IN_URL: &str = "CredentialsInURL";
-
-/// Reason of the [`CREDENTIALS_IN_URL`] condition and of its Warning event.
-pub const CREDENTIALS_IN_URL_REASON: &str = "CredentialsInURL";
 
 /// The warning for a `spec.url` that carries a credential, or `None` for a clean (or
 /// unparsable: that fails the fetch with its own message) URL. It shows the URL with the whole
@@ -43,8 +42,8 @@ pub(super) fn with_credentials_condition(status: GitSyncStatus, gs: &GitSync) ->
         Some(message) => with_condition(
             status,
             CREDENTIALS_IN_URL,
-            "True",
-            CREDENTIALS_IN_URL_REASON,
+            ConditionStatus::True,
+            Reason::CredentialsInUrl,
             &message,
         ),
         None => {
@@ -61,18 +60,17 @@ pub(super) async fn warn_if_credentials_in_url(ctx: &Context, gs: &GitSync) {
     let Some(message) = credentials_in_url(&gs.spec.url) else {
         return;
     };
-    let already = gs.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == CREDENTIALS_IN_URL && c.status == "True")
-    });
+    let already = gs
+        .status
+        .as_ref()
+        .is_some_and(|s| has_condition(s, CREDENTIALS_IN_URL, ConditionStatus::True));
     if !already {
         tracing::warn!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{message}");
         event(
             ctx,
             gs,
             EventType::Warning,
-            CREDENTIALS_IN_URL_REASON,
+            Reason::CredentialsInUrl,
             &message,
         )
         .await;
@@ -90,12 +88,12 @@ pub(super) fn source_failure(
 ) -> StepError {
     let (reason, what, check) = match (e, git_ref) {
         (SourceError::RefNotFound { .. }, Some(GitRef::Branch(_))) => (
-            "RefNotFound",
+            Reason::RefNotFound,
             format!("branch {e} (deleted or renamed on the server?)"),
             "the branch is back, or spec.ref names an existing branch",
         ),
         (SourceError::RefNotFound { git_ref: name, .. }, None) => (
-            "RefNotFound",
+            Reason::RefNotFound,
             if name.starts_with("the default branch") {
                 e.to_string() // the server's HEAD names no branch
             } else {
@@ -104,28 +102,28 @@ pub(super) fn source_failure(
             "the branch is back, or spec.ref names an existing branch",
         ),
         (SourceError::RefNotFound { .. }, Some(GitRef::Tag(_))) => (
-            "RefNotFound",
+            Reason::RefNotFound,
             format!("tag {e} (deleted on the server?)"),
             "the tag is back, or spec.ref names an existing tag",
         ),
         (SourceError::RefNotFound { .. }, _) => (
-            "RefNotFound",
+            Reason::RefNotFound,
             e.to_string(),
             "the ref is back on the server, or spec.ref names an existing one",
         ),
         (SourceError::NoMatchingTag { .. }, _) => (
-            "RefNotFound",
+            Reason::RefNotFound,
             e.to_string(),
             "a tag in the range is pushed, or spec.ref is changed",
         ),
         (SourceError::PathNotFound { .. }, _) => (
-            "PathNotFound",
+            Reason::PathNotFound,
             e.to_string(),
             "the path is back in the repository, or spec.path is corrected",
         ),
         _ => {
             return StepError {
-                reason: "FetchFailed",
+                reason: Reason::FetchFailed,
                 message: e.to_string(),
             };
         }
@@ -167,7 +165,7 @@ pub(super) async fn warn_if_history_rewritten(
         Some(false) => {
             let msg = rewritten_message(branch, old, &new.sha);
             tracing::warn!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{msg}");
-            event(ctx, gs, EventType::Warning, "HistoryRewritten", &msg).await;
+            event(ctx, gs, EventType::Warning, Reason::HistoryRewritten, &msg).await;
         }
         Some(true) => {}
         None => {
@@ -198,17 +196,22 @@ fn split_revision(revision: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::agent::status::tests::{pair, types};
+    use crate::agent::status::with_ready;
+    use ConditionStatus::{False, True};
 
     #[test]
     fn a_credential_in_the_url_is_a_condition_that_leaves_ready_alone() {
         let mut gs = GitSync::new("app", Default::default());
         gs.spec.url = "https://alice:PLANTED-tok@git.example/org/repo".into();
-        let ready = super::super::reconcile::with_condition(
+        let ready = with_condition(
             GitSyncStatus::default(),
             "Ready",
-            "True",
-            "Succeeded",
+            ConditionStatus::True,
+            Reason::Succeeded,
             "applied",
         );
         let warned = with_credentials_condition(ready, &gs);
@@ -272,5 +275,72 @@ mod tests {
         ] {
             assert!(msg.contains(part), "{part:?} in {msg}");
         }
+    }
+
+    #[test]
+    fn a_deleted_branch_stalls_naming_the_revision_kept_and_recovers() {
+        let gone = SourceError::RefNotFound {
+            git_ref: "main".into(),
+            url: "git://example.com/repo.git".into(),
+        };
+        let main = GitRef::branch("main").ok();
+        let applied = "main@sha1:0123456789abcdef0123456789abcdef01234567";
+        let e = source_failure(&gone, main.as_ref(), Some(applied));
+        assert_eq!(e.reason.as_str(), "RefNotFound");
+        for part in [
+            "branch main not found in git://example.com/repo.git",
+            "deleted or renamed",
+            "Nothing was applied or pruned",
+            applied,
+            "Still retried",
+        ] {
+            assert!(e.message.contains(part), "{part:?} in {}", e.message);
+        }
+        let first = source_failure(&gone, main.as_ref(), None);
+        assert!(
+            first.message.contains("no revision was applied yet"),
+            "{}",
+            first.message
+        );
+
+        let stalled = with_ready(GitSyncStatus::default(), False, e.reason, &e.message);
+        assert_eq!(
+            types(&stalled),
+            vec![pair("Ready", "False"), pair("Stalled", "True")]
+        );
+        let back = with_ready(stalled, True, Reason::Succeeded, "applied");
+        assert_eq!(types(&back), vec![pair("Ready", "True")]);
+    }
+
+    #[test]
+    fn missing_refs_and_paths_stall_and_other_fetch_errors_do_not() {
+        let no_tag = SourceError::NoMatchingTag {
+            range: ">=2".into(),
+            url: "u".into(),
+        };
+        assert_eq!(
+            source_failure(&no_tag, None, None).reason.as_str(),
+            "RefNotFound"
+        );
+        let no_path = SourceError::PathNotFound {
+            path: "apps".into(),
+            revision: "commit abc".into(),
+        };
+        assert_eq!(
+            source_failure(&no_path, None, None).reason.as_str(),
+            "PathNotFound"
+        );
+        let down = SourceError::Git(crate::source::git::GitError::Timeout {
+            op: "fetch".into(),
+            url: "u".into(),
+            after: Duration::from_secs(20),
+        });
+        let e = source_failure(&down, None, Some("main@sha1:a"));
+        assert_eq!(e.reason.as_str(), "FetchFailed");
+        assert_eq!(e.message, down.to_string(), "transient: the error alone");
+        for reason in [Reason::RefNotFound, Reason::PathNotFound] {
+            assert!(reason.stalls(), "{reason}");
+        }
+        assert!(!Reason::FetchFailed.stalls());
     }
 }

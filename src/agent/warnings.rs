@@ -10,11 +10,10 @@ use kube::runtime::events::EventType;
 
 use super::Context;
 use super::crd::GitSync;
+use super::events::event;
+use super::reason::Reason;
 use crate::change::ApiWarning;
 use crate::cluster::warnings::MAX_WARNINGS;
-
-/// The Event reason.
-pub const REASON: &str = "APIWarning";
 
 /// Objects named in one Event; the others are counted.
 const NAMED: usize = 3;
@@ -88,7 +87,7 @@ pub async fn publish(ctx: &Context, gs: &GitSync, revision: &str, warnings: &[Ap
     for (message, objects) in ctx.api_warnings.fresh(&key, revision, warnings) {
         let note = note(message, &objects);
         tracing::warn!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "API warning: {note}");
-        super::reconcile::event(ctx, gs, EventType::Warning, REASON, &note).await;
+        event(ctx, gs, EventType::Warning, Reason::ApiWarning, &note).await;
     }
 }
 

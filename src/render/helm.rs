@@ -22,7 +22,8 @@ use serde_json::Value;
 
 use super::capabilities::Capabilities;
 use super::exec::{Exec, ExecError, ExecLimits};
-use super::load::{LoadError, LoadOptions, parse_stream};
+use super::limits::{LoadError, LoadOptions};
+use super::load::parse_stream;
 use super::spec::HelmSpec;
 use crate::object::Manifest;
 

@@ -4,7 +4,8 @@
 //! entries (a name starting with `.`) and `.driftlessignore` matches skipped; symlinks followed
 //! only while their target stays inside the root; each directory and file visited once (which
 //! also breaks symlink cycles); directories holding a Kustomize or Helm entry point rejected
-//! until rendering them is supported. Parsing lives in the sibling `load` module.
+//! until rendering them is supported. Parsing lives in the sibling `load` module; the limits
+//! and errors both share in `limits`.
 
 use std::collections::HashSet;
 use std::fs;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use super::load::{LoadError, LoadOptions, read_limited};
+use super::limits::{LoadError, LoadOptions, read_limited};
 
 /// Name of the ignore file read from the root directory (gitignore syntax).
 pub const IGNORE_FILE: &str = ".driftlessignore";

@@ -67,7 +67,7 @@ impl Auth {
             s.push_str(part.unwrap_or(""));
             s.push('\0');
         }
-        crate::inventory::hash_json(&serde_json::Value::String(s))
+        crate::hash::hash_json(&serde_json::Value::String(s))
     }
 
     /// Writes the credential files into `dir` and returns the environment for git.

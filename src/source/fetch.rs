@@ -113,7 +113,7 @@ impl GitCache {
 
     pub(super) fn repo_dir(&self, req: &FetchRequest) -> PathBuf {
         let key = format!("{}\0{}", req.url.cache_key(), req.auth.identity());
-        let name = crate::inventory::hash_json(&serde_json::Value::String(key));
+        let name = crate::hash::hash_json(&serde_json::Value::String(key));
         self.root.join("repos").join(name)
     }
 

@@ -1,0 +1,168 @@
+//! The last step of a reconcile: what it says about the outcome. Status written with
+//! server-side apply, an Event, the metrics, a log line and the history record, for a success
+//! and for a failed step alike.
+//!
+//! Uses the pure `status` and `reason` beneath it; `reconcile` calls it.
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::crd::{CommitSummary, GitSync, GitSyncStatus};
+use super::events::event;
+use super::metrics::{ResultLabels, SyncLabels};
+use super::reason::{ConditionStatus, Reason};
+use super::source_status::with_credentials_condition;
+use super::status::{Attempt, StepError, record, with_ready};
+use super::{AgentError, Context};
+use crate::change::{Action as Outcome, ChangeSet};
+use crate::object::FIELD_MANAGER;
+use crate::source::Fetched;
+
+/// Writes `status` (with `observedGeneration` and the `CredentialsInURL` condition, which
+/// every write refreshes) with server-side apply.
+///
+/// # Errors
+/// [`AgentError::Status`] when the API refuses the write.
+pub(super) async fn write_status(
+    ctx: &Context,
+    gs: &GitSync,
+    mut status: GitSyncStatus,
+) -> Result<(), AgentError> {
+    status.observed_generation = gs.meta().generation;
+    let status = with_credentials_condition(status, gs);
+    let api: Api<GitSync> =
+        Api::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
+    let patch =
+        json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync", "status": status});
+    api.patch_status(
+        &gs.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(AgentError::Status)?;
+    Ok(())
+}
+
+/// Reports the outcome of one sync attempt of one GitSync.
+pub(super) struct Report<'a> {
+    pub ctx: &'a Context,
+    pub gs: &'a GitSync,
+    pub attempt: Attempt,
+}
+
+impl Report<'_> {
+    /// A sync applied `fetched`: Ready=True, the managed objects by kind, the history, the
+    /// metrics, and a `Synced` Event when it wrote anything.
+    ///
+    /// # Errors
+    /// When the status cannot be written.
+    pub async fn succeed(
+        &self,
+        mut status: GitSyncStatus,
+        fetched: &Fetched,
+        changes: &ChangeSet,
+    ) -> Result<(), AgentError> {
+        let (ctx, gs) = (self.ctx, self.gs);
+        let revision = fetched.revision.to_string();
+        status.last_applied_revision = Some(revision.clone());
+        status.last_applied_commit = Some(CommitSummary {
+            subject: fetched.subject.clone(),
+            author: fetched.author.clone(),
+        });
+        status.last_applied_time = Some(Timestamp::now().to_string());
+        status.managed.clear();
+        for c in changes
+            .changes
+            .iter()
+            .filter(|c| c.action != Outcome::Pruned)
+        {
+            *status.managed.entry(c.id.kind.clone()).or_default() += 1;
+        }
+        record(
+            &mut status,
+            &revision,
+            &self.attempt,
+            Reason::Succeeded,
+            Some(changes),
+        );
+        self.observe(Reason::Succeeded, Some(changes));
+        let msg = format!("applied revision {revision}: {}", changes.summary());
+        tracing::info!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), %revision, "{msg}");
+        let wrote = changes.count(Outcome::Created)
+            + changes.count(Outcome::Configured)
+            + changes.count(Outcome::Pruned);
+        let ready = with_ready(status, ConditionStatus::True, Reason::Succeeded, &msg);
+        // The Event beside the status, not before it: whoever waits for Ready waits one round
+        // trip less.
+        let event = async {
+            if wrote > 0 {
+                event(ctx, gs, EventType::Normal, Reason::Synced, &msg).await;
+            }
+        };
+        let ((), written) = tokio::join!(event, write_status(ctx, gs, ready));
+        written
+    }
+
+    /// A step failed (at `revision`, once known): Ready=False with the step's reason (and
+    /// Stalled when it stalls), a Warning Event, the metrics.
+    ///
+    /// # Errors
+    /// Always: [`AgentError::Sync`] so the controller backs off, or the failure to write status.
+    pub async fn fail(
+        &self,
+        mut status: GitSyncStatus,
+        e: StepError,
+        revision: Option<&str>,
+    ) -> Result<Action, AgentError> {
+        let (ctx, gs) = (self.ctx, self.gs);
+        let at = revision.map(|r| format!(" at {r}")).unwrap_or_default();
+        let msg = format!("{}{at}: {}", e.reason, e.message);
+        tracing::warn!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{msg}");
+        if let Some(r) = revision {
+            record(&mut status, r, &self.attempt, e.reason, None);
+        }
+        self.observe(e.reason, None);
+        event(ctx, gs, EventType::Warning, e.reason, &msg).await;
+        let failed = with_ready(status, ConditionStatus::False, e.reason, &msg);
+        write_status(ctx, gs, failed).await?;
+        Err(AgentError::Sync(msg))
+    }
+
+    /// The sync metrics: count by result, duration, readiness, objects applied and pruned.
+    fn observe(&self, result: Reason, changes: Option<&ChangeSet>) {
+        let (m, gs) = (&self.ctx.metrics, self.gs);
+        let labels = SyncLabels {
+            namespace: gs.namespace().unwrap_or_default(),
+            name: gs.name_any(),
+        };
+        let with_result = ResultLabels {
+            namespace: labels.namespace.clone(),
+            name: labels.name.clone(),
+            result: result.as_str().into(),
+        };
+        m.syncs.get_or_create(&with_result).inc();
+        m.sync_duration
+            .get_or_create(&labels)
+            .observe(self.attempt.started.elapsed().as_secs_f64());
+        m.ready
+            .get_or_create(&labels)
+            .set(i64::from(changes.is_some()));
+        if let Some(c) = changes {
+            let applied = c.count(Outcome::Created) + c.count(Outcome::Configured);
+            m.objects_applied
+                .get_or_create(&labels)
+                .inc_by(applied as u64);
+            m.objects_pruned
+                .get_or_create(&labels)
+                .inc_by(c.count(Outcome::Pruned) as u64);
+            m.last_applied
+                .get_or_create(&labels)
+                .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
+        }
+    }
+}
