@@ -759,7 +759,10 @@ async fn a_values_schema_error_is_helms_own_message_once() {
     let chart = tmp.path().join("schema");
     std::fs::create_dir_all(chart.join("templates")).expect("mkdir");
     let write = |f: &str, text: &str| std::fs::write(chart.join(f), text).expect("write");
-    write("Chart.yaml", "apiVersion: v2\nname: schema\nversion: 0.1.0\n");
+    write(
+        "Chart.yaml",
+        "apiVersion: v2\nname: schema\nversion: 0.1.0\n",
+    );
     write("values.yaml", "replicas: 1\n");
     write(
         "values.schema.json",
@@ -788,6 +791,9 @@ async fn a_values_schema_error_is_helms_own_message_once() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let helms = "values don't meet the specifications of the schema(s) in the following chart(s)";
     assert_eq!(stderr.matches(helms).count(), 1, "{stderr}");
-    assert!(stderr.contains("at '/replicas': got string, want integer"), "{stderr}");
+    assert!(
+        stderr.contains("at '/replicas': got string, want integer"),
+        "{stderr}"
+    );
     assert_eq!(stderr.matches("helm failed").count(), 1, "{stderr}");
 }
