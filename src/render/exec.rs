@@ -112,26 +112,7 @@ impl Exec<'_> {
     /// [`ExecError`]: not startable, failed (with its stderr), timed out, too much output.
     pub async fn run(self) -> Result<String, ExecError> {
         let tool = self.tool;
-        let mut cmd = Command::new(self.bin);
-        cmd.args(&self.args)
-            .current_dir(self.cwd)
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            )
-            .env("HOME", self.scratch)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        let mut child = self.command().spawn().map_err(|source| ExecError::Spawn {
             tool,
             bin: self.bin.to_path_buf(),
             source,
@@ -182,6 +163,33 @@ impl Exec<'_> {
             });
         }
         Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+impl Exec<'_> {
+    /// The command: a clean environment (only `PATH`, `HOME` in the scratch directory and
+    /// `env`), piped output, its own process group so a timeout kills its children too.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(self.bin);
+        cmd.args(&self.args)
+            .current_dir(self.cwd)
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", self.scratch)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        cmd
     }
 }
 

@@ -56,22 +56,9 @@ impl GitCache {
         let dir = tmp.path();
         let git = self.git(req);
         let url = req.url.to_git_url();
-        if !self.has_commit(dir, req, old).await {
-            // A fresh cache (a restarted agent, a new leader): by id, if the server allows it.
-            let by_id = [
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--depth=1",
-                "--end-of-options",
-                &url,
-                old,
-            ];
-            let _ = git.run(dir, "fetch", &by_id).await;
-            if !self.has_commit(dir, req, old).await {
-                tracing::debug!(url = %req.url.redacted(), "{old} is not in the cache and cannot be fetched: ancestry of {new} unknown");
-                return Ok(None);
-            }
+        if !self.has_or_fetches(dir, req, old).await {
+            tracing::debug!(url = %req.url.redacted(), "{old} is not in the cache and cannot be fetched: ancestry of {new} unknown");
+            return Ok(None);
         }
         let since = self
             .commit_time(dir, req, old)
@@ -114,6 +101,27 @@ impl GitCache {
             &new.sha,
         ];
         Ok(Some(git.test(dir, "merge-base", &is_ancestor).await?))
+    }
+
+    /// True when `dir` has commit `sha`, fetched by id if it had not: a fresh cache (a
+    /// restarted agent, a new leader) lacks the last applied commit, and a server may allow
+    /// fetching it by id.
+    async fn has_or_fetches(&self, dir: &std::path::Path, req: &FetchRequest, sha: &str) -> bool {
+        if self.has_commit(dir, req, sha).await {
+            return true;
+        }
+        let url = req.url.to_git_url();
+        let by_id = [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--depth=1",
+            "--end-of-options",
+            &url,
+            sha,
+        ];
+        let _ = self.git(req).run(dir, "fetch", &by_id).await;
+        self.has_commit(dir, req, sha).await
     }
 
     /// A private bare repository beside the cache that sees the cached objects of `req`

@@ -88,6 +88,22 @@ impl Auth {
             ("SSH_ASKPASS".into(), "/bin/false".into()),
             ("LC_ALL".into(), "C".into()),
         ];
+        env.push((
+            "GIT_SSH_COMMAND".into(),
+            self.ssh_command(dir, timeout_secs)?,
+        ));
+        let config = self.git_config(dir, timeout_secs, &mut env)?;
+        env.push(("GIT_CONFIG_COUNT".into(), config.len().to_string()));
+        for (i, (k, v)) in config.into_iter().enumerate() {
+            env.push((format!("GIT_CONFIG_KEY_{i}"), k));
+            env.push((format!("GIT_CONFIG_VALUE_{i}"), v));
+        }
+        Ok(env)
+    }
+
+    /// The ssh command git runs: the pinned and given known hosts (written into `dir`), strict
+    /// host key checking, and the deploy key (written into `dir`) as the only identity.
+    fn ssh_command(&self, dir: &Path, timeout_secs: u64) -> std::io::Result<String> {
         let known_hosts = dir.join("known_hosts");
         let mut kh = String::from(PINNED_KNOWN_HOSTS);
         if let Some(extra) = &self.known_hosts {
@@ -120,7 +136,18 @@ impl Auth {
                 path_str(&identity)
             ));
         }
-        env.push(("GIT_SSH_COMMAND".into(), ssh));
+        Ok(ssh)
+    }
+
+    /// git's configuration (passed as `GIT_CONFIG_*`): allowed protocols, no hooks, the
+    /// stall timeout, and the HTTP credentials — a helper reading them from `env` (so they are
+    /// never on a command line), a bearer header, a CA bundle written into `dir`.
+    fn git_config(
+        &self,
+        dir: &Path,
+        timeout_secs: u64,
+        env: &mut Vec<(String, String)>,
+    ) -> std::io::Result<Vec<(String, String)>> {
         let mut config: Vec<(String, String)> = vec![
             ("protocol.allow".into(), "never".into()),
             ("protocol.file.allow".into(), "always".into()),
@@ -163,12 +190,7 @@ impl Auth {
             write_private(&path, ca.as_bytes())?;
             config.push(("http.sslCAInfo".into(), path_str(&path)));
         }
-        env.push(("GIT_CONFIG_COUNT".into(), config.len().to_string()));
-        for (i, (k, v)) in config.into_iter().enumerate() {
-            env.push((format!("GIT_CONFIG_KEY_{i}"), k));
-            env.push((format!("GIT_CONFIG_VALUE_{i}"), v));
-        }
-        Ok(env)
+        Ok(config)
     }
 }
 

@@ -9,7 +9,7 @@
 //! cost one fetch per poll.
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,18 +88,11 @@ pub struct GitCache {
     repos: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RepoState>>>>,
 }
 
+/// What a repository's lock guards: its last fetches (see [`GitCache::fetch`]).
 #[derive(Default)]
-struct RepoState {
+pub(super) struct RepoState {
     /// Last successful fetch per ref, with when it started.
     last: HashMap<String, (Instant, Fetched)>,
-}
-
-/// A commit's tree (or one directory of it) extracted to a private temporary directory,
-/// removed when dropped. Never a working tree that a later fetch could change.
-pub struct Snapshot {
-    _dir: tempfile::TempDir,
-    /// The directory holding the requested path.
-    pub root: PathBuf,
 }
 
 impl GitCache {
@@ -131,7 +124,7 @@ impl GitCache {
         self.root.as_path()
     }
 
-    fn state(&self, dir: &Path) -> Arc<tokio::sync::Mutex<RepoState>> {
+    pub(super) fn state(&self, dir: &Path) -> Arc<tokio::sync::Mutex<RepoState>> {
         let mut repos = self
             .repos
             .lock()
@@ -412,121 +405,6 @@ impl GitCache {
             .await?;
         Ok(out.into_bytes())
     }
-
-    /// Extracts `path` (relative, no `..`; empty or `.` for the whole tree) of commit `sha`
-    /// into a fresh private directory.
-    ///
-    /// # Errors
-    /// An invalid or missing path, or a cache that cannot be written.
-    pub async fn snapshot(
-        &self,
-        req: &FetchRequest,
-        sha: &str,
-        path: &str,
-    ) -> Result<Snapshot, SourceError> {
-        let path = clean_path(path)?;
-        let dir = self.repo_dir(req);
-        let snaps = self.root.join("snapshots");
-        std::fs::create_dir_all(&snaps).map_err(|e| cache_error(&snaps, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix("snap-")
-            .tempdir_in(&snaps)
-            .map_err(|e| cache_error(&snaps, e))?;
-        // A private index and work tree: read the (sub)tree, check it out. Fast (git writes
-        // the files directly) and never touches the cached repository's state.
-        let out = tmp.path().join("tree");
-        std::fs::create_dir_all(&out).map_err(|e| cache_error(&out, e))?;
-        let index = tmp.path().join("index").display().to_string();
-        let env = [("GIT_INDEX_FILE", index.as_str())];
-        let tree = if path.is_empty() {
-            sha.to_string()
-        } else {
-            format!("{sha}:{path}")
-        };
-        let revision = format!("commit {sha}");
-        let git = self.git(req);
-        match git
-            .run_env(
-                &dir,
-                "read-tree",
-                &["read-tree", "--end-of-options", &tree],
-                &env,
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(GitError::Failed { stderr, .. })
-                if stderr.to_lowercase().contains("not a valid object name")
-                    || stderr.contains("not a tree object") =>
-            {
-                return Err(SourceError::PathNotFound { path, revision });
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let work_tree = format!("--work-tree={}", out.display());
-        git.run_env(
-            &dir,
-            "checkout-index",
-            &[&work_tree, "checkout-index", "--all", "--force"],
-            &env,
-        )
-        .await?;
-        let root = out;
-        if !root.is_dir() {
-            return Err(SourceError::PathNotFound { path, revision });
-        }
-        Ok(Snapshot { _dir: tmp, root })
-    }
-
-    /// Moves annotated tag `tag` to `sha` and pushes it (Weave Flux's `flux-sync`, kept).
-    ///
-    /// # Errors
-    /// When tagging or the push fails (e.g. a read-only deploy key): callers report it as a
-    /// warning, never as a failed sync.
-    pub async fn push_tag(
-        &self,
-        req: &FetchRequest,
-        tag: &str,
-        sha: &str,
-        message: &str,
-    ) -> Result<(), SourceError> {
-        super::refs::validate_ref_name(tag)?;
-        let dir = self.repo_dir(req);
-        // Tagging writes the repository: not while a fetch does (see `remove_stale_locks`).
-        let state = self.state(&dir);
-        let _writing = state.lock().await;
-        let git = self.git(req);
-        let args = [
-            "-c",
-            "user.name=driftless",
-            "-c",
-            "user.email=driftless@localhost",
-            "tag",
-            "--force",
-            "-a",
-            "-m",
-            message,
-            "--end-of-options",
-            tag,
-            sha,
-        ];
-        git.run(&dir, "tag", &args).await?;
-        let refspec = format!("+refs/tags/{tag}:refs/tags/{tag}");
-        git.run(
-            &dir,
-            "push",
-            &[
-                "push",
-                "--quiet",
-                "--force",
-                "--end-of-options",
-                &req.url.to_git_url(),
-                &refspec,
-            ],
-        )
-        .await?;
-        Ok(())
-    }
 }
 
 /// Builds [`SourceError::HostKey`], naming the fingerprints the server presents (asked again
@@ -568,29 +446,6 @@ async fn host_key_error(req: &FetchRequest, stderr: &str) -> SourceError {
     }
 }
 
-/// Normalises a path inside the repository: relative, no `..`, no empty segments.
-fn clean_path(path: &str) -> Result<String, SourceError> {
-    let p = Path::new(path.trim_matches('/'));
-    let mut parts = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-            Component::CurDir => {}
-            _ => {
-                return Err(SourceError::InvalidPath {
-                    path: path.to_string(),
-                });
-            }
-        }
-    }
-    if path.starts_with('-') {
-        return Err(SourceError::InvalidPath {
-            path: path.to_string(),
-        });
-    }
-    Ok(parts.join("/"))
-}
-
 /// Lock files a git process killed mid-write left behind (a timeout, a full or read-only
 /// disk): `shallow.lock` or a ref's `.lock` would refuse every later fetch until removed by
 /// hand. Every write to a cached repository holds its `RepoState` lock, so a lock file seen
@@ -627,20 +482,5 @@ pub(super) fn cache_error(path: &Path, source: std::io::Error) -> SourceError {
     SourceError::Cache {
         path: path.display().to_string(),
         source,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_must_stay_inside_the_repository() {
-        assert_eq!(clean_path("").expect("root"), "");
-        assert_eq!(clean_path("./apps//web/").expect("apps/web"), "apps/web");
-        assert!(clean_path("../etc").is_err());
-        assert!(clean_path("apps/../../x").is_err());
-        assert!(clean_path("-rf").is_err());
-        assert_eq!(clean_path("/abs").expect("leading slash trimmed"), "abs");
     }
 }

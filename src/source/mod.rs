@@ -16,10 +16,13 @@ pub mod fetch;
 pub mod git;
 pub mod keys;
 pub mod refs;
+mod snapshot;
+mod tag;
 pub mod url;
 pub mod verify;
 
 pub use auth::{Auth, Sensitive};
-pub use fetch::{FetchRequest, Fetched, GitCache, Snapshot, SourceError};
+pub use fetch::{FetchRequest, Fetched, GitCache, SourceError};
 pub use refs::{GitRef, RefError, Revision, highest_match, validate_ref_name};
+pub use snapshot::Snapshot;
 pub use url::{RepoUrl, Transport, UrlError, redact_all};
