@@ -11,7 +11,9 @@
 //! pruned when any step failed; an empty set never prunes without `allow_empty`; an object
 //! labelled for another inventory is an error, never a silent takeover.
 
+mod api;
 mod live;
+mod managed;
 mod preview;
 mod protect;
 mod prune;
@@ -175,7 +177,7 @@ pub enum SyncError {
     #[error(transparent)]
     InventoryCorrupt(#[from] ParseError),
     /// An API call failed.
-    #[error("failed to {what}: {}", live::api_message(.source))]
+    #[error("failed to {what}: {}", api::api_message(.source))]
     Api {
         what: String,
         #[source]

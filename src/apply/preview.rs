@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, stream};
 
-use super::live::api_for;
-use super::live::api_message;
+use super::api::{api_for, api_message};
+use super::ssa::{self, Conflicts, Mode};
 use super::sync::{Engine, Item};
 use super::{InventoryStore, SyncError, SyncOptions, check_inventory_name};
 use crate::change::ApiWarning;
@@ -119,7 +119,16 @@ async fn diff_one(
             item.source, item.id
         ));
     }
-    let after = match super::ssa::apply(client, resource, &item.id, &item.body, true, true).await {
+    let after = match ssa::apply(
+        client,
+        resource,
+        &item.id,
+        &item.body,
+        Mode::DryRun,
+        Conflicts::Force,
+    )
+    .await
+    {
         Ok(obj) => serde_json::to_value(obj).unwrap_or_default(),
         // Its namespace does not exist yet (created by the same set): show the manifest.
         Err(kube::Error::Api(s)) if s.code == 404 && live.is_none() => desired.clone(),

@@ -13,8 +13,8 @@ use kube::Client;
 use kube::api::{DeleteParams, PropagationPolicy};
 
 use super::SyncOptions;
-use super::live::api_message;
-use super::live::{LiveMap, api_for};
+use super::api::{api_for, api_message};
+use super::live::LiveMap;
 use crate::change::{Action, ChangeSet};
 use crate::cluster::Catalog;
 use crate::inventory::Inventory;

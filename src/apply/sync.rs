@@ -9,7 +9,10 @@ use kube::Client;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::live::{self, LiveMap, Target, api_message, owned_fields_hash};
+use super::api::{api_for, api_message};
+use super::live::{self, LiveMap, Target};
+use super::managed::{needs_adoption, owned_fields_hash};
+use super::ssa::{Conflicts, Mode};
 use super::{
     InventoryStore, SyncError, SyncOptions, check_inventory_name, progress_start, progress_tick,
     protect, prune, redact, ssa, wait,
@@ -512,8 +515,8 @@ impl Engine {
                                 &resource,
                                 &item.id,
                                 &item.body,
-                                true,
-                                opts.force_conflicts,
+                                Mode::DryRun,
+                                Conflicts::forced_if(opts.force_conflicts),
                             ),
                         )
                         .await;
@@ -667,9 +670,16 @@ impl Engine {
             let action = match (live.get(&item.key), &item.resource) {
                 (None, _) | (_, None) => Action::Created,
                 (Some(_), Some(r)) => {
-                    let api = live::api_for(&self.client, r, item.key.namespace.as_deref());
+                    let api = api_for(&self.client, r, item.key.namespace.as_deref());
                     let now = api.get_opt(&item.key.name).await.ok().flatten();
-                    let dry = ssa::apply(&self.client, r, &item.id, &item.body, true, true);
+                    let dry = ssa::apply(
+                        &self.client,
+                        r,
+                        &item.id,
+                        &item.body,
+                        Mode::DryRun,
+                        Conflicts::Force,
+                    );
                     let after = attribute(warnings, idx, dry).await.ok();
                     match (now, after) {
                         (Some(n), Some(a))
@@ -751,8 +761,8 @@ async fn apply_one(
             resource,
             &item.id,
             &item.body,
-            false,
-            opts.force_conflicts,
+            Mode::Write,
+            Conflicts::forced_if(opts.force_conflicts),
         )
         .await
     }
@@ -904,7 +914,7 @@ fn classify(items: &mut [Item], live: &LiveMap, previous: &Inventory, changes: &
             );
         } else {
             item.todo = Todo::Apply {
-                adopt: ssa::needs_adoption(&found.meta),
+                adopt: needs_adoption(&found.meta),
                 recreate: false,
             };
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt, stream};
 use kube::Client;
 
-use super::live::api_for;
+use super::api::api_for;
 use super::sync::Item;
 use super::{SyncError, SyncOptions};
 use crate::change::ChangeSet;
