@@ -11,26 +11,33 @@
 //! pruned when any step failed; an empty set never prunes without `allow_empty`; an object
 //! labelled for another inventory is an error, never a silent takeover.
 
+// From the bottom up: each file uses only those above it in this list (and `mod.rs`).
 mod api;
+mod classify;
+mod desired;
+mod dry_run;
+mod engine;
 mod live;
 mod managed;
 mod preview;
 mod protect;
 mod prune;
+mod read;
 mod redact;
 mod ssa;
 mod store;
 mod sync;
 mod wait;
+mod write;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use engine::Engine;
 pub use preview::Preview;
 pub use protect::{GITSYNC_CRD, Protected};
 pub use store::{InventoryStore, Stored};
-pub use sync::Engine;
 
 use crate::change::ChangeSet;
 use crate::cluster::ClusterError;

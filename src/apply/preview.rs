@@ -10,9 +10,10 @@ use std::sync::Arc;
 use futures::{FutureExt, StreamExt, stream};
 
 use super::api::{api_for, api_message};
+use super::desired::{DesiredObject, Need, attributed};
+use super::engine::Engine;
 use super::ssa::{self, Conflicts, Mode};
-use super::sync::{Engine, Item};
-use super::{InventoryStore, SyncError, SyncOptions, check_inventory_name};
+use super::{SyncError, SyncOptions, check_inventory_name};
 use crate::change::ApiWarning;
 use crate::cluster::{ApiWarnings, attribute};
 use crate::diff::unified_diff;
@@ -48,28 +49,22 @@ impl Engine {
     ) -> Result<Preview, SyncError> {
         check_inventory_name(&opts.inventory)?;
         let manifests = self.validate_set(manifests, opts).await?;
-        let items = self.items_of(manifests, opts);
-        let stored = InventoryStore::new(
-            self.inventory_client().clone(),
-            &opts.inventory_namespace,
-            &opts.inventory,
-        )
-        .read()
-        .await?;
+        let items = self.desired_objects(manifests, opts);
+        let stored = self.inventory_store(opts).read().await?;
         let client = self.client();
         let warnings = Arc::new(ApiWarnings::default());
         let results: Vec<Result<Option<(ObjectRef, String)>, String>> = stream::iter(
             items
                 .iter()
                 .enumerate()
-                .filter(|(_, i)| i.todo != super::sync::Todo::Skip)
+                .filter(|(_, i)| i.need != Need::Skip)
                 .map(|(idx, item)| attribute(&warnings, idx, diff_one(client, item)).boxed()),
         )
         .buffered(opts.concurrency.max(1))
         .collect()
         .await;
         let mut preview = Preview {
-            warnings: super::sync::attributed(&warnings, &items),
+            warnings: attributed(&warnings, &items),
             ..Preview::default()
         };
         let mut failures = Vec::new();
@@ -93,7 +88,7 @@ impl Engine {
 
 async fn diff_one(
     client: &kube::Client,
-    item: &Item,
+    item: &DesiredObject,
 ) -> Result<Option<(ObjectRef, String)>, String> {
     let desired = &item.object();
     let Some(resource) = &item.resource else {
