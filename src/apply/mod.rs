@@ -180,6 +180,10 @@ pub enum SyncError {
     /// The inventory could not be read or written.
     #[error("{message}")]
     Inventory { message: String },
+    /// The sync stopped before it returned (it panicked): what was written is unknown, the
+    /// inventory as last recorded.
+    #[error("sync task failed: {0}")]
+    Task(String),
     /// A corrupt inventory shard.
     #[error(transparent)]
     InventoryCorrupt(#[from] ParseError),
@@ -215,6 +219,7 @@ impl SyncError {
             SyncError::DryRun(_) | SyncError::Unreadable(_) => "ValidationFailed",
             SyncError::Apply(_)
             | SyncError::Inventory { .. }
+            | SyncError::Task(_)
             | SyncError::InventoryCorrupt(_)
             | SyncError::Api { .. } => "ApplyFailed",
             SyncError::Health { .. } => "HealthCheckFailed",
