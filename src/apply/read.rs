@@ -9,7 +9,7 @@ use super::desired::DesiredObject;
 use super::engine::Engine;
 use super::live::{self, LiveMap, Target};
 use super::{SyncError, SyncOptions};
-use crate::cluster::{ApiWarnings, Resource};
+use crate::cluster::{ApiWarnings, Catalog, Resource};
 use crate::inventory::Inventory;
 use crate::object::ObjectKey;
 
@@ -26,42 +26,10 @@ impl Engine {
         warnings: &Arc<ApiWarnings>,
     ) -> Result<LiveMap, SyncError> {
         let catalog = self.catalog();
-        // Every object to read, with its item (and its index) when it is in the set (None: the
-        // inventory's).
-        let mut wanted: Vec<Wanted> = Vec::new();
-        let mut subjects: HashMap<Target, usize> = Default::default();
-        for (idx, item) in items.iter().enumerate() {
-            if let Some(r) = &item.resource {
-                wanted.push((Some((idx, item)), &item.key, r));
-                subjects.entry(target_of(&item.key, r)).or_insert(idx);
-            }
-        }
-        let in_set: HashSet<&ObjectKey> = wanted.iter().map(|(_, key, _)| *key).collect();
-        for (key, entry) in &previous.entries {
-            if let Some(r) = catalog.get(&key.group, &entry.version, &key.kind)
-                && !in_set.contains(key)
-            {
-                wanted.push((None, key, r));
-            }
-        }
+        let (wanted, subjects) = wanted(items, previous, &catalog);
         let (lists, singles) = split_reads(&wanted);
-        let reads_in = |targets: &HashSet<Target>| -> Vec<live::Read> {
-            wanted
-                .iter()
-                .filter(|(_, key, r)| targets.contains(&target_of(key, r)))
-                .map(|(item, key, r)| {
-                    // How an error names the object: its file, or the inventory.
-                    let label = match item {
-                        Some((_, i)) => format!("{}: {}", i.source, i.id),
-                        None => format!("{}/{} (in the inventory)", key.kind, key.name),
-                    };
-                    let subject = item.map(|(idx, _)| idx);
-                    (label, (*key).clone(), (*r).clone(), subject)
-                })
-                .collect()
-        };
         // The lists and the single reads at once: neither waits for the other's round trip.
-        let singles = reads_in(&singles.into_keys().collect());
+        let singles = reads_in(&wanted, &singles.into_keys().collect());
         let (listed, (mut live, mut errors)) = futures::join!(
             live::fetch(self.client(), lists, opts.concurrency, warnings, &subjects),
             live::fetch_each(self.client(), singles, opts.concurrency, warnings),
@@ -74,7 +42,7 @@ impl Engine {
             let forbidden = listed.forbidden.into_iter().map(|(t, _)| t).collect();
             let (more, more_errors) = live::fetch_each(
                 self.client(),
-                reads_in(&forbidden),
+                reads_in(&wanted, &forbidden),
                 opts.concurrency,
                 warnings,
             )
@@ -97,6 +65,50 @@ type Wanted<'a> = (
     &'a ObjectKey,
     &'a Resource,
 );
+
+/// Every object to read: those of the set whose kind is served, with their index, and those
+/// only the inventory names. And for each (kind, namespace) of the set, the first object of
+/// it: what a list's API warnings are recorded for.
+fn wanted<'a>(
+    objects: &'a [DesiredObject],
+    previous: &'a Inventory,
+    catalog: &'a Catalog,
+) -> (Vec<Wanted<'a>>, HashMap<Target, usize>) {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let mut subjects: HashMap<Target, usize> = HashMap::new();
+    for (idx, object) in objects.iter().enumerate() {
+        if let Some(r) = &object.resource {
+            wanted.push((Some((idx, object)), &object.key, r));
+            subjects.entry(target_of(&object.key, r)).or_insert(idx);
+        }
+    }
+    let in_set: HashSet<&ObjectKey> = wanted.iter().map(|(_, key, _)| *key).collect();
+    for (key, entry) in &previous.entries {
+        if let Some(r) = catalog.get(&key.group, &entry.version, &key.kind)
+            && !in_set.contains(key)
+        {
+            wanted.push((None, key, r));
+        }
+    }
+    (wanted, subjects)
+}
+
+/// The single reads of the `wanted` objects of `targets`, each named for its errors by its
+/// file (or as the inventory's).
+fn reads_in(wanted: &[Wanted], targets: &HashSet<Target>) -> Vec<live::Read> {
+    wanted
+        .iter()
+        .filter(|(_, key, r)| targets.contains(&target_of(key, r)))
+        .map(|(object, key, r)| {
+            let label = match object {
+                Some((_, o)) => format!("{}: {}", o.source, o.id),
+                None => format!("{}/{} (in the inventory)", key.kind, key.name),
+            };
+            let subject = object.map(|(idx, _)| idx);
+            (label, (*key).clone(), (*r).clone(), subject)
+        })
+        .collect()
+}
 
 /// Objects to read, by (kind, namespace): the resource and the names.
 type Reads = BTreeMap<Target, (Resource, HashSet<String>)>;
@@ -125,4 +137,39 @@ fn target_of(key: &ObjectKey, r: &Resource) -> Target {
         key.kind.clone(),
         key.namespace.clone(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::desired::fixtures::{desired, manifest};
+    use super::*;
+    use crate::object::Manifest;
+
+    #[test]
+    fn many_objects_of_a_kind_in_a_namespace_are_listed_few_are_read_one_by_one() {
+        let many = (0..=live::SINGLE_READS_UP_TO).map(|n| format!("many-{n}"));
+        let few = (0..live::SINGLE_READS_UP_TO).map(|n| format!("few-{n}"));
+        let mut manifests: Vec<Manifest> = many
+            .map(|n| manifest("v1", "ConfigMap", Some("big"), &n))
+            .collect();
+        manifests.extend(few.map(|n| manifest("v1", "ConfigMap", Some("small"), &n)));
+        let objects = desired(manifests);
+        let (inventory, catalog) = (Inventory::default(), Catalog::default());
+        let (wanted, subjects) = wanted(&objects, &inventory, &catalog);
+        let (lists, singles) = split_reads(&wanted);
+        let namespaces =
+            |reads: &Reads| -> Vec<Option<String>> { reads.keys().map(|t| t.3.clone()).collect() };
+        assert_eq!(namespaces(&lists), [Some("big".to_string())]);
+        assert_eq!(namespaces(&singles), [Some("small".to_string())]);
+        let gets = reads_in(&wanted, &singles.into_keys().collect());
+        assert_eq!(gets.len(), live::SINGLE_READS_UP_TO);
+        assert!(gets[0].0.starts_with("few-"), "{:?}", gets[0].0);
+        // A list's warnings go to the first object of its kind and namespace.
+        assert_eq!(subjects.len(), 2);
+        assert!(
+            subjects
+                .values()
+                .all(|&i| objects[i].key.name.ends_with("-0"))
+        );
+    }
 }
