@@ -10,8 +10,29 @@
 //! same set are dry-run right after that stage, before anything else is written); nothing is
 //! pruned when any step failed; an empty set never prunes without `allow_empty`; an object
 //! labelled for another inventory is an error, never a silent takeover.
+//!
+//! The files, from the bottom up; each uses only files above it (and this one, for
+//! [`SyncError`] and [`SyncOptions`]):
+//!
+//! | file | owns |
+//! |---|---|
+//! | `api` | the API handle of a resource, the API server's message of an error |
+//! | `managed` | managed-field rules: driftless's own entry, kubectl's to adopt, their hash |
+//! | `redact` | Secret values masked in messages |
+//! | `live` | reading live metadata (LIST pages, GETs) and what is kept of it |
+//! | `ssa` | one server-side apply (dry-run or not), adoption, recreation |
+//! | `desired` | [`Engine::sync`]'s desired objects and what each needs (`DesiredObject`, `Need`) |
+//! | `classify` | the decisions without I/O: ownership, needs, deferrals, inventories, order |
+//! | `store`, `protect` | the inventory in ConfigMaps; driftless's own objects |
+//! | `engine` | [`Engine`]: clients, API catalog, validation, the desired objects of a set |
+//! | `read` | step 4: which objects to read, in how many requests |
+//! | `dry_run` | step 7: the dry-run, refusals kept typed until displayed; `--dry-run`'s report |
+//! | `wait` | Namespaces/CRDs ready; `--wait` health |
+//! | `write` | steps 9 and 10: the staged apply |
+//! | `prune` | step 11 |
+//! | `preview` | [`Engine::preview`] (`driftless diff`) |
+//! | `sync` | [`Engine::sync`]: the steps in order |
 
-// From the bottom up: each file uses only those above it in this list (and `mod.rs`).
 mod api;
 mod classify;
 mod desired;
