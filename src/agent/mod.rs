@@ -317,31 +317,29 @@ impl Context {
     }
 }
 
-/// Runs [`Engine::sync`] on a blocking thread of its own.
+/// Runs [`Engine::sync`], then returns the memory it freed to the OS.
 ///
-/// NB: the engine's futures borrow across `buffered` streams, which the compiler cannot prove
-/// `Send` for every lifetime (the higher-ranked closure problem); the controller needs `Send`
-/// futures. Driving the sync with `block_on` on a blocking thread sidesteps that, costs one
-/// thread per concurrent sync (bounded by the controller's concurrency), and keeps the engine
-/// identical to the CLI's.
+/// The sync's future is `Send` (`apply/sync.rs` asserts it), so the controller awaits it on
+/// its own workers. A panic in the engine fails this GitSync's sync, as an error, rather than
+/// the controller.
 pub(crate) async fn run_sync(
     engine: Arc<Engine>,
     manifests: Vec<crate::object::Manifest>,
     opts: SyncOptions,
 ) -> Result<crate::change::ChangeSet, SyncError> {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let result = handle.block_on(async move { engine.sync(manifests, &opts).await });
-        // Everything the sync allocated is free now: give it back rather than idle at its peak.
-        crate::memory::release_freed();
-        result
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(SyncError::Inventory {
-            message: format!("sync task failed: {e}"),
-        })
-    })
+    use futures::FutureExt;
+    let sync = std::panic::AssertUnwindSafe(engine.sync(manifests, &opts));
+    let result = sync.catch_unwind().await.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(ToString::to_string)
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(SyncError::Task(format!("panicked: {message}")))
+    });
+    // Everything the sync allocated is free now: give it back rather than idle at its peak.
+    crate::memory::release_freed();
+    result
 }
 
 /// Capped exponential backoff with jitter: 5 s, 10 s, 20 s, … up to 5 min.

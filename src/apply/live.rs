@@ -12,17 +12,17 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ManagedFieldsEntry, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 use kube::Client;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{DynamicObject, ListParams};
 use serde::Deserialize;
-use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::SyncError;
+use super::api::{api_for, api_message};
+use super::managed::{needs_adoption, owned_fields_hash};
 use crate::cluster::{ApiWarnings, Resource, attribute};
-use crate::inventory::hash_json;
-use crate::object::{FIELD_MANAGER, ObjectKey};
+use crate::object::ObjectKey;
 
 /// What a sync keeps of a live object.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,18 +36,6 @@ pub struct Live {
 
 /// Live objects by identity.
 pub type LiveMap = HashMap<ObjectKey, Live>;
-
-/// Builds the API handle for `resource` in `namespace` (None: cluster-wide or cluster-scoped).
-pub fn api_for(
-    client: &Client,
-    resource: &Resource,
-    namespace: Option<&str>,
-) -> Api<DynamicObject> {
-    match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource.api),
-        None => Api::all_with(client.clone(), &resource.api),
-    }
-}
 
 /// A (group, version, kind, namespace) whose objects are read together.
 pub type Target = (String, String, String, Option<String>);
@@ -258,41 +246,18 @@ async fn attributed<F: Future>(
 /// them all.
 fn compact(mut meta: ObjectMeta) -> Live {
     let fields_hash = owned_fields_hash(&meta);
-    if !super::ssa::needs_adoption(&meta) {
+    if !needs_adoption(&meta) {
         meta.managed_fields = None;
     }
     Live { meta, fields_hash }
 }
 
-/// The API server's own message for an API error (`... is forbidden: User "..." cannot ...`),
-/// without the debug dump of the whole Status; other errors as they display.
-pub fn api_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// True for driftless's own server-side-apply entry of the object (not of a subresource).
-fn is_own_apply(e: &ManagedFieldsEntry) -> bool {
-    e.manager.as_deref() == Some(FIELD_MANAGER)
-        && e.operation.as_deref() == Some("Apply")
-        && e.subresource.as_deref().unwrap_or("").is_empty()
-}
-
-/// Hash of the fields our field manager owns through apply, or empty when it owns none.
-pub fn owned_fields_hash(meta: &ObjectMeta) -> String {
-    meta.managed_fields
-        .iter()
-        .flatten()
-        .find(|e| is_own_apply(e))
-        .map(|e| hash_json(&json!({"v": e.api_version, "f": e.fields_v1.as_ref().map(|f| &f.0)})))
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::FIELD_MANAGER;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use serde_json::json;
 
     fn entry(manager: &str, operation: &str, subresource: Option<&str>) -> ManagedFieldsEntry {
         ManagedFieldsEntry {

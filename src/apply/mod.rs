@@ -10,25 +10,55 @@
 //! same set are dry-run right after that stage, before anything else is written); nothing is
 //! pruned when any step failed; an empty set never prunes without `allow_empty`; an object
 //! labelled for another inventory is an error, never a silent takeover.
+//!
+//! The files, from the bottom up; each uses only files above it (and this one, for
+//! [`SyncError`] and [`SyncOptions`]):
+//!
+//! | file | owns |
+//! |---|---|
+//! | `api` | the API handle of a resource, the API server's message of an error |
+//! | `managed` | managed-field rules: driftless's own entry, kubectl's to adopt, their hash |
+//! | `redact` | Secret values masked in messages |
+//! | `live` | reading live metadata (LIST pages, GETs) and what is kept of it |
+//! | `ssa` | one server-side apply (dry-run or not), adoption, recreation |
+//! | `desired` | [`Engine::sync`]'s desired objects and what each needs (`DesiredObject`, `Need`) |
+//! | `classify` | the decisions without I/O: ownership, needs, deferrals, inventories, order |
+//! | `store`, `protect` | the inventory in ConfigMaps; driftless's own objects |
+//! | `engine` | [`Engine`]: clients, API catalog, validation, the desired objects of a set |
+//! | `read` | step 4: which objects to read, in how many requests |
+//! | `dry_run` | step 7: the dry-run, refusals kept typed until displayed; `--dry-run`'s report |
+//! | `wait` | Namespaces/CRDs ready; `--wait` health |
+//! | `write` | steps 9 and 10: the staged apply |
+//! | `prune` | step 11 |
+//! | `preview` | [`Engine::preview`] (`driftless diff`) |
+//! | `sync` | [`Engine::sync`]: the steps in order |
 
+mod api;
+mod classify;
+mod desired;
+mod dry_run;
+mod engine;
 mod live;
+mod managed;
 mod preview;
 mod protect;
 mod prune;
+mod read;
 mod redact;
 mod ssa;
 mod store;
 mod sync;
 mod wait;
+mod write;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use engine::Engine;
 pub use preview::Preview;
 pub use protect::{GITSYNC_CRD, Protected};
 pub use store::{InventoryStore, Stored};
-pub use sync::Engine;
 
 use crate::change::ChangeSet;
 use crate::cluster::ClusterError;
@@ -171,11 +201,15 @@ pub enum SyncError {
     /// The inventory could not be read or written.
     #[error("{message}")]
     Inventory { message: String },
+    /// The sync stopped before it returned (it panicked): what was written is unknown, the
+    /// inventory as last recorded.
+    #[error("sync task failed: {0}")]
+    Task(String),
     /// A corrupt inventory shard.
     #[error(transparent)]
     InventoryCorrupt(#[from] ParseError),
     /// An API call failed.
-    #[error("failed to {what}: {}", live::api_message(.source))]
+    #[error("failed to {what}: {}", api::api_message(.source))]
     Api {
         what: String,
         #[source]
@@ -206,6 +240,7 @@ impl SyncError {
             SyncError::DryRun(_) | SyncError::Unreadable(_) => "ValidationFailed",
             SyncError::Apply(_)
             | SyncError::Inventory { .. }
+            | SyncError::Task(_)
             | SyncError::InventoryCorrupt(_)
             | SyncError::Api { .. } => "ApplyFailed",
             SyncError::Health { .. } => "HealthCheckFailed",

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, stream};
 
-use super::live::api_for;
-use super::live::api_message;
-use super::sync::{Engine, Item};
-use super::{InventoryStore, SyncError, SyncOptions, check_inventory_name};
+use super::api::{api_for, api_message};
+use super::desired::{DesiredObject, Need, attributed};
+use super::engine::Engine;
+use super::ssa::{self, Conflicts, Mode};
+use super::{SyncError, SyncOptions, check_inventory_name};
 use crate::change::ApiWarning;
 use crate::cluster::{ApiWarnings, attribute};
 use crate::diff::unified_diff;
@@ -48,28 +49,22 @@ impl Engine {
     ) -> Result<Preview, SyncError> {
         check_inventory_name(&opts.inventory)?;
         let manifests = self.validate_set(manifests, opts).await?;
-        let items = self.items_of(manifests, opts);
-        let stored = InventoryStore::new(
-            self.inventory_client().clone(),
-            &opts.inventory_namespace,
-            &opts.inventory,
-        )
-        .read()
-        .await?;
+        let items = self.desired_objects(manifests, opts);
+        let stored = self.inventory_store(opts).read().await?;
         let client = self.client();
         let warnings = Arc::new(ApiWarnings::default());
         let results: Vec<Result<Option<(ObjectRef, String)>, String>> = stream::iter(
             items
                 .iter()
                 .enumerate()
-                .filter(|(_, i)| i.todo != super::sync::Todo::Skip)
+                .filter(|(_, i)| i.need != Need::Skip)
                 .map(|(idx, item)| attribute(&warnings, idx, diff_one(client, item)).boxed()),
         )
         .buffered(opts.concurrency.max(1))
         .collect()
         .await;
         let mut preview = Preview {
-            warnings: super::sync::attributed(&warnings, &items),
+            warnings: attributed(&warnings, &items),
             ..Preview::default()
         };
         let mut failures = Vec::new();
@@ -93,7 +88,7 @@ impl Engine {
 
 async fn diff_one(
     client: &kube::Client,
-    item: &Item,
+    item: &DesiredObject,
 ) -> Result<Option<(ObjectRef, String)>, String> {
     let desired = &item.object();
     let Some(resource) = &item.resource else {
@@ -119,7 +114,16 @@ async fn diff_one(
             item.source, item.id
         ));
     }
-    let after = match super::ssa::apply(client, resource, &item.id, &item.body, true, true).await {
+    let after = match ssa::apply(
+        client,
+        resource,
+        &item.id,
+        &item.body,
+        Mode::DryRun,
+        Conflicts::Force,
+    )
+    .await
+    {
         Ok(obj) => serde_json::to_value(obj).unwrap_or_default(),
         // Its namespace does not exist yet (created by the same set): show the manifest.
         Err(kube::Error::Api(s)) if s.code == 404 && live.is_none() => desired.clone(),

@@ -13,8 +13,9 @@ use kube::Client;
 use kube::api::{DeleteParams, PropagationPolicy};
 
 use super::SyncOptions;
-use super::live::api_message;
-use super::live::{LiveMap, api_for};
+use super::api::{api_for, api_message};
+use super::engine::Engine;
+use super::live::LiveMap;
 use crate::change::{Action, ChangeSet};
 use crate::cluster::Catalog;
 use crate::inventory::Inventory;
@@ -26,6 +27,30 @@ use crate::plan::kind_rank;
 
 /// Namespaces driftless never deletes, whatever Git says.
 const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl Engine {
+    /// Step 11 of the sync: [`prune`] with this engine's client and catalog.
+    pub(super) async fn prune(
+        &self,
+        previous: &Inventory,
+        desired: &HashSet<&ObjectKey>,
+        live: &LiveMap,
+        opts: &SyncOptions,
+        changes: &mut ChangeSet,
+    ) -> HashSet<ObjectKey> {
+        let catalog = self.catalog();
+        prune(
+            self.client(),
+            &catalog,
+            previous,
+            desired,
+            live,
+            opts,
+            changes,
+        )
+        .await
+    }
+}
 
 /// Deletes the objects of `previous` not in `desired`, recording each outcome. Returns the
 /// keys that stay in the inventory: those not deleted because pruning is off or a delete failed.

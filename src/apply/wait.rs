@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt, stream};
 use kube::Client;
 
-use super::live::api_for;
-use super::sync::Item;
+use super::api::api_for;
+use super::desired::{DesiredObject, Need};
 use super::{SyncError, SyncOptions};
 use crate::change::ChangeSet;
 use crate::health::{HealthStatus, evaluate};
@@ -22,12 +22,12 @@ const POLL: Duration = Duration::from_millis(500);
 /// what lives in them can be applied. A timeout is not an error here: the next apply reports it.
 pub(super) async fn cluster_stage(
     client: &Client,
-    items: &[Item],
+    items: &[DesiredObject],
     applied: &[(ObjectKey, Entry)],
     opts: &SyncOptions,
 ) {
     let applied: HashSet<&ObjectKey> = applied.iter().map(|(k, _)| k).collect();
-    let stage: Vec<&Item> = items
+    let stage: Vec<&DesiredObject> = items
         .iter()
         .filter(|i| is_cluster_stage(&i.key.group, &i.key.kind) && applied.contains(&i.key))
         .collect();
@@ -40,13 +40,13 @@ pub(super) async fn cluster_stage(
 /// [`SyncError::Health`] naming each object that failed or was still in progress at the timeout.
 pub(super) async fn healthy(
     client: &Client,
-    items: &[Item],
+    items: &[DesiredObject],
     opts: &SyncOptions,
     changes: &mut ChangeSet,
 ) -> Result<(), SyncError> {
-    let all: Vec<&Item> = items
+    let all: Vec<&DesiredObject> = items
         .iter()
-        .filter(|i| i.resource.is_some() && i.todo != super::sync::Todo::Skip)
+        .filter(|i| i.resource.is_some() && i.need != Need::Skip)
         .collect();
     match poll(client, &all, opts, opts.timeout).await {
         Ok(()) => Ok(()),
@@ -57,38 +57,45 @@ pub(super) async fn healthy(
     }
 }
 
+/// The health of one object now (Current when its kind is not served: nothing to wait for).
+async fn check(client: &Client, item: &DesiredObject) -> (HealthStatus, String) {
+    let Some(resource) = &item.resource else {
+        return (HealthStatus::Current, String::new());
+    };
+    let api = api_for(client, resource, item.key.namespace.as_deref());
+    match api.get_opt(&item.key.name).await {
+        Ok(Some(obj)) => {
+            let h = evaluate(&serde_json::to_value(&obj).unwrap_or_default());
+            (h.status, h.message)
+        }
+        Ok(None) => (HealthStatus::InProgress, "not found".into()),
+        Err(e) => (HealthStatus::InProgress, e.to_string()),
+    }
+}
+
 /// Polls `items` until all are Current. Returns the failures: Failed objects at once, or the
 /// objects still in progress when `timeout` runs out.
 async fn poll(
     client: &Client,
-    items: &[&Item],
+    items: &[&DesiredObject],
     opts: &SyncOptions,
     timeout: Duration,
 ) -> Result<(), Vec<String>> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut pending: Vec<&Item> = items.to_vec();
+    let mut pending: Vec<&DesiredObject> = items.to_vec();
     loop {
-        let results: Vec<(&Item, HealthStatus, String)> =
-            stream::iter(pending.iter().map(|item| {
-                async move {
-                    let Some(resource) = &item.resource else {
-                        return (*item, HealthStatus::Current, String::new());
-                    };
-                    let api = api_for(client, resource, item.key.namespace.as_deref());
-                    match api.get_opt(&item.key.name).await {
-                        Ok(Some(obj)) => {
-                            let h = evaluate(&serde_json::to_value(&obj).unwrap_or_default());
-                            (*item, h.status, h.message)
-                        }
-                        Ok(None) => (*item, HealthStatus::InProgress, "not found".into()),
-                        Err(e) => (*item, HealthStatus::InProgress, e.to_string()),
-                    }
-                }
-                .boxed()
-            }))
-            .buffered(opts.concurrency.max(1))
-            .collect()
-            .await;
+        // NB: indices, not references, go through the stream: a closure taking a reference is
+        // what makes the compiler unable to prove the sync's future `Send`.
+        let checks = stream::iter((0..pending.len()).map(|n| {
+            let item = pending[n];
+            async move {
+                let (status, message) = check(client, item).await;
+                (item, status, message)
+            }
+            .boxed()
+        }));
+        let results: Vec<(&DesiredObject, HealthStatus, String)> =
+            checks.buffered(opts.concurrency.max(1)).collect().await;
         let failed: Vec<String> = results
             .iter()
             .filter(|(_, s, _)| *s == HealthStatus::Failed)
@@ -97,7 +104,7 @@ async fn poll(
         if !failed.is_empty() {
             return Err(failed);
         }
-        let waiting: Vec<(&Item, String)> = results
+        let waiting: Vec<(&DesiredObject, String)> = results
             .into_iter()
             .filter(|(_, s, _)| *s != HealthStatus::Current)
             .map(|(i, _, m)| (i, m))
