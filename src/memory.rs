@@ -9,8 +9,7 @@
 //!
 //! glibc also gives each thread that allocates under contention an arena of its own (up to
 //! eight per core), and each arena keeps its own high-water mark. A sync allocates on several
-//! threads at once (the runtime's workers read the responses, a blocking thread runs the
-//! engine), so the process's peak is the sum of the arenas' peaks rather than the peak of
+//! threads at once (the runtime's workers read the responses and run the engine's steps), so the process's peak is the sum of the arenas' peaks rather than the peak of
 //! what is live. [`limit_arenas`] keeps one arena, which lowered the agent's peak at the same
 //! speed (the figures: docs/benchmarks.md, "memory at thousands of objects").
 //!

@@ -122,37 +122,44 @@ async fn hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let verdict = authenticate(&state.secrets, &source, &headers, &body);
-    let count = |result: &str| {
-        state
-            .metrics
-            .webhooks
-            .get_or_create(&ResultLabels {
-                namespace: String::new(),
-                name: source.clone(),
-                result: result.into(),
-            })
-            .inc();
-    };
-    match verdict {
-        Auth::Disabled => {
-            count("disabled");
-            return (
+    let (result, response) = match authenticate(&state.secrets, &source, &headers, &body) {
+        Auth::Disabled => (
+            "disabled",
+            (
                 StatusCode::NOT_FOUND,
                 format!("webhook source {source:?} is not configured\n"),
-            );
-        }
-        Auth::Denied => {
-            count("denied");
-            return (
+            ),
+        ),
+        Auth::Denied => (
+            "denied",
+            (
                 StatusCode::UNAUTHORIZED,
                 "invalid or missing credentials\n".into(),
-            );
-        }
-        Auth::Ok => {}
-    }
-    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (repos, branch) = push_target(&source, &payload);
+            ),
+        ),
+        Auth::Ok => dispatch(&state, &source, &body).await,
+    };
+    state
+        .metrics
+        .webhooks
+        .get_or_create(&ResultLabels {
+            namespace: String::new(),
+            name: source,
+            result: result.into(),
+        })
+        .inc();
+    response
+}
+
+/// Triggers the GitSyncs an authenticated push names (coalesced per push target); returns
+/// the metric's result label and the response.
+async fn dispatch(
+    state: &Arc<AppState>,
+    source: &str,
+    body: &[u8],
+) -> (&'static str, (StatusCode, String)) {
+    let payload: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let (repos, branch) = push_target(source, &payload);
     let key = format!("{repos:?} {branch:?}");
     let run = {
         let state = state.clone();
@@ -164,23 +171,27 @@ async fn hook(
     let outcome = match state.triggers.submit(key, run).await {
         Submitted::Done(outcome) => outcome,
         Submitted::Coalesced => {
-            count("coalesced");
             return (
-                StatusCode::ACCEPTED,
-                "queued: a sync request for this push target is already pending\n".into(),
+                "coalesced",
+                (
+                    StatusCode::ACCEPTED,
+                    "queued: a sync request for this push target is already pending\n".into(),
+                ),
             );
         }
         Submitted::Busy => {
-            count("busy");
             return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many pending webhook triggers; try again later\n".into(),
+                "busy",
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many pending webhook triggers; try again later\n".into(),
+                ),
             );
         }
     };
     match outcome {
-        Ok(names) => {
-            count("triggered");
+        Ok(names) => (
+            "triggered",
             (
                 StatusCode::OK,
                 format!(
@@ -188,12 +199,12 @@ async fn hook(
                     names.len(),
                     names.join(", ")
                 ),
-            )
-        }
-        Err(e) => {
-            count("error");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
-        }
+            ),
+        ),
+        Err(e) => (
+            "error",
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        ),
     }
 }
 

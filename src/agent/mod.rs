@@ -304,9 +304,11 @@ impl Context {
             return Ok(self.engine.clone());
         };
         let key = format!("{namespace}/{sa}");
-        let mut engines = self.impersonated.lock().map_err(|_| SyncError::Inventory {
-            message: "engine cache poisoned".into(),
-        })?;
+        // A panic while the map was held cannot leave it half-written (insert is one step).
+        let mut engines = self
+            .impersonated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(e) = engines.get(&key) {
             return Ok(e.clone());
         }

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::apply::FailureKind;
+
 /// The reason of a condition, an Event, a history record and the sync metric's `result`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
@@ -94,10 +96,10 @@ impl Reason {
     /// NB: `SyncError::reason` names it as text (the engine serves the CLI too and knows
     /// nothing of the agent); a name it has not been taught here is an `ApplyFailed`.
     pub fn of_sync_error(e: &crate::apply::SyncError) -> Self {
-        match e.reason() {
-            "ValidationFailed" => Reason::ValidationFailed,
-            "HealthCheckFailed" => Reason::HealthCheckFailed,
-            _ => Reason::ApplyFailed,
+        match e.kind() {
+            FailureKind::Invalid => Reason::ValidationFailed,
+            FailureKind::Apply => Reason::ApplyFailed,
+            FailureKind::Health => Reason::HealthCheckFailed,
         }
     }
 }

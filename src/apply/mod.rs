@@ -229,24 +229,36 @@ impl SyncError {
         }
     }
 
-    /// A short stable label for metrics and status reasons.
-    pub fn reason(&self) -> &'static str {
+    /// What kind of failure this is (the reason the drivers report comes from it).
+    pub fn kind(&self) -> FailureKind {
         match self {
             SyncError::InventoryName(_)
             | SyncError::Invalid(_)
             | SyncError::EmptySet(_)
             | SyncError::Conflict(_)
-            | SyncError::Protected(_) => "ValidationFailed",
-            SyncError::DryRun(_) | SyncError::Unreadable(_) => "ValidationFailed",
+            | SyncError::Protected(_)
+            | SyncError::DryRun(_)
+            | SyncError::Unreadable(_) => FailureKind::Invalid,
             SyncError::Apply(_)
             | SyncError::Inventory { .. }
             | SyncError::Task(_)
             | SyncError::InventoryCorrupt(_)
-            | SyncError::Api { .. } => "ApplyFailed",
-            SyncError::Health { .. } => "HealthCheckFailed",
-            SyncError::Cluster(_) => "ApplyFailed",
+            | SyncError::Api { .. }
+            | SyncError::Cluster(_) => FailureKind::Apply,
+            SyncError::Health { .. } => FailureKind::Health,
         }
     }
+}
+
+/// What kind of failure a [`SyncError`] is, for the reason a driver reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The set was refused before anything was written (validation, dry-run, ownership).
+    Invalid,
+    /// Writing failed or could not finish.
+    Apply,
+    /// Applied, but not healthy in time.
+    Health,
 }
 
 fn join(errors: &[ValidationError]) -> String {
