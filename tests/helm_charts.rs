@@ -61,6 +61,20 @@ fn chart_files(name: &str, under: &str) -> Vec<(String, String)> {
     out
 }
 
+/// A Git repository holding the fixture chart `name` under `under`, served by `git daemon`.
+fn serve_chart(name: &str, under: &str) -> (TestRepo, GitDaemon) {
+    let repo = TestRepo::new();
+    let files = chart_files(name, under);
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    repo.commit(&refs, &format!("the {name} chart"));
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    (repo, daemon)
+}
+
 /// The cluster's capabilities, as the agent takes them from discovery.
 async fn cluster_capabilities() -> Capabilities {
     let c = cluster().await;
@@ -369,15 +383,7 @@ async fn the_agent_applies_a_chart_for_its_cluster_and_keeps_what_helm_keeps() {
     // The chart's CRD is cluster-wide: one left by an earlier run belongs to its inventory.
     let gone = ns.kubectl(&["delete", "crd", GADGETS, "--ignore-not-found", "--wait"]);
     assert!(gone.status.success(), "{}", text(&gone.stderr));
-    let repo = TestRepo::new();
-    let files = chart_files("capable", "chart");
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    repo.commit(&refs, "the capable chart");
-    repo.push();
-    let daemon = GitDaemon::start(repo.base());
+    let (repo, daemon) = serve_chart("capable", "chart");
     let agent = start_agent(&ns);
     let spec = |keep_claim: bool| {
         json!({
@@ -477,15 +483,7 @@ const GADGETS: &str = "gadgets.charts.driftless.dev";
 async fn lookup_keeps_a_generated_secret_and_random_values_are_reported_once() {
     let ns = TestNamespace::new("charts-lookup").await;
     install_crd(&ns);
-    let repo = TestRepo::new();
-    let files = chart_files("keeper", "keeper");
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    repo.commit(&refs, "the keeper chart");
-    repo.push();
-    let daemon = GitDaemon::start(repo.base());
+    let (repo, daemon) = serve_chart("keeper", "keeper");
     let agent = start_agent(&ns);
     let spec = |lookup: bool, release: &str| {
         json!({
@@ -711,15 +709,7 @@ async fn lookup_reads_the_cluster_as_the_gitsyncs_service_account() {
     install_crd(&ns);
     let sa = ns.kubectl(&["create", "serviceaccount", "no-secrets", "-n", &ns.name]);
     assert!(sa.status.success(), "{}", text(&sa.stderr));
-    let repo = TestRepo::new();
-    let files = chart_files("keeper", "keeper");
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    repo.commit(&refs, "the keeper chart");
-    repo.push();
-    let daemon = GitDaemon::start(repo.base());
+    let (repo, daemon) = serve_chart("keeper", "keeper");
     let agent = start_agent(&ns);
     create_gitsync(
         &ns,
