@@ -13,6 +13,7 @@ pub mod agent;
 pub mod apply;
 pub mod change;
 pub mod cluster;
+pub mod decrypt;
 pub mod diff;
 pub mod duration;
 pub mod hash;
