@@ -49,6 +49,17 @@ pub fn normalize(obj: &Value) -> Value {
         }
         clean_annotations(metadata);
     }
+    mask_secret_data(&mut obj);
+    obj
+}
+
+/// For a core `Secret`, replaces every value under `data` and `stringData` by a mask that
+/// differs when the values differ but reveals nothing about them; other objects are left as
+/// they are.
+pub fn mask_secret_data(obj: &mut Value) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
     let is_secret = map.get("apiVersion").and_then(Value::as_str) == Some("v1")
         && map.get("kind").and_then(Value::as_str) == Some("Secret");
     if is_secret {
@@ -58,7 +69,6 @@ pub fn normalize(obj: &Value) -> Value {
             }
         }
     }
-    obj
 }
 
 fn clean_annotations(metadata: &mut Map<String, Value>) {

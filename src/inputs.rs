@@ -1,7 +1,7 @@
 //! What a GitSync needs from the cluster besides its repository: the render sections of its
 //! spec, the data of `postBuild.substituteFrom`, the chart repository credentials of
-//! `helm.secretRef`, the Git credentials of `secretRef` and the trusted keys of
-//! `verify.secretRef`.
+//! `helm.secretRef`, the Git credentials of `secretRef`, the trusted keys of
+//! `verify.secretRef` and the SOPS keys of `decryption.secretRef`.
 //!
 //! Every read takes the [`Client`] it reads with, so the call site says whose rights it uses:
 //! the agent's own client, or the one impersonating the GitSync's ServiceAccount (a tenant must
@@ -19,6 +19,7 @@ use kube::Client;
 use kube::api::Api;
 
 use crate::agent::crd::GitSync;
+use crate::decrypt::{KeyError, Keys};
 use crate::render::helm::RepoCredentials;
 use crate::render::spec::{RenderSpec, SubstituteReference};
 use crate::source::verify::{TrustedKeys, VerifyError};
@@ -109,6 +110,18 @@ pub enum InputError {
     /// key block at fault).
     #[error(transparent)]
     TrustedKeys(#[from] VerifyError),
+    /// `spec.decryption.provider` is not `sops`.
+    #[error("decryption.provider: {0:?} is not supported (only \"sops\")")]
+    DecryptionProvider(String),
+    /// A key in the decryption Secret does not parse (the entry's name, never its content).
+    #[error("decryption.secretRef: {object}: {source}")]
+    DecryptionKey {
+        /// The Secret.
+        object: ObjectName,
+        /// Which entry and why.
+        #[source]
+        source: KeyError,
+    },
 }
 
 /// The render sections of a GitSync's spec.
@@ -216,6 +229,40 @@ pub async fn trusted_keys(
         data.get("allowed_signers").map(String::as_str),
         data.get("keys.asc").map(String::as_str),
     )?)
+}
+
+/// Reads the SOPS keys of Secret `namespace/name` with `client`: `*.agekey` age identities
+/// and `*.asc` armored OpenPGP private keys, as Flux lays them out.
+///
+/// # Errors
+/// A failed read or an entry that does not parse, naming the Secret and the entry.
+pub async fn decryption_keys(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Keys, InputError> {
+    let object = ObjectName::new("Secret", namespace, name);
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .map_err(|e| InputError::SecretRead {
+            object: object.clone(),
+            source: Box::new(e),
+        })?;
+    let data = secret.data.unwrap_or_default();
+    Keys::from_entries(data.iter().map(|(k, v)| (k.as_str(), v.0.as_slice())))
+        .map_err(|source| InputError::DecryptionKey { object, source })
+}
+
+/// Checks `spec.decryption.provider`.
+///
+/// # Errors
+/// [`InputError::DecryptionProvider`] for anything but `sops`.
+pub fn check_decryption_provider(provider: &str) -> Result<(), InputError> {
+    match provider {
+        "sops" => Ok(()),
+        other => Err(InputError::DecryptionProvider(other.to_owned())),
+    }
 }
 
 /// The data of Secret `namespace/name`, as text.

@@ -10,9 +10,12 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::decrypt::Tree;
 
 /// Annotation that keeps an object out of pruning when set to [`PRUNE_DISABLED`].
 pub const ANNOTATION_PRUNE: &str = "driftless.dev/prune";
@@ -205,12 +208,19 @@ pub struct Manifest {
     pub source: Source,
     /// The object itself; always a JSON object when produced by `render`.
     pub object: Value,
+    /// The document in its file's key order, kept only while it is SOPS-encrypted: its MAC
+    /// covers the values in that order, which `object` (keys sorted) has lost.
+    pub ordered: Option<Arc<Tree>>,
 }
 
 impl Manifest {
     /// Wraps an object read from `source`.
     pub fn new(source: Source, object: Value) -> Self {
-        Self { source, object }
+        Self {
+            source,
+            object,
+            ordered: None,
+        }
     }
 
     fn str_at(&self, pointer: &str) -> Option<&str> {

@@ -103,6 +103,7 @@ async fn render_chart(
         capabilities,
         is_upgrade: false,
         lookup: None,
+        decryption: None,
     };
     let spec = RenderSpec {
         helm: Some(HelmSpec::default()),
@@ -646,6 +647,7 @@ async fn missing_dependencies_are_built_from_their_repository_and_the_repository
         capabilities: None,
         is_upgrade: false,
         lookup: None,
+        decryption: None,
     };
     let spec = RenderSpec {
         helm: Some(HelmSpec::default()),

@@ -119,6 +119,7 @@ async fn render_at(
         capabilities: None,
         is_upgrade: false,
         lookup: None,
+        decryption: None,
     };
     render(spec, &ctx).await.map(|r| r.manifests)
 }
@@ -303,6 +304,7 @@ async fn remote_bases_are_refused_unless_allowed() {
         capabilities: None,
         is_upgrade: false,
         lookup: None,
+        decryption: None,
     };
     let err = render(&spec, &ctx).await.expect_err("offline").to_string();
     assert!(!err.contains("remote bases are off"), "{err}");
@@ -903,6 +905,7 @@ async fn the_output_limit_and_the_timeout_stop_a_tool() {
                 capabilities: None,
                 is_upgrade: false,
                 lookup: None,
+                decryption: None,
             };
             render(&spec, &ctx)
                 .await

@@ -89,6 +89,23 @@ pub struct GitSyncSpec {
     /// Flux-compatible variable substitution after rendering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_build: Option<crate::render::spec::PostBuildSpec>,
+    /// Decrypt SOPS-encrypted objects (Flux's `spec.decryption`): without it an encrypted
+    /// object fails the sync rather than be applied as data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<DecryptionSpec>,
+}
+
+/// How to decrypt SOPS-encrypted manifests.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DecryptionSpec {
+    /// `sops`, the only provider.
+    pub provider: String,
+    /// Secret (in the GitSync's namespace, read as its ServiceAccount) holding the private
+    /// keys, as Flux's: age identities in entries ending `.agekey`, ASCII-armored OpenPGP
+    /// private keys in entries ending `.asc`. Unset: only the agent's `--decryption-secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalRef>,
 }
 
 /// Signature policy.

@@ -96,6 +96,9 @@ pub struct AgentOptions {
     pub readonly: bool,
     /// Trust on first use for SSH hosts without a known_hosts entry.
     pub accept_new_host_keys: bool,
+    /// `namespace/name` of a Secret of SOPS keys every GitSync with `spec.decryption` may use
+    /// besides its own (Flux's global keys), read with the agent's identity.
+    pub decryption_secret: Option<(String, String)>,
 }
 
 /// What every reconcile shares.
@@ -121,6 +124,8 @@ pub struct Context {
     pushed_tags: Mutex<HashMap<String, String>>,
     /// See [`AgentOptions::accept_new_host_keys`].
     pub accept_new_host_keys: bool,
+    /// See [`AgentOptions::decryption_secret`].
+    pub decryption_secret: Option<(String, String)>,
     /// Consecutive failures per GitSync, for backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// The API warnings already published as Events, per GitSync and revision.
@@ -280,6 +285,7 @@ impl Context {
             readonly: opts.readonly,
             pushed_tags: Mutex::new(HashMap::new()),
             accept_new_host_keys: opts.accept_new_host_keys,
+            decryption_secret: opts.decryption_secret.clone(),
             cache: GitCache::new(&opts.cache_dir),
             recorder: Recorder::new(client, reporter),
             metrics: Arc::new(metrics::Metrics::default()),

@@ -31,6 +31,9 @@ pub enum Reason {
     VerificationFailed,
     /// The manifests could not be rendered: stalls.
     RenderFailed,
+    /// A SOPS-encrypted object could not be decrypted (no key, tampered, unsupported key
+    /// service): stalls.
+    DecryptionFailed,
     /// The API server (or driftless's own checks) refused the set before anything was written:
     /// stalls.
     ValidationFailed,
@@ -65,6 +68,7 @@ impl Reason {
             Reason::PathNotFound => "PathNotFound",
             Reason::VerificationFailed => "VerificationFailed",
             Reason::RenderFailed => "RenderFailed",
+            Reason::DecryptionFailed => "DecryptionFailed",
             Reason::ValidationFailed => "ValidationFailed",
             Reason::ApplyFailed => "ApplyFailed",
             Reason::HealthCheckFailed => "HealthCheckFailed",
@@ -84,6 +88,7 @@ impl Reason {
         matches!(
             self,
             Reason::RenderFailed
+                | Reason::DecryptionFailed
                 | Reason::ValidationFailed
                 | Reason::VerificationFailed
                 | Reason::RefNotFound
@@ -142,6 +147,7 @@ mod tests {
     fn only_failures_a_retry_cannot_fix_stall() {
         let stalling = [
             Reason::RenderFailed,
+            Reason::DecryptionFailed,
             Reason::ValidationFailed,
             Reason::VerificationFailed,
             Reason::RefNotFound,

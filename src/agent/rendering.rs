@@ -26,12 +26,18 @@ use super::metrics::ResultLabels;
 use super::reason::Reason;
 use super::source_status::source_failure;
 use super::status::{StepError, step};
-use crate::inputs::{helm_credentials, render_spec, substitute_from};
+use crate::decrypt::Keys;
+use crate::inputs::{
+    check_decryption_provider, decryption_keys as decryption_keys_of, helm_credentials,
+    render_spec, substitute_from,
+};
 use crate::object::Manifest;
 use crate::render::helm::{LookupAccess, RepoCredentials};
 use crate::render::spec::RenderSpec;
 use crate::render::stability::Unstable;
-use crate::render::{Capabilities, RenderCache, RenderContext, Rendered, kustomize, render};
+use crate::render::{
+    Capabilities, RenderCache, RenderContext, RenderError, Rendered, kustomize, render,
+};
 use crate::source::{FetchRequest, Fetched};
 
 /// How old the API catalog may be when a chart is rendered: a cluster upgrade or an API
@@ -53,10 +59,47 @@ struct Inputs {
     is_upgrade: bool,
     /// `lookup`'s access to the cluster, with `helm.lookup`.
     lookup: Option<LookupAccess>,
+    /// The SOPS keys, with `spec.decryption`.
+    keys: Option<Keys>,
 }
 
 fn render_failed(message: String) -> StepError {
     step(Reason::RenderFailed)(message)
+}
+
+fn decryption_failed(message: String) -> StepError {
+    step(Reason::DecryptionFailed)(message)
+}
+
+/// The keys of `spec.decryption`: its Secret's (read as the GitSync's ServiceAccount) and the
+/// agent's `--decryption-secret` (read as the agent).
+async fn decryption_keys(
+    ctx: &Context,
+    gs: &GitSync,
+    as_service_account: &kube::Client,
+    ns: &str,
+) -> Result<Option<Keys>, StepError> {
+    let Some(spec) = &gs.spec.decryption else {
+        return Ok(None);
+    };
+    let failed = |e: crate::inputs::InputError| decryption_failed(e.to_string());
+    check_decryption_provider(&spec.provider).map_err(failed)?;
+    let mut keys = Keys::default();
+    if let Some(secret) = &spec.secret_ref {
+        keys.extend(
+            decryption_keys_of(as_service_account, ns, &secret.name)
+                .await
+                .map_err(failed)?,
+        );
+    }
+    if let Some((global_ns, name)) = &ctx.decryption_secret {
+        keys.extend(
+            decryption_keys_of(&ctx.client, global_ns, name)
+                .await
+                .map_err(failed)?,
+        );
+    }
+    Ok(Some(keys))
 }
 
 /// Reads what the render needs from the GitSync and the cluster.
@@ -99,6 +142,7 @@ async fn inputs(ctx: &Context, gs: &GitSync) -> Result<Inputs, StepError> {
         ),
         None => None,
     };
+    let keys = decryption_keys(ctx, gs, &as_service_account, &ns).await?;
     let is_upgrade = gs
         .status
         .as_ref()
@@ -113,6 +157,7 @@ async fn inputs(ctx: &Context, gs: &GitSync) -> Result<Inputs, StepError> {
         capabilities,
         is_upgrade,
         lookup,
+        keys,
     })
 }
 
@@ -134,6 +179,9 @@ pub(super) async fn render_for(
         &json!({
             "spec": inputs.spec, "release": inputs.release, "namespace": inputs.namespace,
             "vars": inputs.vars_from, "credentials": creds_hash,
+            // Which keys, not the keys: a key removed from the Secret must not be served
+            // from the cache.
+            "decryption": inputs.keys.as_ref().map(Keys::public),
         }),
     );
     // What only a chart's render depends on: kept with the entry, not in the key, so that
@@ -262,6 +310,7 @@ async fn snapshot_and_render(
         capabilities: Some(&inputs.capabilities),
         is_upgrade: inputs.is_upgrade,
         lookup: inputs.lookup.as_ref(),
+        decryption: inputs.keys.as_ref(),
     };
     render(&inputs.spec, &render_ctx).await.map_err(|e| {
         // Messages name paths in the repository, not in the agent's scratch space.
@@ -271,11 +320,14 @@ async fn snapshot_and_render(
         } else {
             (String::new(), ".".to_string())
         };
-        render_failed(
-            e.to_string()
-                .replace(&format!("{root}/"), &prefix)
-                .replace(&root, &bare),
-        )
+        let message = e
+            .to_string()
+            .replace(&format!("{root}/"), &prefix)
+            .replace(&root, &bare);
+        match e {
+            RenderError::Decrypt(_) => decryption_failed(message),
+            _ => render_failed(message),
+        }
     })
 }
 

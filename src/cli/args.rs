@@ -120,6 +120,11 @@ pub struct AgentArgs {
     /// (trust on first use; a changed key is still refused). Off by default: strict checking.
     #[arg(long)]
     pub ssh_accept_new_host_keys: bool,
+    /// A Secret, NAMESPACE/NAME, of SOPS keys (`*.agekey`, `*.asc`) that every GitSync with
+    /// `spec.decryption` may use besides its own (Flux's global age keys); read with the
+    /// agent's own identity at each sync that decrypts.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = parse_secret_name)]
+    pub decryption_secret: Option<(String, String)>,
     /// Address for webhooks (`/hook/{generic,github,gitlab,azure-devops}`), `/metrics`,
     /// `/healthz` and `/readyz`. Webhook secrets come from the environment
     /// (DRIFTLESS_WEBHOOK_TOKEN, DRIFTLESS_GITHUB_SECRET, DRIFTLESS_GITLAB_TOKEN,
@@ -173,6 +178,10 @@ pub struct RenderArgs {
     /// Namespace for namespaced objects that name none.
     #[arg(long, short = 'n', default_value = "default")]
     pub namespace: String,
+    /// Print Secret values as they would be applied (decrypted ones included); by default
+    /// they are masked, so the output can be pasted into a ticket or a PR.
+    #[arg(long)]
+    pub show_secrets: bool,
     #[command(flatten)]
     pub render: RenderFlags,
 }
@@ -315,4 +324,25 @@ pub struct RenderFlags {
     /// does once a GitSync has applied; default: as a first install.
     #[arg(long)]
     pub is_upgrade: bool,
+    /// Decrypt SOPS-encrypted objects with the keys of this Secret, NAMESPACE/NAME (`*.agekey`
+    /// and `*.asc` entries, as Flux's), read from the cluster; the GitSync's
+    /// `decryption.secretRef` is used when this and the key files are not given.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = parse_secret_name)]
+    pub decryption_secret: Option<(String, String)>,
+    /// Decrypt with the age identities in FILE (`age-keygen` output; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub age_key: Vec<PathBuf>,
+    /// Decrypt with the ASCII-armored OpenPGP private key in FILE (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub pgp_key: Vec<PathBuf>,
+}
+
+/// `namespace/name`.
+fn parse_secret_name(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("{s:?} is not NAMESPACE/NAME")),
+    }
 }

@@ -24,7 +24,11 @@ pub async fn run(conn: &Connection<'_>, tools: &ToolFlags, args: RenderArgs) -> 
     let mut out = std::io::stdout().lock();
     for m in Plan::new(valid).manifests() {
         writeln!(out, "---\n# Source: {}", m.source)?;
-        write!(out, "{}", driftless::diff::to_yaml(&m.object))?;
+        let mut object = m.object.clone();
+        if !args.show_secrets {
+            driftless::diff::mask_secret_data(&mut object);
+        }
+        write!(out, "{}", driftless::diff::to_yaml(&object))?;
     }
     Ok(ExitCode::SUCCESS)
 }

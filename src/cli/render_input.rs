@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use driftless::agent::crd::GitSync;
 use driftless::cluster::{self, Catalog, Connection};
+use driftless::decrypt::Keys;
 use driftless::inputs::{helm_credentials, render_spec, substitute_from};
 use driftless::object::Manifest;
 use driftless::plan::builtin_kinds;
@@ -63,6 +64,7 @@ pub async fn load(
         false => None,
     };
     let lookup = lookup_access(conn, &target).await?;
+    let keys = decryption_keys(conn, flags, &target).await?;
     let tools = tools.tools();
     let ctx = RenderContext {
         repo_root: &repo_root,
@@ -75,6 +77,7 @@ pub async fn load(
         capabilities: capabilities.as_ref(),
         is_upgrade: flags.is_upgrade,
         lookup: lookup.as_ref(),
+        decryption: keys.as_ref(),
     };
     let rendered = render(&target.spec, &ctx)
         .await
@@ -178,6 +181,55 @@ async fn cluster_inputs(
         None => None,
     };
     Ok((vars, credentials))
+}
+
+/// The SOPS keys: `--age-key`, `--pgp-key` and `--decryption-secret` when given, else the
+/// GitSync's `decryption.secretRef` read from the cluster; `None` when nothing asks for
+/// decryption (an encrypted object then fails the render).
+async fn decryption_keys(
+    conn: &Connection<'_>,
+    flags: &RenderFlags,
+    target: &Target,
+) -> Result<Option<Keys>> {
+    let spec = target
+        .gitsync
+        .as_ref()
+        .and_then(|g| g.spec.decryption.as_ref());
+    let given =
+        flags.decryption_secret.is_some() || !flags.age_key.is_empty() || !flags.pgp_key.is_empty();
+    if !given && spec.is_none() {
+        return Ok(None);
+    }
+    let mut keys = Keys::default();
+    for file in &flags.age_key {
+        let data = std::fs::read(file)
+            .with_context(|| format!("cannot read --age-key {}", file.display()))?;
+        keys.add_age(&file.display().to_string(), &data)?;
+    }
+    for file in &flags.pgp_key {
+        let data = std::fs::read(file)
+            .with_context(|| format!("cannot read --pgp-key {}", file.display()))?;
+        keys.add_pgp(&file.display().to_string(), &data)?;
+    }
+    let secret = match (
+        &flags.decryption_secret,
+        spec.and_then(|s| s.secret_ref.as_ref()),
+    ) {
+        (Some((ns, name)), _) => Some((ns.clone(), name.clone())),
+        (None, Some(r)) if !given => Some((target.namespace.clone(), r.name.clone())),
+        _ => None,
+    };
+    if let Some((ns, name)) = secret {
+        let client = cluster::client(conn)
+            .await
+            .context("the decryption Secret is read from the cluster")?;
+        keys.extend(
+            driftless::inputs::decryption_keys(&client, &ns, &name)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
+    Ok(Some(keys))
 }
 
 /// DIR resolved, and the root rendering may read below: `--repo-root`, else the Git work tree

@@ -79,7 +79,7 @@ impl DecryptError {
 }
 
 /// The formats of sops files, chosen by file name as sops chooses them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Format {
     /// `.yaml`, `.yml`
     Yaml,

@@ -92,6 +92,45 @@ pub async fn build(
 /// first entry that is not, with the file naming it.
 pub fn find_remote_entry(repo_root: &Path, dir: &Path) -> Option<(PathBuf, String)> {
     let root = std::fs::canonicalize(repo_root).ok()?;
+    for k in local_kustomizations(&root, dir) {
+        for entry in k.entries() {
+            match std::fs::canonicalize(k.dir.join(entry)) {
+                Ok(real) if real.starts_with(&root) => {}
+                // A missing local path: kustomize's own message says it best, unless it looks
+                // like a URL.
+                Err(_) if !looks_remote(entry) => {}
+                _ => return Some((k.file.clone(), entry.to_string())),
+            }
+        }
+    }
+    None
+}
+
+/// One kustomization file read from the repository.
+pub struct Kustomization {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The file.
+    pub file: PathBuf,
+    /// Its content (`null` when it does not parse: kustomize will say why).
+    pub doc: Value,
+}
+
+impl Kustomization {
+    /// Its `resources`, `components` and `bases` entries.
+    fn entries(&self) -> impl Iterator<Item = &str> {
+        ["resources", "components", "bases"]
+            .into_iter()
+            .filter_map(|field| self.doc.get(field).and_then(Value::as_array))
+            .flatten()
+            .filter_map(Value::as_str)
+    }
+}
+
+/// The kustomization in `dir` and the local ones it includes (directories inside the real
+/// repository root `root`), each once.
+pub fn local_kustomizations(root: &Path, dir: &Path) -> Vec<Kustomization> {
+    let mut out = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     let mut seen = std::collections::HashSet::new();
     while let Some(dir) = pending.pop() {
@@ -103,25 +142,18 @@ pub fn find_remote_entry(repo_root: &Path, dir: &Path) -> Option<(PathBuf, Strin
         }
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         let doc: Value = serde_saphyr::from_str(&text).unwrap_or(Value::Null);
-        for field in ["resources", "components", "bases"] {
-            let entries = doc.get(field).and_then(Value::as_array);
-            for entry in entries.into_iter().flatten().filter_map(Value::as_str) {
-                let target = dir.join(entry);
-                match std::fs::canonicalize(&target) {
-                    Ok(real) if real.starts_with(&root) => {
-                        if real.is_dir() {
-                            pending.push(real);
-                        }
-                    }
-                    // A missing local path: kustomize's own message says it best, unless it
-                    // looks like a URL.
-                    Err(_) if !looks_remote(entry) => {}
-                    _ => return Some((file.clone(), entry.to_string())),
-                }
+        let k = Kustomization { dir, file, doc };
+        for entry in k.entries() {
+            if let Ok(real) = std::fs::canonicalize(k.dir.join(entry))
+                && real.starts_with(root)
+                && real.is_dir()
+            {
+                pending.push(real);
             }
         }
+        out.push(k);
     }
-    None
+    out
 }
 
 /// URL-like kustomize resource forms: `https://…`, `git@…`, `github.com/…`, `host.tld/…?ref=`.

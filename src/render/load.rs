@@ -8,12 +8,14 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value;
 use serde_saphyr::budget::BudgetBreach;
 
 use super::limits::{LoadError, LoadOptions, read_limited};
 use super::walk::manifest_files;
+use crate::decrypt::{self, Tree};
 use crate::object::{Manifest, Source};
 
 /// Loads every manifest under `root`: see the `render` module docs for the rules.
@@ -49,7 +51,7 @@ pub fn load_dir(root: &Path, opts: &LoadOptions) -> Result<Vec<Manifest>, LoadEr
             });
         }
         let text = read_limited(&path, opts.max_file_bytes)?;
-        let docs = parse_file(&path, &text, opts)?;
+        let docs = parse_documents(&path, &text, opts)?;
         expand(&path, &rel, docs, &mut manifests)?;
         if manifests.len() > opts.max_objects {
             return Err(LoadError::TooManyObjects {
@@ -68,7 +70,7 @@ pub(super) fn parse_stream(
     text: &str,
     opts: &LoadOptions,
 ) -> Result<Vec<Manifest>, LoadError> {
-    let docs = parse_file(origin, text, opts)?;
+    let docs = parse_documents(origin, text, opts)?;
     let mut manifests = Vec::new();
     expand(origin, origin, docs, &mut manifests)?;
     Ok(manifests)
@@ -95,7 +97,7 @@ pub fn parse_bytes(
         path: name.to_path_buf(),
         offset: err.valid_up_to(),
     })?;
-    let docs = parse_file(name, text, opts)?;
+    let docs = parse_documents(name, text, opts)?;
     let mut manifests = Vec::new();
     expand(name, name, docs, &mut manifests)?;
     if manifests.len() > opts.max_objects {
@@ -105,6 +107,42 @@ pub fn parse_bytes(
         });
     }
     Ok(manifests)
+}
+
+/// A parsed document, and its tree in file order when it is SOPS-encrypted.
+type Document = (Value, Option<Arc<Tree>>);
+
+/// Parses a file's documents; those that carry SOPS metadata (rare) are read a second time in
+/// file order, which their MAC needs and `Value` does not keep.
+fn parse_documents(
+    path: &Path,
+    text: &str,
+    opts: &LoadOptions,
+) -> Result<Vec<Document>, LoadError> {
+    let docs = parse_file(path, text, opts)?;
+    if !docs.iter().any(decrypt::is_encrypted) {
+        return Ok(docs.into_iter().map(|d| (d, None)).collect());
+    }
+    let ordered: Vec<Tree> = if path.extension().is_some_and(|ext| ext == "json") {
+        serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(text))
+            .map(|t| vec![t])
+            .unwrap_or_default()
+    } else {
+        serde_saphyr::from_multiple_with_options(text, yaml_options(opts, text.len()))
+            .unwrap_or_default()
+    };
+    let ordered: Vec<Tree> = ordered.into_iter().filter(|t| *t != Tree::Null).collect();
+    // The two parses see the same documents; should they ever disagree, the encrypted ones go
+    // on without their order and decryption refuses them rather than guess.
+    let aligned = ordered.len() == docs.len();
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let tree = (aligned && decrypt::is_encrypted(&d)).then(|| Arc::new(ordered[i].clone()));
+            (d, tree)
+        })
+        .collect())
 }
 
 fn parse_file(path: &Path, text: &str, opts: &LoadOptions) -> Result<Vec<Value>, LoadError> {
@@ -248,11 +286,11 @@ fn is_list(object: &Value) -> bool {
 fn expand(
     path: &Path,
     rel: &Path,
-    docs: Vec<Value>,
+    docs: Vec<Document>,
     out: &mut Vec<Manifest>,
 ) -> Result<(), LoadError> {
     let mut index = 0;
-    let mut push = |value: Value, out: &mut Vec<Manifest>| {
+    let mut push = |value: Value, ordered: Option<Arc<Tree>>, out: &mut Vec<Manifest>| {
         if !value.is_object() {
             return Err(LoadError::NotAMapping {
                 path: path.to_path_buf(),
@@ -260,22 +298,24 @@ fn expand(
                 found: describe(&value),
             });
         }
-        out.push(Manifest::new(Source::new(rel, index), value));
+        let mut manifest = Manifest::new(Source::new(rel, index), value);
+        manifest.ordered = ordered;
+        out.push(manifest);
         index += 1;
         Ok(())
     };
-    for doc in docs {
+    for (doc, ordered) in docs {
         if is_list(&doc) {
             let Value::Object(mut map) = doc else {
                 continue;
             };
             if let Some(Value::Array(items)) = map.remove("items") {
                 for item in items {
-                    push(item, out)?;
+                    push(item, None, out)?;
                 }
             }
         } else {
-            push(doc, out)?;
+            push(doc, ordered, out)?;
         }
     }
     Ok(())

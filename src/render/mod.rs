@@ -3,8 +3,9 @@
 //! [`render`] is the entry point the agent and the CLI share: a path with a kustomization is
 //! built with a pinned `kustomize` (`kustomize`), a GitSync with a `helm` section (or a path
 //! holding `Chart.yaml`) with `helm template` (`helm`), anything else loaded as plain
-//! manifests; then the Flux-style Kustomize overrides and the `postBuild` variable
-//! substitution (`substitute`) apply. Tools run bounded and isolated (`exec`); renders are
+//! manifests; then the Flux-style Kustomize overrides apply, SOPS-encrypted objects are
+//! decrypted (`decryption`, with [`crate::decrypt`]) and the `postBuild` variable
+//! substitution (`substitute`) runs, in Flux's order. Tools run bounded and isolated (`exec`); renders are
 //! cached per (commit, path, options) by the agent (`cache`). The spec types are in `spec`.
 //!
 //! Plain manifests ([`load_dir`]): every `*.yaml`, `*.yml` and `*.json` under
@@ -21,6 +22,7 @@
 
 pub mod cache;
 pub mod capabilities;
+pub mod decryption;
 mod dependencies;
 pub mod exec;
 pub mod helm;

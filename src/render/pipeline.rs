@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::capabilities::Capabilities;
+use super::decryption::{self, DecryptionError, decrypt_manifests};
 use super::dependencies;
 use super::exec::{ExecError, ExecLimits};
 use super::helm::{self, HelmError, LookupAccess, RepoCredentials};
@@ -15,6 +16,7 @@ use super::load::{load_dir, parse_stream};
 use super::spec::{HelmSpec, KustomizeSpec, RenderSpec};
 use super::stability::{Unstable, may_be_random, unstable_objects};
 use super::substitute::{SubstituteError, merge_vars, substitute_manifests};
+use crate::decrypt::Keys;
 use crate::object::Manifest;
 
 /// The rendering tools and their bounds.
@@ -67,6 +69,9 @@ pub struct RenderContext<'a> {
     pub is_upgrade: bool,
     /// How `lookup` reads the cluster, when `helm.lookup` is on.
     pub lookup: Option<&'a LookupAccess>,
+    /// Keys for SOPS-encrypted objects and files (`spec.decryption`); `None`: an encrypted
+    /// object fails the render.
+    pub decryption: Option<&'a Keys>,
 }
 
 impl RenderContext<'_> {
@@ -146,6 +151,9 @@ pub enum RenderError {
         /// Why.
         message: String,
     },
+    /// An encrypted object or file could not be decrypted.
+    #[error(transparent)]
+    Decrypt(#[from] DecryptionError),
     /// A scratch directory could not be made.
     #[error("cannot create a scratch directory for rendering: {0}")]
     Scratch(#[source] std::io::Error),
@@ -189,6 +197,7 @@ pub async fn render(spec: &RenderSpec, ctx: &RenderContext<'_>) -> Result<Render
     } else {
         manifests
     };
+    let manifests = decrypt_manifests(manifests, ctx.decryption)?;
     rendered.manifests = match &spec.post_build {
         Some(post) => {
             let substitute_err = |source| RenderError::Substitute {
@@ -232,6 +241,7 @@ async fn render_kustomization(
         });
     }
     let t = ctx.tools;
+    let dir = &decryption::kustomize_root(ctx.repo_root, dir, ctx.decryption, scratch)?;
     let out = kustomize::build(&t.kustomize, dir, kspec, &t.limits, scratch)
         .await
         .map_err(|source| RenderError::Kustomize {
@@ -266,7 +276,14 @@ async fn render_chart(
     scratch: &Path,
 ) -> Result<(Vec<Manifest>, Vec<Unstable>), RenderError> {
     let (shown, chart_dir) = locate_chart(h, ctx)?;
-    let values_files = values_files(h, ctx)?;
+    let values_files = values_files(h, ctx)?
+        .into_iter()
+        .zip(&h.values_files)
+        .enumerate()
+        .map(|(i, (file, shown))| {
+            decryption::plain_values_file(file, shown, ctx.decryption, scratch, i)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let failed = |source| RenderError::Helm {
         path: shown.clone(),
         source,
