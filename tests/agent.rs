@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
 use support::agent::{Agent, create_gitsync, github_signature, gitsync, http, ready};
+use support::cli::Cli;
 use support::git_servers::{GitDaemon, TestRepo};
 use support::{TestNamespace, eventually};
 
@@ -273,17 +274,8 @@ async fn drift_is_corrected_and_suspend_stops_changes_and_delete_prunes() {
 }
 
 fn cli(ns: &TestNamespace, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("--kubeconfig")
-        .arg(&ns.cluster.kubeconfig)
-        .args(args)
-        .output()
-        .expect("run driftless");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = Cli::on(&ns.cluster.kubeconfig).args(args).run();
+    (run.success(), run.stdout, run.stderr)
 }
 
 #[tokio::test]

@@ -386,22 +386,10 @@ async fn a_full_or_read_only_cache_is_a_clear_error_and_recovers() {
     let _daemon = Daemon::start(repo.base(), port);
     let url = format!("git://127.0.0.1:{port}/{}", repo.name());
     let fs = SmallFs::mount("8m");
-    support::agent::install_crd(&ns);
-    let log = tempfile::NamedTempFile::new().expect("log");
-    // Killed when dropped, like the daemon.
-    let _agent = Daemon {
-        child: Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("--kubeconfig")
-            .arg(&ns.cluster.kubeconfig)
-            .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
-            .arg(fs.path().join("cache"))
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .env("DRIFTLESS_LOG", "driftless=debug")
-            .stdout(Stdio::null())
-            .stderr(log.reopen().expect("log"))
-            .spawn()
-            .expect("start the agent"),
-    };
+    // Its cache on the small file system; killed when dropped, like the daemon.
+    let _agent = Agent::for_namespace(&ns)
+        .cache_dir(&fs.path().join("cache"))
+        .start();
     create_gitsync(
         &ns,
         "gf",

@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use serde_json::json;
 use support::agent::{Agent, create_gitsync, gitsync, http, ready};
+use support::cli::Cli;
 use support::git_servers::{GitDaemon, HostKey, HttpGitServer, SshGitServer, TestRepo, UserKey};
 use support::{TestNamespace, cluster_bin, eventually, kubeconfig_path};
 
@@ -324,14 +325,12 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
         ])),
     ));
     let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("--kubeconfig")
-            .arg(&ns.cluster.kubeconfig)
-            .args(args)
-            .env("DRIFTLESS_LOG", "debug")
-            .output()
-            .expect("driftless");
-        text(out)
+        text(
+            Cli::on(&ns.cluster.kubeconfig)
+                .args(args)
+                .env("DRIFTLESS_LOG", "debug")
+                .output(),
+        )
     };
     outputs.push(("driftless status", cli(&["status", "-n", &ns.name])));
     for name in [
