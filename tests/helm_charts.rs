@@ -16,30 +16,20 @@ use std::time::Duration;
 use driftless::cluster::Catalog;
 use driftless::object::Manifest;
 use driftless::render::spec::HelmSpec;
-use driftless::render::{Capabilities, RenderContext, RenderSpec, Tools, render};
+use driftless::render::{Capabilities, RenderContext, RenderSpec, render};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use serde_json::{Value, json};
 use support::agent::{Agent, create_gitsync, events, gitsync, install_crd, ready};
+use support::cli::Cli;
 use support::git_servers::{ChartRepoServer, GitDaemon, TestRepo};
+use support::render::{text, tools};
 use support::{TestNamespace, cluster, cluster_bin, eventually, kubeconfig_path};
 
 fn chart_dir(name: &str) -> PathBuf {
     support::repo_root()
         .join("tests/fixtures/charts")
         .join(name)
-}
-
-fn tools() -> Tools {
-    Tools {
-        kustomize: cluster_bin("kustomize"),
-        helm: cluster_bin("helm"),
-        ..Tools::default()
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The fixture chart's files, as (path in the test repository, content).
@@ -146,16 +136,11 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
 
 /// The `driftless` binary with the dev cluster's kubeconfig (or `kubeconfig`) and tools.
 fn driftless(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
+    Cli::on(kubeconfig)
         .arg("--helm-bin")
         .arg(cluster_bin("helm"))
         .args(args)
-        .env_remove("KUBECONFIG")
-        .env_remove("DRIFTLESS_LOG")
         .output()
-        .expect("run driftless")
 }
 
 fn rendered_objects(out: &Output) -> Vec<Value> {
@@ -341,12 +326,6 @@ async fn random_values_are_reported_by_the_cli_without_their_values() {
     assert!(!stderr.contains(&password), "{stderr}");
 }
 
-/// An agent rendering with the dev cluster's pinned `helm`.
-fn start_agent(ns: &TestNamespace) -> Agent {
-    let helm = cluster_bin("helm");
-    Agent::start_with(ns, &["--helm-bin", helm.to_str().expect("utf-8")])
-}
-
 async fn wait_applied(ns: &TestNamespace, name: &str, revision: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -384,7 +363,7 @@ async fn the_agent_applies_a_chart_for_its_cluster_and_keeps_what_helm_keeps() {
     let gone = ns.kubectl(&["delete", "crd", GADGETS, "--ignore-not-found", "--wait"]);
     assert!(gone.status.success(), "{}", text(&gone.stderr));
     let (repo, daemon) = serve_chart("capable", "chart");
-    let agent = start_agent(&ns);
+    let agent = Agent::start_with_render_tools(&ns);
     let spec = |keep_claim: bool| {
         json!({
             "url": daemon.url(repo.name()), "path": "chart", "pollInterval": "1s",
@@ -484,7 +463,7 @@ async fn lookup_keeps_a_generated_secret_and_random_values_are_reported_once() {
     let ns = TestNamespace::new("charts-lookup").await;
     install_crd(&ns);
     let (repo, daemon) = serve_chart("keeper", "keeper");
-    let agent = start_agent(&ns);
+    let agent = Agent::start_with_render_tools(&ns);
     let spec = |lookup: bool, release: &str| {
         json!({
             "url": daemon.url(repo.name()), "path": "keeper", "pollInterval": "1s",
@@ -710,7 +689,7 @@ async fn lookup_reads_the_cluster_as_the_gitsyncs_service_account() {
     let sa = ns.kubectl(&["create", "serviceaccount", "no-secrets", "-n", &ns.name]);
     assert!(sa.status.success(), "{}", text(&sa.stderr));
     let (repo, daemon) = serve_chart("keeper", "keeper");
-    let agent = start_agent(&ns);
+    let agent = Agent::start_with_render_tools(&ns);
     create_gitsync(
         &ns,
         "confined",

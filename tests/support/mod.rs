@@ -233,3 +233,4 @@ where
 pub mod agent;
 pub mod cli;
 pub mod git_servers;
+pub mod render;
