@@ -231,6 +231,8 @@ where
     }
 }
 pub mod agent;
+pub mod case;
 pub mod cli;
 pub mod git_servers;
+pub mod manifests;
 pub mod render;
