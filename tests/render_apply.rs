@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -33,31 +33,41 @@ fn kubectl_json(ns: &TestNamespace, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("kubectl JSON")
 }
 
+/// `kubectl get KIND NAME -n NS -o json`, asserting that it exists.
+fn live(ns: &TestNamespace, kind: &str, name: &str) -> Value {
+    kubectl_json(ns, &["get", kind, name, "-n", &ns.name, "-o", "json"])
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Kustomize overlay
+// ---------------------------------------------------------------------------------------------
+
+/// `driftless apply DIR --repo-root ROOT --inventory NS --inventory-namespace NS -n NS
+/// --prune -o json`.
+fn apply_overlay(ns: &TestNamespace, root: &Path, dir: &Path) -> Output {
+    driftless(&[
+        "apply",
+        dir.to_str().expect("utf-8"),
+        "--repo-root",
+        root.to_str().expect("utf-8"),
+        "--inventory",
+        &ns.name,
+        "--inventory-namespace",
+        &ns.name,
+        "-n",
+        &ns.name,
+        "--prune",
+        "-o",
+        "json",
+    ])
+}
+
 #[tokio::test]
 async fn an_overlay_is_applied_and_a_broken_one_changes_nothing() {
     let ns = TestNamespace::new("render-kust").await;
     let repo = fixture_copy("kustomize", &ns.name);
     let prod = repo.path().join("overlays/prod");
-    let inv = ns.name.clone();
-    let root = repo.path().to_str().expect("utf-8");
-    let apply = |dir: &Path| {
-        driftless(&[
-            "apply",
-            dir.to_str().expect("utf-8"),
-            "--repo-root",
-            root,
-            "--inventory",
-            &inv,
-            "--inventory-namespace",
-            &ns.name,
-            "-n",
-            &ns.name,
-            "--prune",
-            "-o",
-            "json",
-        ])
-    };
-    let out = apply(&prod);
+    let out = apply_overlay(&ns, repo.path(), &prod);
     let stdout = expect_ok("apply overlays/prod", &out);
     let changes: Value = serde_json::from_str(&stdout).expect("change set");
     assert_eq!(
@@ -70,49 +80,30 @@ async fn an_overlay_is_applied_and_a_broken_one_changes_nothing() {
         .as_str()
         .expect("name")
         .to_string();
-    let live = kubectl_json(
-        &ns,
-        &[
-            "get",
-            "deployment",
-            "guestbook",
-            "-n",
-            &ns.name,
-            "-o",
-            "json",
-        ],
-    );
-    assert_eq!(live["spec"]["replicas"], 3);
+    let live_deploy = live(&ns, "deployment", "guestbook");
+    assert_eq!(live_deploy["spec"]["replicas"], 3);
     assert_eq!(
-        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        live_deploy["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example/guestbook-prod:2.0.0"
     );
-    let cm = kubectl_json(
-        &ns,
-        &["get", "configmap", &cm_name, "-n", &ns.name, "-o", "json"],
-    );
+    let cm = live(&ns, "configmap", &cm_name);
     assert_eq!(cm["data"]["COLOR"], "green");
-    kubectl_json(
-        &ns,
-        &[
-            "get",
-            "poddisruptionbudget",
-            "guestbook",
-            "-n",
-            &ns.name,
-            "-o",
-            "json",
-        ],
-    );
+    live(&ns, "poddisruptionbudget", "guestbook");
 
-    // diff works on the kustomization too: nothing to change.
+    phase_diff_finds_nothing(&ns, repo.path(), &prod);
+    phase_render_prints_the_build(&ns, &prod, &expected);
+    phase_a_broken_overlay_changes_nothing(&ns, repo.path(), &cm_name);
+}
+
+/// `driftless diff` works on the kustomization too: nothing to change.
+fn phase_diff_finds_nothing(ns: &TestNamespace, root: &Path, prod: &Path) {
     let diff = driftless(&[
         "diff",
         prod.to_str().expect("utf-8"),
         "--repo-root",
-        root,
+        root.to_str().expect("utf-8"),
         "--inventory",
-        &inv,
+        &ns.name,
         "--inventory-namespace",
         &ns.name,
         "-n",
@@ -125,25 +116,29 @@ async fn an_overlay_is_applied_and_a_broken_one_changes_nothing() {
         text(&diff.stdout),
         text(&diff.stderr)
     );
+}
 
-    // render prints the same objects kustomize builds (no --repo-root and no Git work tree
-    // around the copy: the file system is the limit).
+/// `driftless render` prints the same objects kustomize builds (no --repo-root and no Git work
+/// tree around the copy: the file system is the limit).
+fn phase_render_prints_the_build(ns: &TestNamespace, prod: &Path, expected: &[Value]) {
     let rendered = expect_ok(
         "render",
         &driftless(&["render", prod.to_str().expect("utf-8"), "-n", &ns.name]),
     );
     let mut docs: Vec<Value> = serde_saphyr::from_multiple(&rendered).expect("render YAML");
     docs.retain(Value::is_object);
-    let mut want = expected.clone();
+    let mut want = expected.to_vec();
     let key = |o: &Value| format!("{}/{}", o["kind"], o["metadata"]["name"]);
     docs.sort_by_key(key);
     want.sort_by_key(key);
     assert_eq!(docs, want);
+}
 
-    // A broken overlay with --prune: an error naming the path and kustomize's message;
-    // nothing applied, nothing pruned.
-    let broken = repo.path().join("overlays/broken");
-    let out = apply(&broken);
+/// A broken overlay with --prune: an error naming the path and kustomize's message; nothing
+/// applied, nothing pruned.
+fn phase_a_broken_overlay_changes_nothing(ns: &TestNamespace, root: &Path, cm_name: &str) {
+    let broken = root.join("overlays/broken");
+    let out = apply_overlay(ns, root, &broken);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     let err = text(&out.stderr);
     assert!(err.contains("overlays/broken"), "{err}");
@@ -151,115 +146,71 @@ async fn an_overlay_is_applied_and_a_broken_one_changes_nothing() {
         err.contains("no matches for Id Deployment.v1.apps/no-such-deployment"),
         "{err}"
     );
-    let live = kubectl_json(
-        &ns,
-        &[
-            "get",
-            "deployment",
-            "guestbook",
-            "-n",
-            &ns.name,
-            "-o",
-            "json",
-        ],
-    );
-    assert_eq!(live["spec"]["replicas"], 3, "unchanged");
-    kubectl_json(
-        &ns,
-        &[
-            "get",
-            "poddisruptionbudget",
-            "guestbook",
-            "-n",
-            &ns.name,
-            "-o",
-            "json",
-        ],
-    );
-    kubectl_json(
-        &ns,
-        &["get", "configmap", &cm_name, "-n", &ns.name, "-o", "json"],
-    );
+    let live_deploy = live(ns, "deployment", "guestbook");
+    assert_eq!(live_deploy["spec"]["replicas"], 3, "unchanged");
+    live(ns, "poddisruptionbudget", "guestbook");
+    live(ns, "configmap", cm_name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Helm chart
+// ---------------------------------------------------------------------------------------------
+
+/// Writes `gitsync.yaml` into `repo`: a GitSync of the guestbook chart with inline `values`.
+fn chart_gitsync(ns: &TestNamespace, repo: &Path, values: &str) -> PathBuf {
+    let file = repo.join("gitsync.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: driftless.dev/v1alpha1\nkind: GitSync\nmetadata: {{name: gb, namespace: {ns}}}\nspec:\n  url: file:///unused\n  helm:\n    chart: guestbook\n    valuesFiles: [values/prod.yaml]\n    values: {values}\n",
+            ns = ns.name
+        ),
+    )
+    .expect("write");
+    file
+}
+
+/// `driftless apply` of the guestbook chart in `repo` as the GitSync `file` describes it.
+fn apply_chart(ns: &TestNamespace, repo: &Path, file: &Path) -> Output {
+    let chart = repo.join("guestbook");
+    // The CRD is cluster-scoped: one inventory name for every run of this test, so a rerun owns it.
+    driftless(&[
+        "apply",
+        chart.to_str().expect("utf-8"),
+        "--gitsync",
+        file.to_str().expect("utf-8"),
+        "--repo-root",
+        repo.to_str().expect("utf-8"),
+        "--inventory",
+        "render-tools-helm",
+        "--inventory-namespace",
+        &ns.name,
+        "-n",
+        &ns.name,
+        "--prune",
+        "-o",
+        "json",
+    ])
 }
 
 #[tokio::test]
 async fn a_chart_is_applied_and_a_template_error_changes_nothing() {
     let ns = TestNamespace::new("render-helm").await;
     let repo = fixture_copy("helm", &ns.name);
-    let gitsync = |values: &str| {
-        let file = repo.path().join("gitsync.yaml");
-        std::fs::write(
-            &file,
-            format!(
-                "apiVersion: driftless.dev/v1alpha1\nkind: GitSync\nmetadata: {{name: gb, namespace: {ns}}}\nspec:\n  url: file:///unused\n  helm:\n    chart: guestbook\n    valuesFiles: [values/prod.yaml]\n    values: {values}\n",
-                ns = ns.name
-            ),
-        )
-        .expect("write");
-        file
-    };
-    let chart = repo.path().join("guestbook");
-    // The CRD is cluster-scoped: one inventory name for every run of this test, so a rerun owns it.
-    let apply = |file: &Path| {
-        driftless(&[
-            "apply",
-            chart.to_str().expect("utf-8"),
-            "--gitsync",
-            file.to_str().expect("utf-8"),
-            "--repo-root",
-            repo.path().to_str().expect("utf-8"),
-            "--inventory",
-            "render-tools-helm",
-            "--inventory-namespace",
-            &ns.name,
-            "-n",
-            &ns.name,
-            "--prune",
-            "-o",
-            "json",
-        ])
-    };
-    let good = gitsync("{greeting: hi}");
-    expect_ok("apply chart", &apply(&good));
-    let live = kubectl_json(
-        &ns,
-        &["get", "deployment", "gb", "-n", &ns.name, "-o", "json"],
-    );
-    assert_eq!(live["spec"]["replicas"], 2);
-    let cm = kubectl_json(
-        &ns,
-        &[
-            "get",
-            "configmap",
-            "gb-config",
-            "-n",
-            &ns.name,
-            "-o",
-            "json",
-        ],
-    );
+    let good = chart_gitsync(&ns, repo.path(), "{greeting: hi}");
+    expect_ok("apply chart", &apply_chart(&ns, repo.path(), &good));
+    let deploy = live(&ns, "deployment", "gb");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    let cm = live(&ns, "configmap", "gb-config");
     assert_eq!(cm["data"]["greeting"], "hi");
-    kubectl_json(
-        &ns,
-        &[
-            "get",
-            "widgets.render.driftless.test",
-            "gb-widget",
-            "-n",
-            &ns.name,
-            "-o",
-            "json",
-        ],
-    );
-    kubectl_json(
-        &ns,
-        &["get", "job", "gb-migrate", "-n", &ns.name, "-o", "json"],
-    );
+    live(&ns, "widgets.render.driftless.test", "gb-widget");
+    live(&ns, "job", "gb-migrate");
     let test_pod = ns.kubectl(&["get", "pod", "gb-test", "-n", &ns.name]);
     assert!(!test_pod.status.success(), "the test hook is not applied");
 
-    let broken = gitsync("{greeting: changed, broken: true}");
-    let out = apply(&broken);
+    // A template error: helm's message, nothing changed.
+    let broken = chart_gitsync(&ns, repo.path(), "{greeting: changed, broken: true}");
+    let out = apply_chart(&ns, repo.path(), &broken);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     let err = text(&out.stderr);
     assert!(
@@ -267,31 +218,9 @@ async fn a_chart_is_applied_and_a_template_error_changes_nothing() {
         "{err}"
     );
     assert!(err.contains("execution error at (guestbook/templates/configmap.yaml:11:11): broken=true: this chart fails on purpose"), "{err}");
-    let cm = kubectl_json(
-        &ns,
-        &[
-            "get",
-            "configmap",
-            "gb-config",
-            "-n",
-            &ns.name,
-            "-o",
-            "json",
-        ],
-    );
+    let cm = live(&ns, "configmap", "gb-config");
     assert_eq!(cm["data"]["greeting"], "hi", "nothing changed");
-    kubectl_json(
-        &ns,
-        &[
-            "get",
-            "widgets.render.driftless.test",
-            "gb-widget",
-            "-n",
-            &ns.name,
-            "-o",
-            "json",
-        ],
-    );
+    live(&ns, "widgets.render.driftless.test", "gb-widget");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,19 +248,13 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
     let repo = TestRepo::new();
     let base = fixtures().join("kustomize/base");
     let read = |f: &str| std::fs::read_to_string(base.join(f)).expect("fixture");
-    let overlay = |patch: &str| {
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {}\nresources: [../../base, settings.yaml]\n{patch}",
-            ns.name
-        )
-    };
     let settings = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata:\n  greeting: ${GREETING}\n  cluster: ${CLUSTER:=dev-cluster}\n";
     repo.commit(
         &[
             ("base/kustomization.yaml", &read("kustomization.yaml")),
             ("base/deployment.yaml", &read("deployment.yaml")),
             ("base/service.yaml", &read("service.yaml")),
-            ("overlays/dev/kustomization.yaml", &overlay("")),
+            ("overlays/dev/kustomization.yaml", &dev_overlay(&ns, "")),
             ("overlays/dev/settings.yaml", settings),
         ],
         "guestbook overlay",
@@ -339,14 +262,7 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
     repo.push();
     let daemon = GitDaemon::start(repo.base());
     let cms: Api<ConfigMap> = Api::namespaced(ns.client(), &ns.name);
-    let vars = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cluster-vars"}, "data": {"GREETING": "hello from a ConfigMap"}});
-    cms.patch(
-        "cluster-vars",
-        &PatchParams::apply("test"),
-        &Patch::Apply(&vars),
-    )
-    .await
-    .expect("vars ConfigMap");
+    set_cluster_vars(&cms, json!({"GREETING": "hello from a ConfigMap"})).await;
     let agent = Agent::start_with_render_tools(&ns);
     let spec = json!({
         "url": daemon.url(repo.name()), "path": "overlays/dev", "pollInterval": "1s", "interval": "2s",
@@ -380,22 +296,22 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
     );
     assert_eq!(data.get("cluster").map(String::as_str), Some("dev-cluster"));
 
-    // Re-syncs of the same commit (interval 2s) reuse the render.
-    eventually(
-        "two re-syncs from the render cache",
-        Duration::from_secs(30),
-        || async { (renders(&agent, &ns.name, "cached") >= 2).then_some(()) },
-    )
-    .await;
-    assert_eq!(
-        renders(&agent, &ns.name, "rendered"),
-        1,
-        "rendered once:\n{}",
-        agent.log()
-    );
+    phase_resyncs_reuse_the_render(&agent, &ns).await;
+    phase_new_variables_render_again(&agent, &ns, &cms).await;
+    phase_a_broken_patch_changes_nothing(&ns, &repo, &deployments, &cms).await;
+}
 
-    // New variables: rendered again, applied.
-    let vars = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cluster-vars"}, "data": {"GREETING": "changed", "CLUSTER": "east"}});
+/// The dev overlay of the guestbook base with `settings.yaml` and `patch`.
+fn dev_overlay(ns: &TestNamespace, patch: &str) -> String {
+    format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {}\nresources: [../../base, settings.yaml]\n{patch}",
+        ns.name
+    )
+}
+
+/// Server-side applies the ConfigMap `cluster-vars` the GitSync substitutes from.
+async fn set_cluster_vars(cms: &Api<ConfigMap>, data: Value) {
+    let vars = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cluster-vars"}, "data": data});
     cms.patch(
         "cluster-vars",
         &PatchParams::apply("test"),
@@ -403,6 +319,27 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
     )
     .await
     .expect("vars ConfigMap");
+}
+
+/// Re-syncs of the same commit (interval 2s) reuse the render.
+async fn phase_resyncs_reuse_the_render(agent: &Agent, ns: &TestNamespace) {
+    eventually(
+        "two re-syncs from the render cache",
+        Duration::from_secs(30),
+        || async { (renders(agent, &ns.name, "cached") >= 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        renders(agent, &ns.name, "rendered"),
+        1,
+        "rendered once:\n{}",
+        agent.log()
+    );
+}
+
+/// New variables: rendered again, applied.
+async fn phase_new_variables_render_again(agent: &Agent, ns: &TestNamespace, cms: &Api<ConfigMap>) {
+    set_cluster_vars(cms, json!({"GREETING": "changed", "CLUSTER": "east"})).await;
     eventually(
         "the new variables applied",
         Duration::from_secs(30),
@@ -412,12 +349,19 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
         },
     )
     .await;
-    assert_eq!(renders(&agent, &ns.name, "rendered"), 2);
+    assert_eq!(renders(agent, &ns.name, "rendered"), 2);
+}
 
-    // A broken patch: RenderFailed naming the path with kustomize's message; nothing changed.
+/// A broken patch: RenderFailed naming the path with kustomize's message; nothing changed.
+async fn phase_a_broken_patch_changes_nothing(
+    ns: &TestNamespace,
+    repo: &TestRepo,
+    deployments: &Api<Deployment>,
+    cms: &Api<ConfigMap>,
+) {
     repo.commit(
         &[
-            ("overlays/dev/kustomization.yaml", &overlay("patches:\n  - path: missing.yaml\n")),
+            ("overlays/dev/kustomization.yaml", &dev_overlay(ns, "patches:\n  - path: missing.yaml\n")),
             ("overlays/dev/missing.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: nope}\nspec: {replicas: 9}\n"),
         ],
         "broken patch",
@@ -428,7 +372,7 @@ async fn the_agent_syncs_an_overlay_with_substitution_and_reuses_its_render() {
         "Ready=False for the broken commit",
         Duration::from_secs(30),
         || async {
-            let r = ready(&gitsync(&ns, "guestbook").await)?;
+            let r = ready(&gitsync(ns, "guestbook").await)?;
             (r.0 == "False" && r.2.contains(&broken)).then_some(r)
         },
     )

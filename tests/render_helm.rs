@@ -107,19 +107,18 @@ async fn a_chart_renders_as_helm_template_with_crds_values_and_hooks_as_argo_cd(
         "{sources:?}"
     );
 
-    // A path holding Chart.yaml renders as a chart without a helm section (default values,
-    // the release named by the context).
-    let plain = render_at(
-        repo.path(),
-        "guestbook",
-        &RenderSpec::default(),
-        vec![],
-        None,
-    )
-    .await
-    .expect("renders");
+    phase_a_path_with_chart_yaml_renders_as_a_chart(repo.path()).await;
+    phase_a_values_file_outside_the_repository_is_refused(repo.path()).await;
+}
+
+/// A path holding Chart.yaml renders as a chart without a helm section (default values,
+/// the release named by the context).
+async fn phase_a_path_with_chart_yaml_renders_as_a_chart(repo: &Path) {
+    let plain = render_at(repo, "guestbook", &RenderSpec::default(), vec![], None)
+        .await
+        .expect("renders");
     let expected: Vec<Value> = helm_template(
-        repo.path().join("guestbook").to_str().expect("utf-8"),
+        repo.join("guestbook").to_str().expect("utf-8"),
         "gb",
         "render-ns",
         &[],
@@ -128,8 +127,10 @@ async fn a_chart_renders_as_helm_template_with_crds_values_and_hooks_as_argo_cd(
     .filter(|o| !is_test_hook(o))
     .collect();
     assert_eq!(objects(&plain), expected);
+}
 
-    // A values file outside the repository is refused.
+/// A values file outside the repository is refused.
+async fn phase_a_values_file_outside_the_repository_is_refused(repo: &Path) {
     let outside = RenderSpec {
         helm: Some(HelmSpec {
             chart: Some("guestbook".into()),
@@ -138,7 +139,7 @@ async fn a_chart_renders_as_helm_template_with_crds_values_and_hooks_as_argo_cd(
         }),
         ..RenderSpec::default()
     };
-    let err = render_at(repo.path(), "", &outside, vec![], None)
+    let err = render_at(repo, "", &outside, vec![], None)
         .await
         .expect_err("refused");
     assert!(

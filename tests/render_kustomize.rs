@@ -229,7 +229,12 @@ async fn flux_style_overrides_apply_on_top_of_the_build() {
             .all(|m| m.source.file == Path::new("overlays/prod"))
     );
 
-    // The same overrides on plain manifests keep each object's file.
+    phase_the_overrides_on_plain_manifests_keep_each_file(&spec).await;
+    phase_a_patch_that_does_not_apply(repo.path()).await;
+}
+
+/// The same overrides on plain manifests keep each object's file.
+async fn phase_the_overrides_on_plain_manifests_keep_each_file(spec: &RenderSpec) {
     let plain = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(plain.path().join("app")).expect("mkdir");
     std::fs::write(
@@ -237,14 +242,16 @@ async fn flux_style_overrides_apply_on_top_of_the_build() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n",
     )
     .expect("write");
-    let out = render_at(plain.path(), "app", &spec, vec![], None)
+    let out = render_at(plain.path(), "app", spec, vec![], None)
         .await
         .expect("renders");
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].object["metadata"]["name"], "team-settings");
     assert_eq!(out[0].source.to_string(), "app/cm.yaml");
+}
 
-    // A patch that does not apply: kustomize's message, the path named.
+/// A patch that does not apply: kustomize's message, the path named.
+async fn phase_a_patch_that_does_not_apply(repo: &Path) {
     let bad = RenderSpec {
         kustomize: Some(KustomizeSpec {
             patches: vec![PatchSpec {
@@ -255,7 +262,7 @@ async fn flux_style_overrides_apply_on_top_of_the_build() {
         }),
         ..RenderSpec::default()
     };
-    let err = render_at(repo.path(), "overlays/prod", &bad, vec![], None)
+    let err = render_at(repo, "overlays/prod", &bad, vec![], None)
         .await
         .expect_err("bad patch")
         .to_string();
