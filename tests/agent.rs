@@ -81,7 +81,7 @@ async fn the_story_sync_update_prune_break_and_recover() {
         agent.log()
     );
 
-    // A merged change is the deployment.
+    // Phase 1: A merged change is the deployment.
     repo.commit(
         &[(
             "app/front.yaml",
@@ -95,7 +95,7 @@ async fn the_story_sync_update_prune_break_and_recover() {
     })
     .await;
 
-    // A deleted file is pruned.
+    // Phase 2: A deleted file is pruned.
     repo.remove("app/service.yaml");
     repo.commit(&[], "remove the service");
     repo.push();
@@ -109,7 +109,7 @@ async fn the_story_sync_update_prune_break_and_recover() {
     })
     .await;
 
-    // A broken manifest: Ready=False naming the file, nothing changed.
+    // Phase 3: A broken manifest: Ready=False naming the file, nothing changed.
     repo.commit(
         &[(
             "app/broken.yaml",
@@ -146,7 +146,7 @@ async fn the_story_sync_update_prune_break_and_recover() {
         "nothing changed"
     );
 
-    // Fixed in Git: recovers.
+    // Phase 4: Fixed in Git: recovers.
     repo.remove("app/broken.yaml");
     repo.commit(&[], "fix");
     repo.push();
@@ -335,7 +335,7 @@ async fn identity_at_start_sync_tag_and_the_cli() {
     )
     .await;
 
-    // A new commit and a manual sync (the poll interval is an hour).
+    // Phase 1: A new commit and a manual sync (the poll interval is an hour).
     repo.commit(
         &[("front.yaml", &deployment(&ns.name, "nginx:1.28"))],
         "bump nginx",
@@ -374,7 +374,7 @@ async fn identity_at_start_sync_tag_and_the_cli() {
     assert!(ok);
     assert_eq!(gitsync(&ns, "cli").await["spec"]["suspend"], false);
 
-    // The server refuses the tag push (a read-only deploy key, a protected tag): the sync
+    // Phase 2: The server refuses the tag push (a read-only deploy key, a protected tag): the sync
     // still succeeds, with a warning event naming the tag.
     let hook = repo.bare_path().join("hooks/pre-receive");
     let protect = || {

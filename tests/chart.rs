@@ -317,14 +317,14 @@ async fn weave_flux_values_render_a_gitsync() {
     );
     assert_eq!(after("--listen"), Some("0.0.0.0:8080"));
 
-    // The API server validates the GitSync against the CRD's schema.
+    // Phase 1: The API server validates the GitSync against the CRD's schema.
     let out = dry_run_apply(&ns, &yaml, true);
     assert!(
         out.contains("gitsync.driftless.dev/driftless created (server dry run)"),
         "{out}"
     );
 
-    // git.secretName and the further GitSync settings reach the spec.
+    // Phase 2: git.secretName and the further GitSync settings reach the spec.
     let yaml = template(
         &ns.name,
         &[

@@ -123,7 +123,7 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
     })
     .await;
 
-    // 1. The server goes down for several polls; meanwhile a commit removes `other`.
+    // Phase 1: The server goes down for several polls; meanwhile a commit removes `other`.
     drop(daemon);
     repo.remove("app/other.yaml");
     let v2 = repo.commit(&[("app/gf.yaml", &cm("gf", "2"))], "v2");
@@ -164,9 +164,9 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
     let gs = gitsync(&ns, "gf").await;
     assert!(gs.to_string().contains(&v2), "status names v2: {gs}");
 
-    // 2. Force-push to the older history: followed and applied, with a Warning event. The
-    // fast-forward v1 → v2 above made none (the check runs right after the status is written:
-    // give it a moment).
+    // Phase 2: Force-push to the older history: followed and applied, with a Warning event. The
+    // fast-forward v1 → v2 above made none (the check runs right after the status is written: give
+    // it a moment).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = events(&ns, "gf", "HistoryRewritten");
     assert!(
@@ -206,7 +206,7 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
         "a warning, not a failure"
     );
 
-    // 3. The branch deleted on the server: stalled with a clear reason, nothing pruned.
+    // Phase 3: The branch deleted on the server: stalled with a clear reason, nothing pruned.
     run(git_in(repo.bare_path()).args(["update-ref", "-d", "refs/heads/main"]));
     let message = wait_ready(&ns, "False", "RefNotFound").await;
     eprintln!("deleted branch: {message}");
@@ -244,9 +244,9 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
         "nothing pruned"
     );
 
-    // 4. A truncated pack: the server has v4, but its pack is cut in half. A clear failure,
-    // nothing applied; the intact repository back: v4 applied.
-    // The branch back: recovers by itself, no longer Stalled.
+    // Phase 4: A truncated pack: the server has v4, but its pack is cut in half. A clear failure,
+    // nothing applied; the intact repository back: v4 applied. The branch back: recovers by itself,
+    // no longer Stalled.
     run(git_in(repo.bare_path()).args(["update-ref", "refs/heads/main", &v1]));
     wait_ready(&ns, "True", "Succeeded").await;
     assert_eq!(stalled(&gitsync(&ns, "gf").await), None, "Stalled removed");

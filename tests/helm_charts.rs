@@ -162,7 +162,7 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
         caps.kube_version
     );
 
-    // Without the cluster's version, Helm assumes v1.20 and the chart refuses to render.
+    // Phase 1: Without the cluster's version, Helm assumes v1.20 and the chart refuses to render.
     let err = render_chart("capable", "apps", None)
         .await
         .expect_err("helm's default v1.20");
@@ -213,7 +213,7 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
         "the subchart takes the parent's values"
     );
 
-    // The CLI renders the same with the cluster of its kubeconfig.
+    // Phase 2: The CLI renders the same with the cluster of its kubeconfig.
     let dir = chart_dir("capable");
     let dir = dir.to_str().expect("utf-8");
     let mut cli = rendered_objects(&driftless(
@@ -228,8 +228,8 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
     }
     assert_eq!(as_set(&cli), as_set(&ours));
 
-    // One `helm template`: the chart's CRDs in crds/ are read before rendering, not found by a
-    // second pass (which only a CRD made by a template needs).
+    // Phase 3: One `helm template`: the chart's CRDs in crds/ are read before rendering, not found
+    // by a second pass (which only a CRD made by a template needs).
     let scratch = tempfile::tempdir().expect("tempdir");
     let calls = scratch.path().join("calls");
     let wrapper = scratch.path().join("helm");
@@ -264,7 +264,7 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
         "{runs}"
     );
 
-    // Told an older version, the CLI says why the chart refuses, once.
+    // Phase 4: Told an older version, the CLI says why the chart refuses, once.
     let old = driftless(
         &kubeconfig_path(),
         &[
@@ -283,7 +283,7 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
     assert_eq!(stderr.matches(refusal).count(), 1, "{stderr}");
     assert_eq!(stderr.matches("helm failed").count(), 1, "{stderr}");
 
-    // Without a cluster, it says what it assumed.
+    // Phase 5: Without a cluster, it says what it assumed.
     let nowhere = tempfile::tempdir().expect("tempdir");
     let missing = nowhere.path().join("no-kubeconfig");
     let offline = driftless(&missing, &["render", dir, "--namespace", "apps"]);
@@ -381,7 +381,7 @@ async fn the_agent_applies_a_chart_for_its_cluster_and_keeps_what_helm_keeps() {
     let pdb = ns.kubectl(&["get", "pdb", "capable", "-n", &ns.name]);
     assert!(pdb.status.success(), "{}", text(&pdb.stderr));
 
-    // Installed first, an upgrade from then on (the drift interval re-syncs every 2 s).
+    // Phase 1: Installed first, an upgrade from then on (the drift interval re-syncs every 2 s).
     let first = cms.get("capable-release").await.expect("release ConfigMap");
     let installed = mode(first.clone());
     eventually(
@@ -395,7 +395,7 @@ async fn the_agent_applies_a_chart_for_its_cluster_and_keeps_what_helm_keeps() {
     .await;
     assert_eq!(installed.as_deref(), Some("install"), "{}", agent.log());
 
-    // Re-syncs change nothing: the same objects at the same resource versions.
+    // Phase 2: Re-syncs change nothing: the same objects at the same resource versions.
     let names = [
         "capable-info",
         "capable-release",
@@ -428,7 +428,7 @@ async fn the_agent_applies_a_chart_for_its_cluster_and_keeps_what_helm_keeps() {
         "{latest}"
     );
 
-    // The claim leaves the chart: kept (helm.sh/resource-policy: keep), the rest applied.
+    // Phase 3: The claim leaves the chart: kept (helm.sh/resource-policy: keep), the rest applied.
     create_gitsync(&ns, "capable", spec(false)).await;
     eventually(
         "the new values applied",
@@ -486,13 +486,13 @@ async fn lookup_keeps_a_generated_secret_and_random_values_are_reported_once() {
     };
     let kept = password("kept-db").await;
 
-    // A new commit renders again: lookup finds the Secret and keeps its password.
+    // Phase 1: A new commit renders again: lookup finds the Secret and keeps its password.
     repo.commit(&[("keeper/NOTES.md", "a new commit\n")], "another commit");
     repo.push();
     wait_applied(&ns, "kept", &repo.head()).await;
     assert_eq!(password("kept-db").await, kept, "{}", agent.log());
 
-    // What driftless applied is what `helm template --dry-run=server` renders now.
+    // Phase 2: What driftless applied is what `helm template --dry-run=server` renders now.
     let out = Command::new(cluster_bin("helm"))
         .args(["template", "kept"])
         .arg(chart_dir("keeper"))
@@ -512,8 +512,8 @@ async fn lookup_keeps_a_generated_secret_and_random_values_are_reported_once() {
     };
     assert_eq!(theirs["data"]["password"], b64(&kept));
 
-    // Without lookup the chart renders a new password each time: reported once per revision,
-    // naming the object and field, never the value.
+    // Phase 3: Without lookup the chart renders a new password each time: reported once per
+    // revision, naming the object and field, never the value.
     wait_applied(&ns, "random", &repo.head()).await;
     let reported = eventually(
         "an UnstableRender event",
@@ -643,7 +643,7 @@ async fn missing_dependencies_are_built_from_their_repository_and_the_repository
         server.log()
     );
 
-    // As `helm dependency build` and `helm template` give them, run by hand.
+    // Phase 1: As `helm dependency build` and `helm template` give them, run by hand.
     let app = repo.join("charts/app");
     let app = app.to_str().expect("utf-8");
     helm(&["dependency", "build", app], &home);
@@ -663,7 +663,7 @@ async fn missing_dependencies_are_built_from_their_repository_and_the_repository
     let theirs: Vec<Value> = theirs.into_iter().filter(Value::is_object).collect();
     assert_eq!(as_set(&ours), as_set(&theirs));
 
-    // With the repository gone, the message names the dependency and its repository, once.
+    // Phase 2: With the repository gone, the message names the dependency and its repository, once.
     let url = server.url();
     drop(server);
     std::fs::remove_dir_all(repo.join("charts/app/charts")).expect("rm charts/");

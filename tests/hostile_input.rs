@@ -382,7 +382,8 @@ async fn the_agents_own_namespace_and_deployment_are_never_pruned_or_recreated()
     let deployments: Api<Deployment> = Api::namespaced(ns_probe.client(), &ns);
     let uid = deployments.get("agent").await.expect("agent").metadata.uid;
 
-    // A commit that drops the Namespace and the Deployment (and adds new-c): refused whole.
+    // Phase 1: A commit that drops the Namespace and the Deployment (and adds new-c): refused
+    // whole.
     std::fs::remove_file(dir.path().join("ns.yaml")).expect("rm");
     std::fs::remove_file(dir.path().join("agent.yaml")).expect("rm");
     write("new-c.yaml", &configmap("new-c", "1"));
@@ -402,7 +403,7 @@ async fn the_agents_own_namespace_and_deployment_are_never_pruned_or_recreated()
         uid
     );
 
-    // `--force` on an immutable change of the agent's Deployment would delete it: refused.
+    // Phase 2: `--force` on an immutable change of the agent's Deployment would delete it: refused.
     std::fs::remove_file(dir.path().join("new-c.yaml")).expect("rm");
     write(
         "ns.yaml",
@@ -418,7 +419,7 @@ async fn the_agents_own_namespace_and_deployment_are_never_pruned_or_recreated()
         uid
     );
 
-    // The same Deployment outside the agent's namespace is an ordinary object: recreated.
+    // Phase 3: The same Deployment outside the agent's namespace is an ordinary object: recreated.
     let other = TestNamespace::new("hostile-other").await;
     let odir = tempfile::tempdir().expect("dir");
     std::fs::write(
