@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
 use support::agent::{Agent, create_gitsync, github_signature, gitsync, http, ready};
+use support::cli::Cli;
 use support::git_servers::{GitDaemon, TestRepo};
 use support::{TestNamespace, eventually};
 
@@ -80,7 +81,7 @@ async fn the_story_sync_update_prune_break_and_recover() {
         agent.log()
     );
 
-    // A merged change is the deployment.
+    // Phase 1: A merged change is the deployment.
     repo.commit(
         &[(
             "app/front.yaml",
@@ -94,7 +95,7 @@ async fn the_story_sync_update_prune_break_and_recover() {
     })
     .await;
 
-    // A deleted file is pruned.
+    // Phase 2: A deleted file is pruned.
     repo.remove("app/service.yaml");
     repo.commit(&[], "remove the service");
     repo.push();
@@ -108,7 +109,7 @@ async fn the_story_sync_update_prune_break_and_recover() {
     })
     .await;
 
-    // A broken manifest: Ready=False naming the file, nothing changed.
+    // Phase 3: A broken manifest: Ready=False naming the file, nothing changed.
     repo.commit(
         &[(
             "app/broken.yaml",
@@ -145,7 +146,7 @@ async fn the_story_sync_update_prune_break_and_recover() {
         "nothing changed"
     );
 
-    // Fixed in Git: recovers.
+    // Phase 4: Fixed in Git: recovers.
     repo.remove("app/broken.yaml");
     repo.commit(&[], "fix");
     repo.push();
@@ -273,17 +274,8 @@ async fn drift_is_corrected_and_suspend_stops_changes_and_delete_prunes() {
 }
 
 fn cli(ns: &TestNamespace, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("--kubeconfig")
-        .arg(&ns.cluster.kubeconfig)
-        .args(args)
-        .output()
-        .expect("run driftless");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = Cli::on(&ns.cluster.kubeconfig).args(args).run();
+    (run.success(), run.stdout, run.stderr)
 }
 
 #[tokio::test]
@@ -343,7 +335,7 @@ async fn identity_at_start_sync_tag_and_the_cli() {
     )
     .await;
 
-    // A new commit and a manual sync (the poll interval is an hour).
+    // Phase 1: A new commit and a manual sync (the poll interval is an hour).
     repo.commit(
         &[("front.yaml", &deployment(&ns.name, "nginx:1.28"))],
         "bump nginx",
@@ -382,7 +374,7 @@ async fn identity_at_start_sync_tag_and_the_cli() {
     assert!(ok);
     assert_eq!(gitsync(&ns, "cli").await["spec"]["suspend"], false);
 
-    // The server refuses the tag push (a read-only deploy key, a protected tag): the sync
+    // Phase 2: The server refuses the tag push (a read-only deploy key, a protected tag): the sync
     // still succeeds, with a warning event naming the tag.
     let hook = repo.bare_path().join("hooks/pre-receive");
     let protect = || {

@@ -86,7 +86,7 @@ async fn a_service_account_bounds_what_a_gitsync_can_do() {
         "written by the driftless field manager: {managers:?}"
     );
 
-    // The team tries to grant itself a ClusterRole and to write outside its rights.
+    // Phase 1: The team tries to grant itself a ClusterRole and to write outside its rights.
     let cluster_role = format!(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {role_name}\nrules:\n- apiGroups: [\"*\"]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n"
     );
@@ -131,7 +131,7 @@ async fn a_service_account_bounds_what_a_gitsync_can_do() {
         "nothing of the refused commit was applied"
     );
 
-    // Dropping the forbidden object recovers; the allowed change is applied.
+    // Phase 2: Dropping the forbidden object recovers; the allowed change is applied.
     repo.remove("escalate.yaml");
     repo.commit(&[], "back to the team's rights");
     repo.push();
@@ -142,7 +142,7 @@ async fn a_service_account_bounds_what_a_gitsync_can_do() {
     })
     .await;
 
-    // Substitution reads as the ServiceAccount too: no copying a Secret it may not read.
+    // Phase 3: Substitution reads as the ServiceAccount too: no copying a Secret it may not read.
     let out = ns.kubectl(&[
         "create",
         "secret",
@@ -190,7 +190,7 @@ async fn depends_on_orders_two_gitsyncs_of_one_repository() {
     let url = daemon.url(repo.name());
     let cms: Api<ConfigMap> = Api::namespaced(ns.client(), &ns.name);
 
-    // The app first: its dependency does not exist yet, so it waits and applies nothing.
+    // Phase 1: The app first: its dependency does not exist yet, so it waits and applies nothing.
     create_gitsync(
         &ns,
         "apps",
@@ -235,7 +235,7 @@ async fn depends_on_orders_two_gitsyncs_of_one_repository() {
     assert_eq!(apps["status"]["managed"]["ConfigMap"], 2, "{apps:#}");
     assert_eq!(infra["status"]["managed"]["ConfigMap"], 1, "{infra:#}");
 
-    // Each GitSync prunes only its own path's objects.
+    // Phase 2: Each GitSync prunes only its own path's objects.
     repo.remove("apps/extra.yaml");
     repo.commit(&[], "drop extra");
     repo.push();

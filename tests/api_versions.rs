@@ -13,45 +13,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use serde_json::{Value, json};
 use support::agent::{Agent, create_gitsync, gitsync, ready};
+use support::cli::{Run, driftless};
 use support::git_servers::{GitDaemon, TestRepo};
-use support::{TestNamespace, eventually, kubectl};
-
-/// The outcome of one `driftless` process.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
-async fn driftless(args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("--kubeconfig")
-        .arg(support::kubeconfig_path())
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env_remove("DRIFTLESS_LOG")
-        .output()
-        .await
-        .expect("run driftless");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use support::{DeleteOnDrop, TestNamespace, eventually};
 
 /// `driftless VERB DIR --inventory NS -n NS EXTRA...`.
 async fn run_on(verb: &str, dir: &Path, ns: &TestNamespace, extra: &[&str]) -> Run {
@@ -59,32 +23,6 @@ async fn run_on(verb: &str, dir: &Path, ns: &TestNamespace, extra: &[&str]) -> R
     let mut args = vec![verb, dir, "--inventory", &ns.name, "-n", &ns.name];
     args.extend(extra);
     driftless(&args).await
-}
-
-/// Deletes what a test put outside its namespace (a CRD, the inventory) when dropped.
-struct DeleteOnDrop(Vec<String>);
-
-impl Drop for DeleteOnDrop {
-    fn drop(&mut self) {
-        let mut args: Vec<&str> = vec!["delete"];
-        args.extend(self.0.iter().map(String::as_str));
-        args.extend(["--ignore-not-found", "--wait=false"]);
-        let _ = kubectl(&support::kubeconfig_path(), &args);
-    }
-}
-
-fn inventory_of(ns: &TestNamespace) -> DeleteOnDrop {
-    DeleteOnDrop(
-        [
-            "configmap",
-            "-n",
-            "driftless-system",
-            "-l",
-            &format!("driftless.dev/inventory-shard={}", ns.name),
-        ]
-        .map(String::from)
-        .to_vec(),
-    )
 }
 
 fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
@@ -156,7 +94,7 @@ fn install_widget_crd(ns: &TestNamespace) -> DeleteOnDrop {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write(dir.path(), "crd.json", &crd.to_string());
-    let guard = DeleteOnDrop(vec!["crd".into(), format!("widgets.{group}")]);
+    let guard = DeleteOnDrop::new(&["crd", &format!("widgets.{group}")]);
     let out = ns.kubectl(&["apply", "-f", path.to_str().expect("utf-8")]);
     assert!(
         out.status.success(),
@@ -187,7 +125,7 @@ fn widget(ns: &TestNamespace, size: u32) -> String {
 #[tokio::test]
 async fn a_removed_builtin_version_names_the_versions_the_cluster_serves() {
     let ns = TestNamespace::new("apiv-removed").await;
-    let _inventory = inventory_of(&ns);
+    let _inventory = DeleteOnDrop::inventory(&ns.name);
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "hpa.yaml", HPA_V2BETA2);
     write(dir.path(), "pdb.yaml", PDB_V1BETA1);
@@ -227,7 +165,7 @@ async fn a_removed_builtin_version_names_the_versions_the_cluster_serves() {
 #[tokio::test]
 async fn a_deprecated_crd_version_is_applied_with_the_servers_warning() {
     let ns = TestNamespace::new("apiv-deprecated").await;
-    let _inventory = inventory_of(&ns);
+    let _inventory = DeleteOnDrop::inventory(&ns.name);
     let _crd = install_widget_crd(&ns);
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "widget.yaml", &widget(&ns, 1));
@@ -443,7 +381,7 @@ async fn the_agent_warns_once_per_revision_about_a_deprecated_crd_version() {
 #[tokio::test]
 async fn a_listed_deprecated_version_warns_once_for_the_kind() {
     let ns = TestNamespace::new("apiv-list").await;
-    let _inventory = inventory_of(&ns);
+    let _inventory = DeleteOnDrop::inventory(&ns.name);
     let _crd = install_widget_crd(&ns);
     let dir = tempfile::tempdir().expect("tempdir");
     let docs: Vec<String> = (0..10)

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 use support::TestNamespace;
+use support::cli::Cli;
 
 fn chart_dir() -> PathBuf {
     support::repo_root().join("charts/driftless")
@@ -90,20 +91,7 @@ fn install_crd(ns: &TestNamespace) {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let crd = chart_dir().join("crds/gitsyncs.driftless.dev.yaml");
-        let crd = crd.to_str().expect("utf-8 path");
-        check(
-            "kubectl apply --server-side (CRD)",
-            ns.kubectl(&["apply", "--server-side", "-f", crd]),
-        );
-        check(
-            "kubectl wait (CRD Established)",
-            ns.kubectl(&[
-                "wait",
-                "--for=condition=Established",
-                "crd/gitsyncs.driftless.dev",
-                "--timeout=30s",
-            ]),
-        );
+        support::agent::apply_crd(&ns.cluster.kubeconfig, &crd);
     });
 }
 
@@ -150,13 +138,7 @@ async fn chart_lints() {
 
 #[test]
 fn chart_crd_is_what_driftless_crd_prints() {
-    let generated = check(
-        "driftless crd",
-        Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("crd")
-            .output()
-            .expect("run driftless crd"),
-    );
+    let generated = check("driftless crd", Cli::bare().arg("crd").output());
     let file = std::fs::read_to_string(chart_dir().join("crds/gitsyncs.driftless.dev.yaml"))
         .expect("read the chart's CRD");
     assert!(
@@ -335,14 +317,14 @@ async fn weave_flux_values_render_a_gitsync() {
     );
     assert_eq!(after("--listen"), Some("0.0.0.0:8080"));
 
-    // The API server validates the GitSync against the CRD's schema.
+    // Phase 1: The API server validates the GitSync against the CRD's schema.
     let out = dry_run_apply(&ns, &yaml, true);
     assert!(
         out.contains("gitsync.driftless.dev/driftless created (server dry run)"),
         "{out}"
     );
 
-    // git.secretName and the further GitSync settings reach the spec.
+    // Phase 2: git.secretName and the further GitSync settings reach the spec.
     let yaml = template(
         &ns.name,
         &[

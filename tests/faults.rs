@@ -12,65 +12,26 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::git_servers::{GitDaemon, TestRepo, free_port};
+use support::agent::{Agent, install_crd_on};
+use support::git_servers::{GitDaemon, TestRepo};
 use support::{TestNamespace, eventually};
 
 const OBJECTS: usize = 600;
 
-/// `driftless agent` on a kubeconfig, watching one namespace; SIGKILLed when dropped.
-struct AgentProc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl AgentProc {
-    fn start(kubeconfig: &Path, ns: &str, cache: &Path, log: PathBuf) -> AgentProc {
-        let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["agent", "--watch-namespace", ns, "--cache-dir"])
-            .arg(cache)
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .env("DRIFTLESS_LOG", "driftless=debug")
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .expect("agent log"),
-            )
-            .spawn()
-            .expect("start the agent");
-        AgentProc { child, log }
-    }
-
-    /// SIGKILL: no shutdown path runs.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn assert_running(&mut self) {
-        assert!(
-            self.child.try_wait().expect("try_wait").is_none(),
-            "the agent exited; log {}",
-            self.log.display()
-        );
-    }
-}
-
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// `driftless agent` on a kubeconfig, watching one namespace; SIGKILLed when dropped. The cache
+/// and the log outlive it: a restarted agent goes on with both.
+fn start_agent(kubeconfig: &Path, ns: &str, cache: &Path, log: &Path) -> Agent {
+    Agent::builder(kubeconfig, ns)
+        .cache_dir(cache)
+        .log(log)
+        .start()
 }
 
 fn configmaps(from: usize, to: usize) -> String {
@@ -79,33 +40,6 @@ fn configmaps(from: usize, to: usize) -> String {
             format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i:04}\ndata:\n  v: \"{i}\"\n")
         })
         .collect()
-}
-
-fn install_crd(kubeconfig: &Path) {
-    let crd = Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("crd")
-        .output()
-        .expect("driftless crd");
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("crd.yaml");
-    std::fs::write(&path, &crd.stdout).expect("write");
-    let path = path.to_str().expect("utf-8");
-    for args in [
-        vec!["apply", "--server-side", "-f", path],
-        vec![
-            "wait",
-            "--for=condition=Established",
-            "crd/gitsyncs.driftless.dev",
-            "--timeout=60s",
-        ],
-    ] {
-        let out = support::kubectl(kubeconfig, &args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 async fn apply_gitsync(client: &Client, ns: &str, url: &str) {
@@ -240,7 +174,7 @@ async fn agent_sigkilled_mid_apply_and_mid_prune_converges_without_leaks() {
     let work = tempfile::tempdir().expect("dir");
     let log = work.path().join("agent.log");
     let cache = work.path().join("cache");
-    let mut agent = AgentProc::start(&ns.cluster.kubeconfig, &ns.name, &cache, log.clone());
+    let mut agent = start_agent(&ns.cluster.kubeconfig, &ns.name, &cache, &log);
     apply_gitsync(&client, &ns.name, &daemon.url(repo.name())).await;
 
     let at = wait_for_point("mid-apply", &client, &ns.name, |n| n >= 10).await;
@@ -259,7 +193,7 @@ async fn agent_sigkilled_mid_apply_and_mid_prune_converges_without_leaks() {
         "an object leaked out of the inventory"
     );
 
-    let mut agent = AgentProc::start(&ns.cluster.kubeconfig, &ns.name, &cache, log.clone());
+    let mut agent = start_agent(&ns.cluster.kubeconfig, &ns.name, &cache, &log);
     converged(
         &client,
         &ns.name,
@@ -280,7 +214,7 @@ async fn agent_sigkilled_mid_apply_and_mid_prune_converges_without_leaks() {
         after_kill > 100,
         "the prune finished before the kill: no fault injected"
     );
-    let _agent = AgentProc::start(&ns.cluster.kubeconfig, &ns.name, &cache, log.clone());
+    let _agent = start_agent(&ns.cluster.kubeconfig, &ns.name, &cache, &log);
     converged(
         &client,
         &ns.name,
@@ -345,7 +279,7 @@ async fn apiserver_and_etcd_killed_mid_apply_the_agent_retries_and_converges() {
     let cluster = FaultCluster::up();
     let kubeconfig = cluster.kubeconfig();
     let client = support::client_for(&kubeconfig).await;
-    install_crd(&kubeconfig);
+    install_crd_on(&kubeconfig);
     let ns = "faults";
     Api::<Namespace>::all(client.clone())
         .create(
@@ -367,7 +301,7 @@ async fn apiserver_and_etcd_killed_mid_apply_the_agent_retries_and_converges() {
     let daemon = GitDaemon::start(repo.base());
     let work = tempfile::tempdir().expect("dir");
     let log = work.path().join("agent.log");
-    let mut agent = AgentProc::start(&kubeconfig, ns, &work.path().join("cache"), log.clone());
+    let mut agent = start_agent(&kubeconfig, ns, &work.path().join("cache"), &log);
     apply_gitsync(&client, ns, &daemon.url(repo.name())).await;
 
     // kube-apiserver killed mid-apply, down for 5 s, restarted.

@@ -123,7 +123,7 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
     })
     .await;
 
-    // 1. The server goes down for several polls; meanwhile a commit removes `other`.
+    // Phase 1: The server goes down for several polls; meanwhile a commit removes `other`.
     drop(daemon);
     repo.remove("app/other.yaml");
     let v2 = repo.commit(&[("app/gf.yaml", &cm("gf", "2"))], "v2");
@@ -164,9 +164,9 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
     let gs = gitsync(&ns, "gf").await;
     assert!(gs.to_string().contains(&v2), "status names v2: {gs}");
 
-    // 2. Force-push to the older history: followed and applied, with a Warning event. The
-    // fast-forward v1 → v2 above made none (the check runs right after the status is written:
-    // give it a moment).
+    // Phase 2: Force-push to the older history: followed and applied, with a Warning event. The
+    // fast-forward v1 → v2 above made none (the check runs right after the status is written: give
+    // it a moment).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = events(&ns, "gf", "HistoryRewritten");
     assert!(
@@ -206,7 +206,7 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
         "a warning, not a failure"
     );
 
-    // 3. The branch deleted on the server: stalled with a clear reason, nothing pruned.
+    // Phase 3: The branch deleted on the server: stalled with a clear reason, nothing pruned.
     run(git_in(repo.bare_path()).args(["update-ref", "-d", "refs/heads/main"]));
     let message = wait_ready(&ns, "False", "RefNotFound").await;
     eprintln!("deleted branch: {message}");
@@ -244,9 +244,9 @@ async fn git_server_down_force_push_and_deleted_branch_at_the_agent() {
         "nothing pruned"
     );
 
-    // 4. A truncated pack: the server has v4, but its pack is cut in half. A clear failure,
-    // nothing applied; the intact repository back: v4 applied.
-    // The branch back: recovers by itself, no longer Stalled.
+    // Phase 4: A truncated pack: the server has v4, but its pack is cut in half. A clear failure,
+    // nothing applied; the intact repository back: v4 applied. The branch back: recovers by itself,
+    // no longer Stalled.
     run(git_in(repo.bare_path()).args(["update-ref", "refs/heads/main", &v1]));
     wait_ready(&ns, "True", "Succeeded").await;
     assert_eq!(stalled(&gitsync(&ns, "gf").await), None, "Stalled removed");
@@ -386,22 +386,10 @@ async fn a_full_or_read_only_cache_is_a_clear_error_and_recovers() {
     let _daemon = Daemon::start(repo.base(), port);
     let url = format!("git://127.0.0.1:{port}/{}", repo.name());
     let fs = SmallFs::mount("8m");
-    support::agent::install_crd(&ns);
-    let log = tempfile::NamedTempFile::new().expect("log");
-    // Killed when dropped, like the daemon.
-    let _agent = Daemon {
-        child: Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("--kubeconfig")
-            .arg(&ns.cluster.kubeconfig)
-            .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
-            .arg(fs.path().join("cache"))
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .env("DRIFTLESS_LOG", "driftless=debug")
-            .stdout(Stdio::null())
-            .stderr(log.reopen().expect("log"))
-            .spawn()
-            .expect("start the agent"),
-    };
+    // Its cache on the small file system; killed when dropped, like the daemon.
+    let _agent = Agent::for_namespace(&ns)
+        .cache_dir(&fs.path().join("cache"))
+        .start();
     create_gitsync(
         &ns,
         "gf",

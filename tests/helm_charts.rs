@@ -16,30 +16,20 @@ use std::time::Duration;
 use driftless::cluster::Catalog;
 use driftless::object::Manifest;
 use driftless::render::spec::HelmSpec;
-use driftless::render::{Capabilities, RenderContext, RenderSpec, Tools, render};
+use driftless::render::{Capabilities, RenderContext, RenderSpec, render};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use serde_json::{Value, json};
 use support::agent::{Agent, create_gitsync, events, gitsync, install_crd, ready};
+use support::cli::Cli;
 use support::git_servers::{ChartRepoServer, GitDaemon, TestRepo};
+use support::render::{text, tools};
 use support::{TestNamespace, cluster, cluster_bin, eventually, kubeconfig_path};
 
 fn chart_dir(name: &str) -> PathBuf {
     support::repo_root()
         .join("tests/fixtures/charts")
         .join(name)
-}
-
-fn tools() -> Tools {
-    Tools {
-        kustomize: cluster_bin("kustomize"),
-        helm: cluster_bin("helm"),
-        ..Tools::default()
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The fixture chart's files, as (path in the test repository, content).
@@ -147,16 +137,11 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
 
 /// The `driftless` binary with the dev cluster's kubeconfig (or `kubeconfig`) and tools.
 fn driftless(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
+    Cli::on(kubeconfig)
         .arg("--helm-bin")
         .arg(cluster_bin("helm"))
         .args(args)
-        .env_remove("KUBECONFIG")
-        .env_remove("DRIFTLESS_LOG")
         .output()
-        .expect("run driftless")
 }
 
 fn rendered_objects(out: &Output) -> Vec<Value> {
@@ -178,7 +163,7 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
         caps.kube_version
     );
 
-    // Without the cluster's version, Helm assumes v1.20 and the chart refuses to render.
+    // Phase 1: Without the cluster's version, Helm assumes v1.20 and the chart refuses to render.
     let err = render_chart("capable", "apps", None)
         .await
         .expect_err("helm's default v1.20");
@@ -229,7 +214,7 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
         "the subchart takes the parent's values"
     );
 
-    // The CLI renders the same with the cluster of its kubeconfig.
+    // Phase 2: The CLI renders the same with the cluster of its kubeconfig.
     let dir = chart_dir("capable");
     let dir = dir.to_str().expect("utf-8");
     let mut cli = rendered_objects(&driftless(
@@ -244,8 +229,8 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
     }
     assert_eq!(as_set(&cli), as_set(&ours));
 
-    // One `helm template`: the chart's CRDs in crds/ are read before rendering, not found by a
-    // second pass (which only a CRD made by a template needs).
+    // Phase 3: One `helm template`: the chart's CRDs in crds/ are read before rendering, not found
+    // by a second pass (which only a CRD made by a template needs).
     let scratch = tempfile::tempdir().expect("tempdir");
     let calls = scratch.path().join("calls");
     let wrapper = scratch.path().join("helm");
@@ -280,7 +265,7 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
         "{runs}"
     );
 
-    // Told an older version, the CLI says why the chart refuses, once.
+    // Phase 4: Told an older version, the CLI says why the chart refuses, once.
     let old = driftless(
         &kubeconfig_path(),
         &[
@@ -299,7 +284,7 @@ async fn a_chart_renders_for_the_clusters_capabilities_as_helm_template_does() {
     assert_eq!(stderr.matches(refusal).count(), 1, "{stderr}");
     assert_eq!(stderr.matches("helm failed").count(), 1, "{stderr}");
 
-    // Without a cluster, it says what it assumed.
+    // Phase 5: Without a cluster, it says what it assumed.
     let nowhere = tempfile::tempdir().expect("tempdir");
     let missing = nowhere.path().join("no-kubeconfig");
     let offline = driftless(&missing, &["render", dir, "--namespace", "apps"]);
@@ -342,12 +327,6 @@ async fn random_values_are_reported_by_the_cli_without_their_values() {
     assert!(!stderr.contains(&password), "{stderr}");
 }
 
-/// An agent rendering with the dev cluster's pinned `helm`.
-fn start_agent(ns: &TestNamespace) -> Agent {
-    let helm = cluster_bin("helm");
-    Agent::start_with(ns, &["--helm-bin", helm.to_str().expect("utf-8")])
-}
-
 async fn wait_applied(ns: &TestNamespace, name: &str, revision: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -385,7 +364,7 @@ async fn the_agent_applies_a_chart_for_its_cluster_and_keeps_what_helm_keeps() {
     let gone = ns.kubectl(&["delete", "crd", GADGETS, "--ignore-not-found", "--wait"]);
     assert!(gone.status.success(), "{}", text(&gone.stderr));
     let (repo, daemon) = serve_chart("capable", "chart");
-    let agent = start_agent(&ns);
+    let agent = Agent::start_with_render_tools(&ns);
     let spec = |keep_claim: bool| {
         json!({
             "url": daemon.url(repo.name()), "path": "chart", "pollInterval": "1s",
@@ -403,7 +382,7 @@ async fn the_agent_applies_a_chart_for_its_cluster_and_keeps_what_helm_keeps() {
     let pdb = ns.kubectl(&["get", "pdb", "capable", "-n", &ns.name]);
     assert!(pdb.status.success(), "{}", text(&pdb.stderr));
 
-    // Installed first, an upgrade from then on (the drift interval re-syncs every 2 s).
+    // Phase 1: Installed first, an upgrade from then on (the drift interval re-syncs every 2 s).
     let first = cms.get("capable-release").await.expect("release ConfigMap");
     let installed = mode(first.clone());
     eventually(
@@ -417,7 +396,7 @@ async fn the_agent_applies_a_chart_for_its_cluster_and_keeps_what_helm_keeps() {
     .await;
     assert_eq!(installed.as_deref(), Some("install"), "{}", agent.log());
 
-    // Re-syncs change nothing: the same objects at the same resource versions.
+    // Phase 2: Re-syncs change nothing: the same objects at the same resource versions.
     let names = [
         "capable-info",
         "capable-release",
@@ -450,7 +429,7 @@ async fn the_agent_applies_a_chart_for_its_cluster_and_keeps_what_helm_keeps() {
         "{latest}"
     );
 
-    // The claim leaves the chart: kept (helm.sh/resource-policy: keep), the rest applied.
+    // Phase 3: The claim leaves the chart: kept (helm.sh/resource-policy: keep), the rest applied.
     create_gitsync(&ns, "capable", spec(false)).await;
     eventually(
         "the new values applied",
@@ -485,7 +464,7 @@ async fn lookup_keeps_a_generated_secret_and_random_values_are_reported_once() {
     let ns = TestNamespace::new("charts-lookup").await;
     install_crd(&ns);
     let (repo, daemon) = serve_chart("keeper", "keeper");
-    let agent = start_agent(&ns);
+    let agent = Agent::start_with_render_tools(&ns);
     let spec = |lookup: bool, release: &str| {
         json!({
             "url": daemon.url(repo.name()), "path": "keeper", "pollInterval": "1s",
@@ -508,13 +487,13 @@ async fn lookup_keeps_a_generated_secret_and_random_values_are_reported_once() {
     };
     let kept = password("kept-db").await;
 
-    // A new commit renders again: lookup finds the Secret and keeps its password.
+    // Phase 1: A new commit renders again: lookup finds the Secret and keeps its password.
     repo.commit(&[("keeper/NOTES.md", "a new commit\n")], "another commit");
     repo.push();
     wait_applied(&ns, "kept", &repo.head()).await;
     assert_eq!(password("kept-db").await, kept, "{}", agent.log());
 
-    // What driftless applied is what `helm template --dry-run=server` renders now.
+    // Phase 2: What driftless applied is what `helm template --dry-run=server` renders now.
     let out = Command::new(cluster_bin("helm"))
         .args(["template", "kept"])
         .arg(chart_dir("keeper"))
@@ -534,8 +513,8 @@ async fn lookup_keeps_a_generated_secret_and_random_values_are_reported_once() {
     };
     assert_eq!(theirs["data"]["password"], b64(&kept));
 
-    // Without lookup the chart renders a new password each time: reported once per revision,
-    // naming the object and field, never the value.
+    // Phase 3: Without lookup the chart renders a new password each time: reported once per
+    // revision, naming the object and field, never the value.
     wait_applied(&ns, "random", &repo.head()).await;
     let reported = eventually(
         "an UnstableRender event",
@@ -666,7 +645,7 @@ async fn missing_dependencies_are_built_from_their_repository_and_the_repository
         server.log()
     );
 
-    // As `helm dependency build` and `helm template` give them, run by hand.
+    // Phase 1: As `helm dependency build` and `helm template` give them, run by hand.
     let app = repo.join("charts/app");
     let app = app.to_str().expect("utf-8");
     helm(&["dependency", "build", app], &home);
@@ -686,7 +665,7 @@ async fn missing_dependencies_are_built_from_their_repository_and_the_repository
     let theirs: Vec<Value> = theirs.into_iter().filter(Value::is_object).collect();
     assert_eq!(as_set(&ours), as_set(&theirs));
 
-    // With the repository gone, the message names the dependency and its repository, once.
+    // Phase 2: With the repository gone, the message names the dependency and its repository, once.
     let url = server.url();
     drop(server);
     std::fs::remove_dir_all(repo.join("charts/app/charts")).expect("rm charts/");
@@ -712,7 +691,7 @@ async fn lookup_reads_the_cluster_as_the_gitsyncs_service_account() {
     let sa = ns.kubectl(&["create", "serviceaccount", "no-secrets", "-n", &ns.name]);
     assert!(sa.status.success(), "{}", text(&sa.stderr));
     let (repo, daemon) = serve_chart("keeper", "keeper");
-    let agent = start_agent(&ns);
+    let agent = Agent::start_with_render_tools(&ns);
     create_gitsync(
         &ns,
         "confined",

@@ -15,71 +15,18 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
-use support::TestNamespace;
+use support::cli::{Cli, Run};
+use support::{DeleteOnDrop, TestNamespace};
 use tempfile::TempDir;
-
-/// The outcome of one `driftless` process.
-struct Run {
-    args: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn failed_with(&self, needles: &[&str]) -> &Self {
-        assert!(
-            self.code.is_some_and(|c| c != 0),
-            "driftless {} should fail; exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.args,
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        for n in needles {
-            assert!(
-                self.stderr.contains(n),
-                "stderr of driftless {} should mention {n:?}:\n{}",
-                self.args,
-                self.stderr
-            );
-        }
-        self
-    }
-
-    fn succeeded(&self) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "driftless {} failed\n--- stdout\n{}\n--- stderr\n{}",
-            self.args,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
 
 /// Runs the `driftless` binary against the dev cluster, with extra environment variables.
 fn driftless(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_driftless"));
-    cmd.arg("--kubeconfig")
-        .arg(support::kubeconfig_path())
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env_remove("DRIFTLESS_LOG")
+    Cli::new()
         .env_remove("POD_NAMESPACE")
-        .env_remove("POD_NAME");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run driftless");
-    Run {
-        args: args.join(" "),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .env_remove("POD_NAME")
+        .args(args)
+        .envs(env)
+        .run()
 }
 
 fn configmap(name: &str, value: &str) -> String {
@@ -92,7 +39,7 @@ struct Case {
     dir: TempDir,
     /// resourceVersions of keep-a and keep-b after the good apply.
     versions: Vec<String>,
-    _inventory: InventoryCleanup,
+    _inventory: DeleteOnDrop,
 }
 
 impl Case {
@@ -100,7 +47,7 @@ impl Case {
         let ns = TestNamespace::new(prefix).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let mut case = Case {
-            _inventory: InventoryCleanup(ns.name.clone()),
+            _inventory: DeleteOnDrop::inventory(&ns.name),
             ns,
             dir,
             versions: Vec::new(),
@@ -258,30 +205,13 @@ fn measured(case: &Case) -> (Run, u64) {
     let dir = case.dir.path().to_str().expect("utf-8");
     let ns = case.ns.name.as_str();
     let report_arg = report.to_str().expect("utf-8").to_string();
-    let exe = env!("CARGO_BIN_EXE_driftless");
-    let kubeconfig = support::kubeconfig_path();
-    let kubeconfig = kubeconfig.to_str().expect("utf-8");
-    let args = [
-        "-f",
-        "%M",
-        "-o",
-        &report_arg,
-        exe,
-        "--kubeconfig",
-        kubeconfig,
-        "apply",
-        dir,
-        "--inventory",
-        ns,
-        "-n",
-        ns,
-        "--prune",
-    ];
-    let out = std::process::Command::new("/usr/bin/time")
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run /usr/bin/time driftless (apt-get install time)");
+    assert!(
+        std::path::Path::new("/usr/bin/time").exists(),
+        "cannot run /usr/bin/time driftless (apt-get install time)"
+    );
+    let run = Cli::under("/usr/bin/time", &["-f", "%M", "-o", &report_arg])
+        .args(["apply", dir, "--inventory", ns, "-n", ns, "--prune"])
+        .run();
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     let _ = std::fs::remove_file(&report);
     let peak = text
@@ -289,12 +219,6 @@ fn measured(case: &Case) -> (Run, u64) {
         .filter_map(|l| l.trim().parse::<u64>().ok())
         .next_back()
         .unwrap_or_else(|| panic!("no peak RSS in /usr/bin/time's report: {text:?}"));
-    let run = Run {
-        args: args[4..].join(" "),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
     (run, peak)
 }
 
@@ -453,12 +377,13 @@ async fn the_agents_own_namespace_and_deployment_are_never_pruned_or_recreated()
         args.extend(extra);
         driftless(&args, &env)
     };
-    let _cleanup = InventoryCleanup(inventory.clone());
+    let _cleanup = DeleteOnDrop::inventory(&inventory);
     apply(&[]).succeeded();
     let deployments: Api<Deployment> = Api::namespaced(ns_probe.client(), &ns);
     let uid = deployments.get("agent").await.expect("agent").metadata.uid;
 
-    // A commit that drops the Namespace and the Deployment (and adds new-c): refused whole.
+    // Phase 1: A commit that drops the Namespace and the Deployment (and adds new-c): refused
+    // whole.
     std::fs::remove_file(dir.path().join("ns.yaml")).expect("rm");
     std::fs::remove_file(dir.path().join("agent.yaml")).expect("rm");
     write("new-c.yaml", &configmap("new-c", "1"));
@@ -478,7 +403,7 @@ async fn the_agents_own_namespace_and_deployment_are_never_pruned_or_recreated()
         uid
     );
 
-    // `--force` on an immutable change of the agent's Deployment would delete it: refused.
+    // Phase 2: `--force` on an immutable change of the agent's Deployment would delete it: refused.
     std::fs::remove_file(dir.path().join("new-c.yaml")).expect("rm");
     write(
         "ns.yaml",
@@ -494,7 +419,7 @@ async fn the_agents_own_namespace_and_deployment_are_never_pruned_or_recreated()
         uid
     );
 
-    // The same Deployment outside the agent's namespace is an ordinary object: recreated.
+    // Phase 3: The same Deployment outside the agent's namespace is an ordinary object: recreated.
     let other = TestNamespace::new("hostile-other").await;
     let odir = tempfile::tempdir().expect("dir");
     std::fs::write(
@@ -504,7 +429,7 @@ async fn the_agents_own_namespace_and_deployment_are_never_pruned_or_recreated()
     .expect("w");
     let od = odir.path().to_str().expect("utf-8");
     let oinv = other.name.clone();
-    let _ocleanup = InventoryCleanup(oinv.clone());
+    let _ocleanup = DeleteOnDrop::inventory(&oinv);
     let oapply = || driftless(&["apply", od, "--inventory", &oinv, "--force"], &env);
     oapply().succeeded();
     std::fs::write(
@@ -513,26 +438,4 @@ async fn the_agents_own_namespace_and_deployment_are_never_pruned_or_recreated()
     )
     .expect("w");
     oapply().succeeded();
-}
-
-/// Deletes an inventory's shards when dropped (they live outside the test namespace).
-struct InventoryCleanup(String);
-
-impl Drop for InventoryCleanup {
-    fn drop(&mut self) {
-        let selector = format!("driftless.dev/inventory-shard={}", self.0);
-        let _ = support::kubectl(
-            &support::kubeconfig_path(),
-            &[
-                "delete",
-                "configmap",
-                "-n",
-                "driftless-system",
-                "-l",
-                &selector,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-        );
-    }
 }

@@ -7,15 +7,13 @@ use std::process::{Command, Output};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use support::TestNamespace;
+use support::cli::Cli;
 
 fn identity(ns: &TestNamespace, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("--kubeconfig")
-        .arg(&ns.cluster.kubeconfig)
+    let out = Cli::on(&ns.cluster.kubeconfig)
         .args(["identity", "-n", &ns.name])
         .args(args)
-        .output()
-        .expect("run driftless identity");
+        .output();
     assert!(
         out.status.success(),
         "identity failed: {}",
@@ -104,9 +102,7 @@ async fn azure_devops_urls_get_rsa_4096_and_the_type_can_be_forced() {
     ));
     assert!(ecdsa.starts_with("ecdsa-sha2-nistp521 "), "{ecdsa}");
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .arg("--kubeconfig")
-        .arg(&ns.cluster.kubeconfig)
+    let bad = Cli::on(&ns.cluster.kubeconfig)
         .args([
             "identity",
             "-n",
@@ -116,8 +112,7 @@ async fn azure_devops_urls_get_rsa_4096_and_the_type_can_be_forced() {
             "--ssh-key-type",
             "dsa",
         ])
-        .output()
-        .expect("run");
+        .output();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown SSH key type \"dsa\""));
 }

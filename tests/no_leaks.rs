@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use serde_json::json;
 use support::agent::{Agent, create_gitsync, gitsync, http, ready};
+use support::cli::Cli;
 use support::git_servers::{GitDaemon, HostKey, HttpGitServer, SshGitServer, TestRepo, UserKey};
 use support::{TestNamespace, cluster_bin, eventually, kubeconfig_path};
 
@@ -205,6 +206,7 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
     )
     .await;
 
+    // Phase 1: an agent, and a GitSync for every way of authenticating (or failing to).
     let agent = start_agent(&ns);
     let spec = |url: &str, path: &str, secret: &str| {
         json!({"url": url, "ref": {"branch": "main"}, "path": path, "secretRef": {"name": secret},
@@ -230,135 +232,14 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
     )
     .await;
 
-    wait_reason(&ns, "ssh", "True").await;
-    wait_reason(&ns, "https", "True").await;
-    let (reason, _) = wait_reason(&ns, "https-wrong", "False").await;
-    assert_eq!(reason, "FetchFailed");
-    let (reason, _) = wait_reason(&ns, "ssh-refused", "False").await;
-    assert_eq!(reason, "FetchFailed");
-    wait_reason(&ns, "url-token", "True").await;
-    let (reason, _) = wait_reason(&ns, "url-only", "False").await;
-    assert_eq!(reason, "FetchFailed");
+    // Phase 2: every GitSync settles.
     let masked = https.url(repo.name()).replacen("://", "://***@", 1);
-    for name in ["url-token", "url-only"] {
-        let gs = gitsync(&ns, name).await;
-        let warning = gs["status"]["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == "CredentialsInURL"))
-            .cloned()
-            .unwrap_or_else(|| panic!("{name}: no CredentialsInURL condition: {gs}"));
-        assert_eq!(warning["status"], "True", "{name}: {warning}");
-        assert_eq!(warning["reason"], "CredentialsInURL", "{name}: {warning}");
-        let message = warning["message"].as_str().unwrap_or_default();
-        assert!(
-            message.contains(&masked) && message.contains("secretRef"),
-            "{name}: names the masked URL and the way out: {message}"
-        );
-        let events = support::agent::events(&ns, name, "CredentialsInURL");
-        assert!(
-            events
-                .iter()
-                .any(|(type_, note)| type_ == "Warning" && note.contains(&masked)),
-            "{name}: a Warning event: {events:?}"
-        );
-    }
-    let (_, message) = wait_reason(&ns, "echo", "False").await;
-    assert!(
-        message.contains("secret-echo") && message.contains("***"),
-        "the refusal names the Secret and masks its value: {message}"
-    );
-    // A few more polls, so failures are retried and logged again.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    phase_every_gitsync_settles_as_it_should(&ns, &masked).await;
 
-    let mut outputs: Vec<(&str, String)> = Vec::new();
-    let body = serde_json::to_vec(&json!({"url": ssh_url, "branch": "main"})).expect("json");
-    for (name, headers) in [
-        (
-            "webhook: wrong token",
-            vec!["Authorization: Bearer wrong".to_string()],
-        ),
-        (
-            "webhook: right token",
-            vec![format!("Authorization: Bearer {WEBHOOK_TOKEN}")],
-        ),
-        (
-            "webhook: bad signature",
-            vec!["X-Hub-Signature-256: sha256=00".to_string()],
-        ),
-    ] {
-        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-        let path = if name.contains("signature") {
-            "/hook/github"
-        } else {
-            "/hook/generic"
-        };
-        let (code, text) = http(agent.port, "POST", path, &headers, &body);
-        outputs.push((name, format!("{code} {text}")));
-    }
-    let (_, metrics) = http(agent.port, "GET", "/metrics", &[], b"");
-    outputs.push(("metrics", metrics));
-    let text = |o: std::process::Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
-    outputs.push((
-        "events",
-        text(ns.kubectl(&["get", "events", "-n", &ns.name, "-o", "json"])),
-    ));
-    outputs.push((
-        "GitSyncs",
-        text(ns.kubectl(&["get", "gitsyncs", "-n", &ns.name, "-o", "json"])),
-    ));
-    outputs.push((
-        "GitSync statuses",
-        text(ns.kubectl(&[
-            "get",
-            "gitsyncs",
-            "-n",
-            &ns.name,
-            "-o",
-            "jsonpath={.items[*].status}",
-        ])),
-    ));
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("--kubeconfig")
-            .arg(&ns.cluster.kubeconfig)
-            .args(args)
-            .env("DRIFTLESS_LOG", "debug")
-            .output()
-            .expect("driftless");
-        text(out)
-    };
-    outputs.push(("driftless status", cli(&["status", "-n", &ns.name])));
-    for name in [
-        "ssh",
-        "https-wrong",
-        "ssh-refused",
-        "echo",
-        "url-token",
-        "url-only",
-    ] {
-        outputs.push((
-            "driftless status NAME",
-            cli(&["status", name, "-n", &ns.name]),
-        ));
-    }
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(dir.path().join("secret.yaml"), &echoed).expect("write");
-    let d = dir.path().to_str().expect("utf-8");
+    // Phase 3: capture every output a credential could leak into.
     let inventory = format!("{}-cli", ns.name);
-    outputs.push((
-        "driftless apply",
-        cli(&["apply", d, "--inventory", &inventory, "-n", &ns.name]),
-    ));
-    outputs.push((
-        "driftless diff",
-        cli(&["diff", d, "--inventory", &inventory, "-n", &ns.name]),
-    ));
+    let mut outputs = capture_the_webhooks_and_metrics(&agent, &ssh_url);
+    outputs.extend(capture_the_cluster_and_the_cli(&ns, &echoed, &inventory));
     let log = agent.log();
     drop(agent);
     let (samples, ps_text) = ps.finish();
@@ -378,6 +259,7 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
     let all: String = outputs.iter().map(|(_, o)| o.as_str()).collect();
     assert!(all.contains("401"), "the wrong-token webhook was refused");
 
+    // Phase 4: no planted credential in any capture.
     let mut secrets: Vec<(String, String)> = vec![
         ("HTTPS password".into(), HTTPS_PASSWORD.into()),
         ("wrong HTTPS password".into(), WRONG_PASSWORD.into()),
@@ -440,6 +322,152 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
             "--ignore-not-found",
         ],
     );
+}
+
+/// Every GitSync reaches the state its credentials allow; those with a token in the URL are
+/// warned about it (the masked URL, `masked`, named); the refused Secret is named and masked.
+async fn phase_every_gitsync_settles_as_it_should(ns: &TestNamespace, masked: &str) {
+    wait_reason(ns, "ssh", "True").await;
+    wait_reason(ns, "https", "True").await;
+    let (reason, _) = wait_reason(ns, "https-wrong", "False").await;
+    assert_eq!(reason, "FetchFailed");
+    let (reason, _) = wait_reason(ns, "ssh-refused", "False").await;
+    assert_eq!(reason, "FetchFailed");
+    wait_reason(ns, "url-token", "True").await;
+    let (reason, _) = wait_reason(ns, "url-only", "False").await;
+    assert_eq!(reason, "FetchFailed");
+    for name in ["url-token", "url-only"] {
+        let gs = gitsync(ns, name).await;
+        let warning = gs["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "CredentialsInURL"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: no CredentialsInURL condition: {gs}"));
+        assert_eq!(warning["status"], "True", "{name}: {warning}");
+        assert_eq!(warning["reason"], "CredentialsInURL", "{name}: {warning}");
+        let message = warning["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(masked) && message.contains("secretRef"),
+            "{name}: names the masked URL and the way out: {message}"
+        );
+        let events = support::agent::events(ns, name, "CredentialsInURL");
+        assert!(
+            events
+                .iter()
+                .any(|(type_, note)| type_ == "Warning" && note.contains(masked)),
+            "{name}: a Warning event: {events:?}"
+        );
+    }
+    let (_, message) = wait_reason(ns, "echo", "False").await;
+    assert!(
+        message.contains("secret-echo") && message.contains("***"),
+        "the refusal names the Secret and masks its value: {message}"
+    );
+    // A few more polls, so failures are retried and logged again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+}
+
+/// What the agent's HTTP endpoints answer: the webhooks (right and wrong credentials) and
+/// `/metrics`.
+fn capture_the_webhooks_and_metrics(agent: &Agent, ssh_url: &str) -> Vec<(&'static str, String)> {
+    let mut outputs: Vec<(&'static str, String)> = Vec::new();
+    let body = serde_json::to_vec(&json!({"url": ssh_url, "branch": "main"})).expect("json");
+    for (name, headers) in [
+        (
+            "webhook: wrong token",
+            vec!["Authorization: Bearer wrong".to_string()],
+        ),
+        (
+            "webhook: right token",
+            vec![format!("Authorization: Bearer {WEBHOOK_TOKEN}")],
+        ),
+        (
+            "webhook: bad signature",
+            vec!["X-Hub-Signature-256: sha256=00".to_string()],
+        ),
+    ] {
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let path = if name.contains("signature") {
+            "/hook/github"
+        } else {
+            "/hook/generic"
+        };
+        let (code, text) = http(agent.port, "POST", path, &headers, &body);
+        outputs.push((name, format!("{code} {text}")));
+    }
+    let (_, metrics) = http(agent.port, "GET", "/metrics", &[], b"");
+    outputs.push(("metrics", metrics));
+    outputs
+}
+
+/// What the cluster holds (events, GitSyncs, their status) and what the CLI prints (`status`,
+/// and `apply`/`diff` of the Secret the API server echoes).
+fn capture_the_cluster_and_the_cli(
+    ns: &TestNamespace,
+    echoed: &str,
+    inventory: &str,
+) -> Vec<(&'static str, String)> {
+    let mut outputs: Vec<(&'static str, String)> = Vec::new();
+    let text = |o: std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    outputs.push((
+        "events",
+        text(ns.kubectl(&["get", "events", "-n", &ns.name, "-o", "json"])),
+    ));
+    outputs.push((
+        "GitSyncs",
+        text(ns.kubectl(&["get", "gitsyncs", "-n", &ns.name, "-o", "json"])),
+    ));
+    outputs.push((
+        "GitSync statuses",
+        text(ns.kubectl(&[
+            "get",
+            "gitsyncs",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.items[*].status}",
+        ])),
+    ));
+    let cli = |args: &[&str]| {
+        text(
+            Cli::on(&ns.cluster.kubeconfig)
+                .args(args)
+                .env("DRIFTLESS_LOG", "debug")
+                .output(),
+        )
+    };
+    outputs.push(("driftless status", cli(&["status", "-n", &ns.name])));
+    for name in [
+        "ssh",
+        "https-wrong",
+        "ssh-refused",
+        "echo",
+        "url-token",
+        "url-only",
+    ] {
+        outputs.push((
+            "driftless status NAME",
+            cli(&["status", name, "-n", &ns.name]),
+        ));
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("secret.yaml"), echoed).expect("write");
+    let d = dir.path().to_str().expect("utf-8");
+    outputs.push((
+        "driftless apply",
+        cli(&["apply", d, "--inventory", inventory, "-n", &ns.name]),
+    ));
+    outputs.push((
+        "driftless diff",
+        cli(&["diff", d, "--inventory", inventory, "-n", &ns.name]),
+    ));
+    outputs
 }
 
 /// Every file name under `dir`, recursively.

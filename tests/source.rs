@@ -638,7 +638,7 @@ async fn descends_from_tells_a_fast_forward_from_a_rewritten_history() {
     let req = request(&url, Some(GitRef::branch("main").expect("ref")));
     cache.fetch(&req).await.expect("c1");
 
-    // Fast-forward by two commits (the one between is never fetched).
+    // Phase 1: Fast-forward by two commits (the one between is never fetched).
     let c2 = repo.commit(&[("a.yaml", "a: 2\n")], "c2");
     let c3 = repo.commit(&[("a.yaml", "a: 3\n")], "c3");
     repo.push();
@@ -668,7 +668,7 @@ async fn descends_from_tells_a_fast_forward_from_a_rewritten_history() {
         "the scratch repository is removed: {left:?}"
     );
 
-    // Reset to an older commit: the new one is an ancestor of the old, not a descendant.
+    // Phase 2: Reset to an older commit: the new one is an ancestor of the old, not a descendant.
     repo.force_push_to(&c2);
     let at_c2 = cache.fetch(&req).await.expect("c2").revision;
     assert_eq!(at_c2.sha, c2);
@@ -678,7 +678,7 @@ async fn descends_from_tells_a_fast_forward_from_a_rewritten_history() {
         "reset to older"
     );
 
-    // A diverged rewrite: c4 on c2, replacing c3.
+    // Phase 3: A diverged rewrite: c4 on c2, replacing c3.
     let c4 = repo.commit(&[("a.yaml", "a: 4\n")], "c4 instead of c3");
     repo.push();
     let at_c4 = cache.fetch(&req).await.expect("c4").revision;
@@ -690,19 +690,19 @@ async fn descends_from_tells_a_fast_forward_from_a_rewritten_history() {
     );
     assert_eq!(cache.descends_from(&req, &c2, &at_c4).await, Some(true));
 
-    // The cache keeps working as before: the next commit is fetched as usual.
+    // Phase 4: The cache keeps working as before: the next commit is fetched as usual.
     let c5 = repo.commit(&[("a.yaml", "a: 5\n")], "c5");
     repo.push();
     let at_c5 = cache.fetch(&req).await.expect("c5").revision;
     assert_eq!(at_c5.sha, c5);
     assert_eq!(cache.descends_from(&req, &c4, &at_c5).await, Some(true));
 
-    // A fresh cache (a restarted agent) that never saw the old commit fetches it by id.
+    // Phase 5: A fresh cache (a restarted agent) that never saw the old commit fetches it by id.
     let at_c5 = fresh.fetch(&req).await.expect("c5").revision;
     assert_eq!(fresh.descends_from(&req, &c1, &at_c5).await, Some(true));
     assert_eq!(fresh.descends_from(&req, &c3, &at_c5).await, Some(false));
 
-    // Only branches: a tag is not asked about, nor is a status that is not a commit id.
+    // Phase 6: Only branches: a tag is not asked about, nor is a status that is not a commit id.
     let tag = request(&url, Some(GitRef::tag("v1").expect("ref")));
     let at_v1 = cache.fetch(&tag).await.expect("v1").revision;
     assert_eq!(cache.descends_from(&tag, &c4, &at_v1).await, None);

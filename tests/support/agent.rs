@@ -1,6 +1,8 @@
 //! Running a real `driftless agent` process against the dev cluster, and reading and writing
 //! GitSyncs, for the agent's end-to-end tests.
 
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
@@ -8,43 +10,88 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::TestNamespace;
+use super::cli::{Cli, render_tool_args};
 
 /// A running `driftless agent`, killed when dropped.
 pub struct Agent {
     pub child: Child,
     pub port: u16,
-    _cache: tempfile::TempDir,
-    log: std::path::PathBuf,
+    /// The default cache and log directory, when the builder was given none.
+    _scratch: Option<tempfile::TempDir>,
+    cache: PathBuf,
+    log: PathBuf,
 }
 
-impl Agent {
-    pub fn start(ns: &TestNamespace) -> Agent {
-        Self::start_with(ns, &[])
+/// How to start a `driftless agent`: [`Agent::builder`] for any cluster, [`Agent::start`] and
+/// friends for the test namespace of the dev cluster.
+pub struct AgentBuilder {
+    kubeconfig: PathBuf,
+    namespace: String,
+    extra: Vec<OsString>,
+    env: Vec<(String, String)>,
+    cache: Option<PathBuf>,
+    log: Option<PathBuf>,
+}
+
+impl AgentBuilder {
+    /// Arguments after `agent` (global flags such as `--helm-bin` are accepted there too).
+    pub fn args<S: AsRef<OsStr>>(mut self, extra: &[S]) -> Self {
+        self.extra
+            .extend(extra.iter().map(|a| a.as_ref().to_os_string()));
+        self
     }
 
-    pub fn start_with(ns: &TestNamespace, extra: &[&str]) -> Agent {
-        Self::start_with_env(ns, extra, &[])
+    /// `--kustomize-bin` and `--helm-bin`: the dev cluster's pinned tools.
+    pub fn render_tools(self) -> Self {
+        self.args(&render_tool_args())
     }
 
-    /// An agent with `extra` arguments after `agent` (global flags such as `--helm-bin` are
-    /// accepted there too) and `env` set on top of the defaults (`DRIFTLESS_LOG=driftless=debug`,
-    /// [`GITHUB_SECRET`]): a variable given in `env` replaces the default.
-    pub fn start_with_env(ns: &TestNamespace, extra: &[&str], env: &[(&str, &str)]) -> Agent {
-        install_crd(ns);
-        let cache = tempfile::tempdir().expect("cache dir");
-        let log = cache.path().join("agent.log");
-        let file = std::fs::File::create(&log).expect("log file");
+    /// Variables set on top of the defaults (`DRIFTLESS_LOG=driftless=debug`,
+    /// [`GITHUB_SECRET`]): a variable given here replaces the default.
+    pub fn envs(mut self, env: &[(&str, &str)]) -> Self {
+        self.env.extend(
+            env.iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        );
+        self
+    }
+
+    /// The `--cache-dir` (default: a temporary directory of the agent's own).
+    pub fn cache_dir(mut self, dir: &Path) -> Self {
+        self.cache = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The file stderr is appended to (default: `agent.log` in a temporary directory), so that
+    /// a restarted agent can go on writing the same log.
+    pub fn log(mut self, file: &Path) -> Self {
+        self.log = Some(file.to_path_buf());
+        self
+    }
+
+    /// Spawns the agent; it listens on a free loopback port.
+    pub fn start(self) -> Agent {
+        let scratch = (self.cache.is_none() || self.log.is_none())
+            .then(|| tempfile::tempdir().expect("cache dir"));
+        let in_scratch = |name: &str| scratch.as_ref().expect("scratch dir").path().join(name);
+        let cache = self.cache.unwrap_or_else(|| in_scratch("cache"));
+        let log = self.log.unwrap_or_else(|| in_scratch("agent.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let port = super::git_servers::free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("--kubeconfig")
-            .arg(&ns.cluster.kubeconfig)
-            .args(["agent", "--watch-namespace", &ns.name, "--cache-dir"])
-            .arg(cache.path().join("cache"))
-            .args(extra)
+        let mut cmd = Cli::on(&self.kubeconfig)
+            .args(["agent", "--watch-namespace", &self.namespace, "--cache-dir"])
+            .arg(&cache)
+            .args(&self.extra)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("DRIFTLESS_LOG", "driftless=debug")
             .env("DRIFTLESS_GITHUB_SECRET", GITHUB_SECRET)
-            .envs(env.iter().copied())
+            .command();
+        let child = cmd
+            .envs(self.env)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -52,14 +99,71 @@ impl Agent {
         Agent {
             child,
             port,
-            _cache: cache,
+            _scratch: scratch,
+            cache,
             log,
         }
     }
+}
+
+impl Agent {
+    /// An agent on `kubeconfig` watching `namespace`. It installs no CRD: on the dev cluster
+    /// [`Agent::start`] does, elsewhere call [`install_crd_on`] first.
+    pub fn builder(kubeconfig: &Path, namespace: &str) -> AgentBuilder {
+        AgentBuilder {
+            kubeconfig: kubeconfig.to_path_buf(),
+            namespace: namespace.to_string(),
+            extra: Vec::new(),
+            env: Vec::new(),
+            cache: None,
+            log: None,
+        }
+    }
+
+    /// The builder of an agent watching the test namespace, with the CRD installed.
+    pub fn for_namespace(ns: &TestNamespace) -> AgentBuilder {
+        install_crd(ns);
+        Self::builder(&ns.cluster.kubeconfig, &ns.name)
+    }
+
+    pub fn start(ns: &TestNamespace) -> Agent {
+        Self::for_namespace(ns).start()
+    }
+
+    /// An agent with `extra` arguments after `agent`.
+    pub fn start_with(ns: &TestNamespace, extra: &[&str]) -> Agent {
+        Self::for_namespace(ns).args(extra).start()
+    }
+
+    /// An agent with `extra` arguments and `env` on top of the defaults (see
+    /// [`AgentBuilder::envs`]).
+    pub fn start_with_env(ns: &TestNamespace, extra: &[&str], env: &[(&str, &str)]) -> Agent {
+        Self::for_namespace(ns).args(extra).envs(env).start()
+    }
+
+    /// An agent rendering with the dev cluster's pinned `kustomize` and `helm`.
+    pub fn start_with_render_tools(ns: &TestNamespace) -> Agent {
+        Self::for_namespace(ns).render_tools().start()
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Panics (pointing at the log) when the agent has exited.
+    pub fn assert_running(&mut self) {
+        assert!(
+            self.child.try_wait().expect("try_wait").is_none(),
+            "the agent exited; log {}",
+            self.log.display()
+        );
+    }
 
     /// The agent's `--cache-dir` (Git mirrors, render scratch directories).
-    pub fn cache_dir(&self) -> std::path::PathBuf {
-        self._cache.path().join("cache")
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache.clone()
     }
 
     pub fn log(&self) -> String {
@@ -88,8 +192,7 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -133,41 +236,43 @@ pub fn github_signature(body: &[u8]) -> String {
     format!("X-Hub-Signature-256: sha256={hex}")
 }
 
+/// Installs the GitSync CRD `driftless crd` prints on the dev cluster, once per test binary.
 pub fn install_crd(ns: &TestNamespace) {
     static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let crd = Command::new(env!("CARGO_BIN_EXE_driftless"))
-            .arg("crd")
-            .output()
-            .expect("driftless crd");
-        assert!(crd.status.success());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("crd.yaml");
-        std::fs::write(&path, &crd.stdout).expect("write crd");
-        let out = ns.kubectl(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            path.to_str().expect("utf-8"),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = ns.kubectl(&[
+    DONE.get_or_init(|| install_crd_on(&ns.cluster.kubeconfig));
+}
+
+/// Installs the GitSync CRD `driftless crd` prints on the cluster of `kubeconfig`.
+pub fn install_crd_on(kubeconfig: &Path) {
+    let crd = Cli::bare().arg("crd").output();
+    assert!(crd.status.success());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("crd.yaml");
+    std::fs::write(&path, &crd.stdout).expect("write crd");
+    apply_crd(kubeconfig, &path);
+}
+
+/// Applies the CRD manifest `file` server-side and waits until `gitsyncs.driftless.dev` is
+/// Established.
+pub fn apply_crd(kubeconfig: &Path, file: &Path) {
+    let file = file.to_str().expect("utf-8");
+    for args in [
+        vec!["apply", "--server-side", "--force-conflicts", "-f", file],
+        vec![
             "wait",
             "--for=condition=Established",
             "crd/gitsyncs.driftless.dev",
-            "--timeout=30s",
-        ]);
+            "--timeout=60s",
+        ],
+    ] {
+        let out = super::kubectl(kubeconfig, &args);
         assert!(
             out.status.success(),
-            "{}",
+            "kubectl {}: {}",
+            args.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
-    });
+    }
 }
 
 pub async fn create_gitsync(ns: &TestNamespace, name: &str, spec: Value) {

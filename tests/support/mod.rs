@@ -168,6 +168,40 @@ impl Drop for TestNamespace {
     }
 }
 
+/// Where `driftless` keeps inventories unless told otherwise.
+pub const INVENTORY_NAMESPACE: &str = "driftless-system";
+
+/// Runs `kubectl delete ARGS --ignore-not-found --wait=false` when dropped, so that what a test
+/// puts outside its namespace (CRDs, Namespaces, inventory shards) goes even when it fails.
+pub struct DeleteOnDrop {
+    kubeconfig: PathBuf,
+    args: Vec<String>,
+}
+
+impl DeleteOnDrop {
+    pub fn new(args: &[&str]) -> Self {
+        DeleteOnDrop {
+            kubeconfig: kubeconfig_path(),
+            args: args.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// The inventory shards of `inventory`.
+    pub fn inventory(inventory: &str) -> Self {
+        let selector = format!("driftless.dev/inventory-shard={inventory}");
+        Self::new(&["configmap", "-n", INVENTORY_NAMESPACE, "-l", &selector])
+    }
+}
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        let mut args: Vec<&str> = vec!["delete"];
+        args.extend(self.args.iter().map(String::as_str));
+        args.extend(["--ignore-not-found", "--wait=false"]);
+        let _ = kubectl(&self.kubeconfig, &args);
+    }
+}
+
 /// Runs `kubectl --kubeconfig KUBECONFIG ARGS...`.
 pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
     Command::new(cluster_bin("kubectl"))
@@ -197,4 +231,8 @@ where
     }
 }
 pub mod agent;
+pub mod case;
+pub mod cli;
 pub mod git_servers;
+pub mod manifests;
+pub mod render;
