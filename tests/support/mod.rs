@@ -236,3 +236,4 @@ pub mod cli;
 pub mod git_servers;
 pub mod manifests;
 pub mod render;
+pub mod sops;
