@@ -582,3 +582,227 @@ async fn chart_renders_leak_neither_lookups_credentials_nor_random_values() {
         "a lookup kubeconfig outlived its render: {left:?}"
     );
 }
+
+const DECRYPTED: &str = "PLANTED-decrypted-by-age-2b7c";
+const DECRYPTED_PGP: &str = "PLANTED-decrypted-by-pgp-91fe";
+
+/// Where `needle` shows in `output`, with some context, for the failure message.
+fn find_leak(where_: &str, output: &str, needle: &str) -> Option<String> {
+    let at = output.find(needle)?;
+    let start = output.floor_char_boundary(at.saturating_sub(120));
+    let end = output.ceil_char_boundary((at + needle.len() + 40).min(output.len()));
+    Some(format!("{where_}: …{}…", &output[start..end]))
+}
+
+/// SOPS (#20): values decrypted with the GitSync's keys reach the cluster's Secrets and
+/// nothing else — not the agent's debug log, events, status, the CLI's `render`, `diff`,
+/// `apply` and `status` output, process listings or files under the agent's cache — and the
+/// keys themselves (age identities, OpenPGP private keys) never leave the Secret they are in,
+/// whether decryption succeeds, meets a tampered file or lacks the key.
+#[tokio::test]
+async fn decrypted_values_and_decryption_keys_appear_nowhere() {
+    use support::sops::{Keyring, key_secret};
+    let ns = TestNamespace::new("leaks-sops").await;
+    let ps = PsSampler::start();
+    let ring = Keyring::new();
+    let (age, pgp, foreign) = (ring.age("team"), ring.pgp("ops"), ring.age("foreign"));
+    key_secret(&ns, "sops-keys", &[&age.file, &pgp.file]).await;
+    let secret = |name: &str, value: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {}\n  labels: {{tier: backend}}\nstringData:\n  password: {value}\n",
+            ns.name
+        )
+    };
+    let regex = ["--encrypted-regex", "^(data|stringData)$"];
+    let by_age = ring.encrypt(
+        "a.yaml",
+        secret("by-age", DECRYPTED).as_bytes(),
+        &[&["--age", &age.recipient][..], &regex].concat(),
+    );
+    let by_pgp = ring.encrypt(
+        "p.yaml",
+        secret("by-pgp", DECRYPTED_PGP).as_bytes(),
+        &["--pgp", &pgp.fingerprint],
+    );
+    let for_foreign = ring.encrypt(
+        "f.yaml",
+        secret("foreign", DECRYPTED).as_bytes(),
+        &["--age", &foreign.recipient],
+    );
+    let tampered = by_age.replace("tier: backend", "tier: tampered");
+    let repo = TestRepo::new();
+    repo.commit(
+        &[
+            ("good/a.yaml", &by_age),
+            ("good/p.yaml", &by_pgp),
+            ("foreign/f.yaml", &for_foreign),
+            ("tampered/a.yaml", &tampered),
+        ],
+        "encrypted",
+    );
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let agent = start_agent(&ns);
+    let decryption = json!({"provider": "sops", "secretRef": {"name": "sops-keys"}});
+    for name in ["good", "foreign", "tampered"] {
+        create_gitsync(&ns, name, json!({"url": daemon.url(repo.name()), "path": name, "pollInterval": "1s", "decryption": decryption})).await;
+    }
+    wait_reason(&ns, "good", "True").await;
+    let (reason, _) = wait_reason(&ns, "foreign", "False").await;
+    assert_eq!(reason, "DecryptionFailed");
+    let (reason, message) = wait_reason(&ns, "tampered", "False").await;
+    assert_eq!(reason, "DecryptionFailed");
+    assert!(message.contains("MAC"), "{message}");
+    // The values did reach the cluster: the capture below would see them if they leaked.
+    let applied = Api::<Secret>::namespaced(ns.client(), &ns.name)
+        .get("by-age")
+        .await
+        .expect("by-age");
+    let data = applied.data.unwrap_or_default();
+    assert_eq!(
+        data.get("password").map(|v| v.0.as_slice()),
+        Some(DECRYPTED.as_bytes())
+    );
+    // `diff` compares with the GitSync's own inventory.
+    let inventory = applied
+        .metadata
+        .labels
+        .and_then(|l| l.get("driftless.dev/inventory").cloned())
+        .expect("the inventory label");
+
+    // The CLI: render (masked by default), diff after a hand edit, apply with the wrong key.
+    let dir = repo.work_path().join("good");
+    let d = dir.to_str().expect("utf-8");
+    let key = age.file.to_str().expect("utf-8");
+    let cli = |args: &[&str]| {
+        let o = Cli::on(&ns.cluster.kubeconfig)
+            .args(args)
+            .env("DRIFTLESS_LOG", "debug")
+            .output();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    // Through the API, not kubectl: the value must not be in the test's own process list.
+    Api::<Secret>::namespaced(ns.client(), &ns.name)
+        .patch(
+            "by-age",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"password": "hand-edited"}})),
+        )
+        .await
+        .expect("edit by hand");
+    let mut outputs: Vec<(&str, String)> = vec![
+        (
+            "driftless render",
+            cli(&[
+                "render",
+                d,
+                "--age-key",
+                key,
+                "--pgp-key",
+                pgp.file.to_str().expect("utf-8"),
+            ]),
+        ),
+        (
+            "driftless diff",
+            cli(&[
+                "diff",
+                d,
+                "--inventory",
+                &inventory,
+                "-n",
+                &ns.name,
+                "--age-key",
+                key,
+                "--pgp-key",
+                pgp.file.to_str().expect("utf-8"),
+            ]),
+        ),
+        (
+            "driftless apply (wrong key)",
+            cli(&[
+                "apply",
+                d,
+                "--inventory",
+                &inventory,
+                "-n",
+                &ns.name,
+                "--age-key",
+                foreign.file.to_str().expect("utf-8"),
+            ]),
+        ),
+        (
+            "driftless render --gitsync (tampered)",
+            cli(&[
+                "render",
+                repo.work_path().join("tampered").to_str().expect("utf-8"),
+                "--age-key",
+                key,
+            ]),
+        ),
+        ("driftless status", cli(&["status", "-n", &ns.name])),
+    ];
+    assert!(
+        outputs[0].1.contains("*** (masked"),
+        "render masks: {}",
+        outputs[0].1
+    );
+    assert!(
+        outputs[1].1.contains("*** (masked"),
+        "diff shows the masked change: {}",
+        outputs[1].1
+    );
+    let text = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    outputs.push((
+        "events",
+        text(ns.kubectl(&["get", "events", "-n", &ns.name, "-o", "json"])),
+    ));
+    outputs.push((
+        "GitSyncs",
+        text(ns.kubectl(&["get", "gitsyncs", "-n", &ns.name, "-o", "json"])),
+    ));
+    outputs.push(("agent log", agent.log()));
+    let (samples, listing) = ps.finish();
+    assert!(samples > 10, "ps was sampled ({samples} times)");
+    outputs.push(("process listings", listing));
+
+    let identity = std::fs::read_to_string(&age.file).expect("age key");
+    let mut secrets: Vec<String> =
+        vec![DECRYPTED.into(), DECRYPTED_PGP.into(), "hand-edited".into()];
+    secrets.extend(
+        identity
+            .lines()
+            .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .map(str::to_owned),
+    );
+    let armored = std::fs::read_to_string(&pgp.file).expect("pgp key");
+    secrets.extend(key_lines(&armored));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let encoded: Vec<String> = [DECRYPTED, DECRYPTED_PGP]
+        .iter()
+        .map(|s| b64.encode(s))
+        .collect();
+    secrets.extend(encoded);
+    assert!(secrets.len() > 5, "the needles include key material");
+    let mut leaks = Vec::new();
+    for (where_, output) in &outputs {
+        for needle in &secrets {
+            leaks.extend(find_leak(where_, output, needle));
+        }
+    }
+    for needle in &secrets {
+        if support::file_under_contains(&agent.cache_dir(), needle) {
+            leaks.push(format!(
+                "a file under the agent's cache holds {needle:.12}…"
+            ));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "decrypted values or keys leaked:\n{}",
+        leaks.join("\n")
+    );
+}

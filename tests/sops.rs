@@ -445,10 +445,17 @@ async fn generators_and_helm_values_read_encrypted_files() {
     );
     repo.push();
     let daemon = GitDaemon::start(repo.base());
-    let agent = Agent::start_with_render_tools(&ns);
+    // The chart's GitSync names no Secret: it gets the agent's global keys
+    // (--decryption-secret, Flux's global age keys).
+    key_secret(&ns, "global-keys", &[&key.file]).await;
+    let global = format!("{}/global-keys", ns.name);
+    let agent = Agent::for_namespace(&ns)
+        .render_tools()
+        .args(&["--decryption-secret", &global])
+        .start();
     let decryption = json!({"provider": "sops", "secretRef": {"name": "sops-keys"}});
     create_gitsync(&ns, "kust", json!({"url": daemon.url(repo.name()), "path": "kustomize", "pollInterval": "1s", "decryption": decryption})).await;
-    create_gitsync(&ns, "chart", json!({"url": daemon.url(repo.name()), "path": "chart", "pollInterval": "1s", "decryption": decryption, "helm": {"valuesFiles": ["values/prod.yaml"]}})).await;
+    create_gitsync(&ns, "chart", json!({"url": daemon.url(repo.name()), "path": "chart", "pollInterval": "1s", "decryption": {"provider": "sops"}, "helm": {"valuesFiles": ["values/prod.yaml"]}})).await;
     let secrets: Api<Secret> = Api::namespaced(ns.client(), &ns.name);
     let value = |name: &'static str, key: &'static str| {
         let secrets = secrets.clone();
@@ -485,7 +492,7 @@ async fn generators_and_helm_values_read_encrypted_files() {
     // The plain copies lived in the render's scratch directory only.
     for needle in ["env-secret", "json-secret", "values-secret"] {
         assert!(
-            !contains_anywhere(&agent.cache_dir(), needle),
+            !support::file_under_contains(&agent.cache_dir(), needle),
             "{needle} left on disk"
         );
         assert!(!agent.log().contains(needle), "{needle} in the log");
@@ -494,22 +501,6 @@ async fn generators_and_helm_values_read_encrypted_files() {
         let (status, _, message) = ready(&gitsync(&ns, name).await).unwrap();
         assert_eq!(status, "True", "{name}: {message}");
     }
-}
-
-/// True when any file under `dir` contains `needle`.
-fn contains_anywhere(dir: &Path, needle: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let path = e.path();
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            contains_anywhere(&path, needle)
-        } else {
-            std::fs::read(&path)
-                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-        }
-    })
 }
 
 #[test]

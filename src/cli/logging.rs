@@ -40,11 +40,16 @@ fn filter(requested: &str, agent: bool) -> EnvFilter {
     // NB: kube's client logs API error bodies at debug and response texts at trace, and those
     // can quote Secret values. A blanket `debug` must not leak them: kube stays at info unless
     // DRIFTLESS_LOG names it explicitly (docs/security.md).
+    let mut clamps = Vec::new();
     if !requested.contains("kube") {
-        for directive in ["kube_client=info", "kube=info"] {
-            if let Ok(d) = directive.parse() {
-                filter = filter.add_directive(d);
-            }
+        clamps.extend(["kube_client=info", "kube=info"]);
+    }
+    // The OpenPGP and age crates trace the packets of the private keys and encrypted data keys
+    // they parse while decrypting SOPS files: never logged below warn, whatever is asked.
+    clamps.extend(["pgp=warn", "age=warn", "age_core=warn"]);
+    for directive in clamps {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
         }
     }
     filter

@@ -230,6 +230,23 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+/// True when a file under `dir` (recursively) contains `needle`: for secrets that must not
+/// be left on disk.
+pub fn file_under_contains(dir: &Path, needle: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            file_under_contains(&path, needle)
+        } else {
+            std::fs::read(&path)
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        }
+    })
+}
+
 pub mod agent;
 pub mod case;
 pub mod cli;
