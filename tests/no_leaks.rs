@@ -299,11 +299,11 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
         .unwrap_or_default();
     assert!(specs.contains(URL_TOKEN), "the specs hold the URL token");
     for (where_, output) in outputs.iter().filter(|(w, _)| *w != "GitSyncs") {
-        if let Some(at) = output.find(URL_TOKEN) {
-            let start = output.floor_char_boundary(at.saturating_sub(120));
-            let end = output.ceil_char_boundary((at + URL_TOKEN.len() + 40).min(output.len()));
-            leaks.push(format!("URL token in {where_}: …{}…", &output[start..end]));
-        }
+        leaks.extend(find_leak(
+            &format!("URL token in {where_}"),
+            output,
+            URL_TOKEN,
+        ));
     }
     assert!(
         leaks.is_empty(),
@@ -415,14 +415,7 @@ fn capture_the_cluster_and_the_cli(
             String::from_utf8_lossy(&o.stderr)
         )
     };
-    outputs.push((
-        "events",
-        text(ns.kubectl(&["get", "events", "-n", &ns.name, "-o", "json"])),
-    ));
-    outputs.push((
-        "GitSyncs",
-        text(ns.kubectl(&["get", "gitsyncs", "-n", &ns.name, "-o", "json"])),
-    ));
+    outputs.extend(events_and_gitsyncs(ns, text));
     outputs.push((
         "GitSync statuses",
         text(ns.kubectl(&[
@@ -468,6 +461,23 @@ fn capture_the_cluster_and_the_cli(
         cli(&["diff", d, "--inventory", inventory, "-n", &ns.name]),
     ));
     outputs
+}
+
+/// The namespace's events and GitSyncs (spec and status), as `kubectl get -o json` prints them.
+fn events_and_gitsyncs(
+    ns: &TestNamespace,
+    text: impl Fn(std::process::Output) -> String,
+) -> [(&'static str, String); 2] {
+    [
+        (
+            "events",
+            text(ns.kubectl(&["get", "events", "-n", &ns.name, "-o", "json"])),
+        ),
+        (
+            "GitSyncs",
+            text(ns.kubectl(&["get", "gitsyncs", "-n", &ns.name, "-o", "json"])),
+        ),
+    ]
 }
 
 /// Every file name under `dir`, recursively.
@@ -756,14 +766,7 @@ async fn decrypted_values_and_decryption_keys_appear_nowhere() {
         outputs[1].1
     );
     let text = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
-    outputs.push((
-        "events",
-        text(ns.kubectl(&["get", "events", "-n", &ns.name, "-o", "json"])),
-    ));
-    outputs.push((
-        "GitSyncs",
-        text(ns.kubectl(&["get", "gitsyncs", "-n", &ns.name, "-o", "json"])),
-    ));
+    outputs.extend(events_and_gitsyncs(&ns, text));
     outputs.push(("agent log", agent.log()));
     let (samples, listing) = ps.finish();
     assert!(samples > 10, "ps was sampled ({samples} times)");
