@@ -138,23 +138,37 @@ pub fn looks_encrypted(format: Format, bytes: &[u8]) -> bool {
 /// # Errors
 /// A [`DecryptError`].
 pub fn decrypt_document(doc: &Tree, keys: &Keys) -> Result<Tree, DecryptError> {
-    let Tree::Map(items) = doc else {
-        return Err(MetadataError::Missing("sops mapping").into());
-    };
-    let sops = doc
-        .get(METADATA_KEY)
+    let mut plain = decrypt_documents(&[doc], keys)?;
+    Ok(plain.pop().unwrap_or(Tree::Null))
+}
+
+/// Decrypts the documents of one multi-document YAML file, in file order: sops gives them one
+/// data key and one MAC over all of them, repeated in each document's metadata.
+///
+/// # Errors
+/// A [`DecryptError`].
+pub fn decrypt_documents(docs: &[&Tree], keys: &Keys) -> Result<Vec<Tree>, DecryptError> {
+    let sops = docs
+        .first()
+        .and_then(|d| d.get(METADATA_KEY))
         .ok_or(MetadataError::Missing("sops mapping"))?;
     let md = Metadata::parse(sops)?;
     let key = keys.data_key(&md)?;
-    let body: Vec<(String, Tree)> = items
-        .iter()
-        .filter(|(k, _)| k != METADATA_KEY)
-        .cloned()
-        .collect();
     let mut walker = Walker::new(&key, &md);
-    let plain = walker.map(&body, &mut Vec::new())?;
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let Tree::Map(items) = doc else {
+            return Err(MetadataError::Missing("sops mapping").into());
+        };
+        let body: Vec<(String, Tree)> = items
+            .iter()
+            .filter(|(k, _)| k != METADATA_KEY)
+            .cloned()
+            .collect();
+        out.push(Tree::Map(walker.map(&body, &mut Vec::new())?));
+    }
     verify_mac(walker, &key, &md)?;
-    Ok(Tree::Map(plain))
+    Ok(out)
 }
 
 /// Decrypts a whole file of `format` to the bytes `sops --decrypt` prints (dotenv and binary

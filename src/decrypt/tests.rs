@@ -216,3 +216,16 @@ fn format_errors_do_not_quote_the_file() {
     let err = decrypt_file(Format::Json, b"{\"a\": hunter2}", &all_keys()).unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+#[test]
+fn the_documents_of_one_file_share_a_mac() {
+    let docs: Vec<Tree> = serde_saphyr::from_multiple(&text("multi.enc.yaml")).unwrap();
+    let want: Vec<Tree> = serde_saphyr::from_multiple(&text("multi.plain.yaml")).unwrap();
+    let refs: Vec<&Tree> = docs.iter().collect();
+    assert_eq!(decrypt_documents(&refs, &all_keys()).unwrap(), want);
+    // One document alone does not match the MAC over both.
+    assert_eq!(
+        decrypt_document(&docs[1], &all_keys()).unwrap_err(),
+        DecryptError::MacMismatch
+    );
+}

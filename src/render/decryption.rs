@@ -83,41 +83,70 @@ pub enum DecryptionError {
 }
 
 /// Decrypts the encrypted objects among `manifests`, dropping their `sops` metadata; the
-/// others pass untouched.
+/// others pass untouched. The encrypted documents of one multi-document file share one MAC
+/// and are decrypted together.
 ///
 /// # Errors
 /// The first object that cannot be decrypted, named with its file.
 pub fn decrypt_manifests(
-    manifests: Vec<Manifest>,
+    mut manifests: Vec<Manifest>,
     keys: Option<&Keys>,
 ) -> Result<Vec<Manifest>, DecryptionError> {
-    manifests
-        .into_iter()
-        .map(|m| decrypt_manifest(m, keys))
-        .collect()
+    let mut groups: Vec<(String, String, Vec<usize>)> = Vec::new();
+    for (i, m) in manifests.iter_mut().enumerate() {
+        if !decrypt::is_encrypted(&m.object) {
+            m.ordered = None;
+            continue;
+        }
+        let file = m.source.file.display().to_string();
+        let mac = m.object["sops"]["mac"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match groups.iter_mut().find(|(f, k, _)| *f == file && *k == mac) {
+            Some((_, _, members)) => members.push(i),
+            None => groups.push((file, mac, vec![i])),
+        }
+    }
+    for (_, _, members) in groups {
+        decrypt_group(&mut manifests, &members, keys)?;
+    }
+    Ok(manifests)
 }
 
-fn decrypt_manifest(mut m: Manifest, keys: Option<&Keys>) -> Result<Manifest, DecryptionError> {
-    if !decrypt::is_encrypted(&m.object) {
-        m.ordered = None;
-        return Ok(m);
-    }
-    let file = m.source.to_string();
-    let object = describe(&m);
+/// Decrypts the documents at `members` (one file's, one MAC) in place.
+fn decrypt_group(
+    manifests: &mut [Manifest],
+    members: &[usize],
+    keys: Option<&Keys>,
+) -> Result<(), DecryptionError> {
+    let first = &manifests[members[0]];
+    let (file, object) = (first.source.to_string(), describe(first));
     let Some(keys) = keys else {
         return Err(DecryptionError::NoKeys { file, object });
     };
-    let Some(ordered) = m.ordered.take() else {
-        return Err(DecryptionError::Unordered { file, object });
-    };
+    let mut trees = Vec::with_capacity(members.len());
+    for &i in members {
+        let Some(tree) = manifests[i].ordered.take() else {
+            let m = &manifests[i];
+            return Err(DecryptionError::Unordered {
+                file: m.source.to_string(),
+                object: describe(m),
+            });
+        };
+        trees.push(tree);
+    }
+    let refs: Vec<&decrypt::Tree> = trees.iter().map(AsRef::as_ref).collect();
     let plain =
-        decrypt::decrypt_document(&ordered, keys).map_err(|source| DecryptionError::Failed {
+        decrypt::decrypt_documents(&refs, keys).map_err(|source| DecryptionError::Failed {
             file,
             object,
             source,
         })?;
-    m.object = plain.to_json();
-    Ok(m)
+    for (&i, tree) in members.iter().zip(plain) {
+        manifests[i].object = tree.to_json();
+    }
+    Ok(())
 }
 
 /// The values file to give helm: `file` itself, or its decrypted copy in `scratch` when it
@@ -312,7 +341,39 @@ fn describe(m: &Manifest) -> String {
 mod tests {
     use super::*;
     use crate::object::Source;
+    use crate::render::{LoadOptions, parse_bytes};
     use std::path::Path;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/sops")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_multi_document_file_decrypts_as_one() {
+        let manifests = parse_bytes(
+            Path::new("multi.yaml"),
+            &fixture("multi.enc.yaml"),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let keys = Keys::from_entries([("age.agekey", fixture("age.agekey").as_slice())]).unwrap();
+        let plain = decrypt_manifests(manifests, Some(&keys)).unwrap();
+        let passwords: Vec<&str> = plain
+            .iter()
+            .map(|m| m.object["stringData"]["password"].as_str().unwrap())
+            .collect();
+        assert_eq!(passwords, ["one", "two"]);
+        assert!(
+            plain
+                .iter()
+                .all(|m| m.object.get("sops").is_none() && m.ordered.is_none())
+        );
+    }
 
     #[test]
     fn plain_objects_pass_and_encrypted_ones_need_keys() {
