@@ -368,6 +368,28 @@ fn flux_git_label_is_an_alias_of_sync_tag() {
     assert_eq!(sync_tag("git.path=."), None, "neither set: no tag");
 }
 
+/// `decryption.secretName` gives the agent Flux-style global SOPS keys and makes the default
+/// GitSync decrypt with them; unset, neither appears.
+#[test]
+fn decryption_secret_reaches_the_agent_and_the_default_gitsync() {
+    let render = |set: &str| objects(&template("driftless-system", &["--set", set]));
+    let objs = render("git.url=git@example.com:org/repo.git,decryption.secretName=sops-keys");
+    let a = args(&objs);
+    let at = a.iter().position(|x| x == "--decryption-secret");
+    assert_eq!(
+        at.and_then(|i| a.get(i + 1)).map(String::as_str),
+        Some("driftless-system/sops-keys"),
+        "{a:?}"
+    );
+    assert_eq!(
+        one(&objs, "GitSync")["spec"]["decryption"],
+        json!({"provider": "sops"})
+    );
+    let objs = render("git.url=git@example.com:org/repo.git");
+    assert!(!args(&objs).iter().any(|x| x == "--decryption-secret"));
+    assert!(one(&objs, "GitSync")["spec"].get("decryption").is_none());
+}
+
 #[tokio::test]
 async fn namespaced_rbac_mode() {
     let ns = TestNamespace::new("chart-rbac").await;
