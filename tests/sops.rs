@@ -427,7 +427,13 @@ async fn generators_and_helm_values_read_encrypted_files() {
     let env = ring.encrypt("app.env", b"DB_USER=shop\nDB_PASSWORD=env-secret\n", &age);
     let json = ring.encrypt("tls.json", br#"{"cert": "json-secret"}"#, &age);
     let values = ring.encrypt("prod.yaml", b"password: values-secret\nreplicas: 2\n", &age);
-    let kustomization = "secretGenerator:\n- name: app-env\n  envs: [app.env]\n- name: app-files\n  files: [tls.json]\ngeneratorOptions:\n  disableNameSuffixHash: true\n";
+    // An encrypted resource too, which kustomize rewrites (keys sorted, a label added).
+    let db = ring.encrypt(
+        "db.yaml",
+        secret_yaml("db", &ns.name, "resource-secret").as_bytes(),
+        &["--age", &key.recipient, "--encrypted-regex", REGEX],
+    );
+    let kustomization = "resources: [db.yaml]\nlabels:\n- pairs: {env: prod}\nsecretGenerator:\n- name: app-env\n  envs: [app.env]\n- name: app-files\n  files: [tls.json]\ngeneratorOptions:\n  disableNameSuffixHash: true\n";
     let chart = "apiVersion: v2\nname: shop\nversion: 0.1.0\n";
     let template = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: chart-secret\nstringData:\n  password: {{ .Values.password }}\n  replicas: \"{{ .Values.replicas }}\"\n";
     let repo = TestRepo::new();
@@ -436,6 +442,7 @@ async fn generators_and_helm_values_read_encrypted_files() {
             ("kustomize/kustomization.yaml", kustomization),
             ("kustomize/app.env", &env),
             ("kustomize/tls.json", &json),
+            ("kustomize/db.yaml", &db),
             ("chart/Chart.yaml", chart),
             ("chart/values.yaml", "password: default\nreplicas: 1\n"),
             ("chart/templates/secret.yaml", template),
@@ -479,6 +486,15 @@ async fn generators_and_helm_values_read_encrypted_files() {
         value("app-env", "DB_PASSWORD").await.as_deref(),
         Some("env-secret")
     );
+    assert_eq!(
+        value("db", "password").await.as_deref(),
+        Some("resource-secret")
+    );
+    let db = secrets.get("db").await.unwrap();
+    assert_eq!(
+        db.metadata.labels.unwrap().get("env").map(String::as_str),
+        Some("prod")
+    );
     let file: Value = serde_json::from_str(&value("app-files", "tls.json").await.unwrap()).unwrap();
     assert_eq!(file, json!({"cert": "json-secret"}));
     assert_eq!(
@@ -490,7 +506,12 @@ async fn generators_and_helm_values_read_encrypted_files() {
         Some("2")
     );
     // The plain copies lived in the render's scratch directory only.
-    for needle in ["env-secret", "json-secret", "values-secret"] {
+    for needle in [
+        "env-secret",
+        "json-secret",
+        "values-secret",
+        "resource-secret",
+    ] {
         assert!(
             !support::file_under_contains(&agent.cache_dir(), needle),
             "{needle} left on disk"

@@ -157,18 +157,41 @@ pub fn decrypt_documents(docs: &[&Tree], keys: &Keys) -> Result<Vec<Tree>, Decry
     let mut walker = Walker::new(&key, &md);
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
-        let Tree::Map(items) = doc else {
-            return Err(MetadataError::Missing("sops mapping").into());
-        };
-        let body: Vec<(String, Tree)> = items
-            .iter()
-            .filter(|(k, _)| k != METADATA_KEY)
-            .cloned()
-            .collect();
-        out.push(Tree::Map(walker.map(&body, &mut Vec::new())?));
+        out.push(Tree::Map(walker.map(&body(doc)?, &mut Vec::new())?));
     }
     verify_mac(walker, &key, &md)?;
     Ok(out)
+}
+
+/// A document's entries without its `sops` metadata.
+fn body(doc: &Tree) -> Result<Vec<(String, Tree)>, DecryptError> {
+    let Tree::Map(items) = doc else {
+        return Err(MetadataError::Missing("sops mapping").into());
+    };
+    Ok(items
+        .iter()
+        .filter(|(k, _)| k != METADATA_KEY)
+        .cloned()
+        .collect())
+}
+
+/// Decrypts an object that a tool (Kustomize, Helm) wrote out from an encrypted document: its
+/// keys reordered, labels or a name prefix added. Its MAC, over the document as sops wrote it,
+/// cannot hold, so — as Flux, which never checks it — each encrypted value's AES-GCM tag,
+/// bound to its key path, is what is verified: a changed, moved or forged encrypted value is
+/// refused, a changed unencrypted field is not.
+///
+/// # Errors
+/// A [`DecryptError`] other than [`DecryptError::MacMismatch`].
+pub fn decrypt_rewritten(object: &Value, keys: &Keys) -> Result<Value, DecryptError> {
+    let doc = Tree::from_json(object);
+    let sops = doc
+        .get(METADATA_KEY)
+        .ok_or(MetadataError::Missing("sops mapping"))?;
+    let md = Metadata::parse(sops)?;
+    let key = keys.data_key(&md)?;
+    let plain = Walker::new(&key, &md).map(&body(&doc)?, &mut Vec::new())?;
+    Ok(Tree::Map(plain).to_json())
 }
 
 /// Decrypts a whole file of `format` to the bytes `sops --decrypt` prints (dotenv and binary

@@ -229,3 +229,29 @@ fn the_documents_of_one_file_share_a_mac() {
         DecryptError::MacMismatch
     );
 }
+
+#[test]
+fn an_object_a_tool_rewrote_is_checked_value_by_value() {
+    let keys = all_keys();
+    let doc = yaml(&text("regex.enc.yaml")).to_json();
+    // Kustomize sorts keys and adds labels: the MAC cannot hold, the values still decrypt.
+    let mut rewritten = doc.clone();
+    rewritten["metadata"]["labels"]["env"] = "prod".into();
+    rewritten["metadata"]["name"] = "prod-db-credentials".into();
+    let plain = decrypt_rewritten(&rewritten, &keys).unwrap();
+    assert_eq!(
+        plain["stringData"]["password"],
+        "correct horse battery staple"
+    );
+    assert_eq!(plain["metadata"]["name"], "prod-db-credentials");
+    assert!(plain.get("sops").is_none());
+    // An encrypted value moved to another key, or forged, is refused.
+    let mut moved = doc.clone();
+    moved["stringData"]["username"] = doc["stringData"]["password"].clone();
+    let err = decrypt_rewritten(&moved, &keys).unwrap_err();
+    assert!(err.is_integrity(), "{err}");
+    assert!(err.to_string().contains("stringData:username"), "{err}");
+    let mut forged = doc.clone();
+    forged["stringData"]["password"] = "not encrypted".into();
+    assert!(decrypt_rewritten(&forged, &keys).is_err());
+}

@@ -44,6 +44,25 @@ impl Tree {
         }
     }
 
+    /// A JSON value as a tree (its maps in the value's own order: sorted keys).
+    pub fn from_json(value: &Value) -> Tree {
+        match value {
+            Value::Null => Tree::Null,
+            Value::Bool(b) => Tree::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Tree::Int(i),
+                None => Tree::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => Tree::Str(s.clone()),
+            Value::Array(items) => Tree::List(items.iter().map(Tree::from_json).collect()),
+            Value::Object(map) => Tree::Map(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Tree::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The same document as a JSON value (keys sorted, as everywhere else in driftless).
     /// Non-finite floats, which JSON cannot hold, become `null`.
     pub fn to_json(&self) -> Value {

@@ -7,7 +7,10 @@
 //!   encrypted generator inputs is built from a copy of the repository with those files
 //!   decrypted (the checkout itself is never written);
 //! - the tool's output: every object that carries SOPS metadata is decrypted, between the
-//!   render and variable substitution.
+//!   render and variable substitution. An object read as it is in Git (a plain directory) is
+//!   checked as `sops --decrypt` checks it, MAC included (the documents of one file together);
+//!   one that Kustomize or Helm wrote out has lost the order and fields the MAC covers, so its
+//!   encrypted values are checked one by one, as Flux does.
 //!
 //! Without keys an encrypted object or file fails the render, so nothing encrypted is ever
 //! applied as data.
@@ -31,14 +34,6 @@ pub enum DecryptionError {
         /// The file (and document) it came from.
         file: String,
         /// `Secret shop/db` (the name left out when it is encrypted too).
-        object: String,
-    },
-    /// The object's document could not be read in its file's order.
-    #[error("{object} in {file} is SOPS-encrypted but could not be read in its file's key order")]
-    Unordered {
-        /// The file.
-        file: String,
-        /// The object.
         object: String,
     },
     /// An encrypted file a tool reads, and no keys.
@@ -98,6 +93,10 @@ pub fn decrypt_manifests(
             m.ordered = None;
             continue;
         }
+        if m.ordered.is_none() {
+            decrypt_rewritten(m, keys)?;
+            continue;
+        }
         let file = m.source.file.display().to_string();
         let mac = m.object["sops"]["mac"]
             .as_str()
@@ -114,7 +113,24 @@ pub fn decrypt_manifests(
     Ok(manifests)
 }
 
-/// Decrypts the documents at `members` (one file's, one MAC) in place.
+/// Decrypts an object a tool wrote out (values verified, not the MAC: see
+/// [`decrypt::decrypt_rewritten`]) in place.
+fn decrypt_rewritten(m: &mut Manifest, keys: Option<&Keys>) -> Result<(), DecryptionError> {
+    let (file, object) = (m.source.to_string(), describe(m));
+    let Some(keys) = keys else {
+        return Err(DecryptionError::NoKeys { file, object });
+    };
+    m.object =
+        decrypt::decrypt_rewritten(&m.object, keys).map_err(|source| DecryptionError::Failed {
+            file,
+            object,
+            source,
+        })?;
+    Ok(())
+}
+
+/// Decrypts the documents at `members` (one file's, one MAC: all have their file order) in
+/// place.
 fn decrypt_group(
     manifests: &mut [Manifest],
     members: &[usize],
@@ -125,17 +141,10 @@ fn decrypt_group(
     let Some(keys) = keys else {
         return Err(DecryptionError::NoKeys { file, object });
     };
-    let mut trees = Vec::with_capacity(members.len());
-    for &i in members {
-        let Some(tree) = manifests[i].ordered.take() else {
-            let m = &manifests[i];
-            return Err(DecryptionError::Unordered {
-                file: m.source.to_string(),
-                object: describe(m),
-            });
-        };
-        trees.push(tree);
-    }
+    let trees: Vec<_> = members
+        .iter()
+        .filter_map(|&i| manifests[i].ordered.take())
+        .collect();
     let refs: Vec<&decrypt::Tree> = trees.iter().map(AsRef::as_ref).collect();
     let plain =
         decrypt::decrypt_documents(&refs, keys).map_err(|source| DecryptionError::Failed {

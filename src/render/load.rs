@@ -70,7 +70,12 @@ pub(super) fn parse_stream(
     text: &str,
     opts: &LoadOptions,
 ) -> Result<Vec<Manifest>, LoadError> {
-    let docs = parse_documents(origin, text, opts)?;
+    // A tool's output is not the file in Git (keys reordered, fields added), so its encrypted
+    // objects are decrypted value by value, without the file order its MAC would need.
+    let docs = parse_file(origin, text, opts)?
+        .into_iter()
+        .map(|d| (d, None))
+        .collect();
     let mut manifests = Vec::new();
     expand(origin, origin, docs, &mut manifests)?;
     Ok(manifests)
@@ -113,7 +118,9 @@ pub fn parse_bytes(
 type Document = (Value, Option<Arc<Tree>>);
 
 /// Parses a file's documents; those that carry SOPS metadata (rare) are read a second time in
-/// file order, which their MAC needs and `Value` does not keep.
+/// file order, which their MAC needs and `Value` does not keep. Should the two parses ever
+/// disagree on the documents, the encrypted ones go on without their order and are decrypted
+/// as a tool's output is (values checked, not the MAC).
 fn parse_documents(
     path: &Path,
     text: &str,
@@ -132,8 +139,6 @@ fn parse_documents(
             .unwrap_or_default()
     };
     let ordered: Vec<Tree> = ordered.into_iter().filter(|t| *t != Tree::Null).collect();
-    // The two parses see the same documents; should they ever disagree, the encrypted ones go
-    // on without their order and decryption refuses them rather than guess.
     let aligned = ordered.len() == docs.len();
     Ok(docs
         .into_iter()
