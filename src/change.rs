@@ -106,6 +106,10 @@ pub struct ChangeSet {
     pub dry_run: bool,
     /// API requests the sync sent (all clients of the process, so exact for the CLI).
     pub requests: u64,
+    /// Fields left to other managers by the ignore rules and `Merge` policies: JSON pointers
+    /// by object (`Deployment/shop/web`), for the objects written.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ignored: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn source_str<S: serde::Serializer>(src: &Option<Source>, s: S) -> Result<S::Ok, S::Error> {

@@ -89,6 +89,11 @@ pub struct GitSyncSpec {
     /// Flux-compatible variable substitution after rendering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_build: Option<crate::render::spec::PostBuildSpec>,
+    /// Fields applied when an object is created and never afterwards, so that driftless
+    /// neither owns nor reverts them (an HPA's replicas, an injected sidecar's image): Flux's
+    /// drift ignore rules, Argo CD's `ignoreDifferences` spellings accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<crate::apply::policy::IgnoreRule>,
     /// Decrypt SOPS-encrypted objects (Flux's `spec.decryption`): without it an encrypted
     /// object fails the sync rather than be applied as data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +190,10 @@ pub struct GitSyncStatus {
     /// Objects managed, by kind.
     #[serde(default)]
     pub managed: BTreeMap<String, i64>,
+    /// Fields left to other field managers (`spec.ignore`, `Merge` policies), as JSON
+    /// pointers by object (`Deployment/shop/web`), as of each object's last write.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ignored_fields: BTreeMap<String, Vec<String>>,
     /// The last 10 syncs, newest first.
     #[serde(default)]
     pub history: Vec<SyncRecord>,

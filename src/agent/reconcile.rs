@@ -275,6 +275,7 @@ async fn sync(
         prune: gs.spec.prune,
         wait: gs.spec.wait,
         timeout: duration(gs.spec.health_timeout.as_deref(), Duration::from_secs(300)),
+        ignore: gs.spec.ignore.clone(),
         ..SyncOptions::default()
     };
     super::run_sync(engine, manifests, opts)

@@ -9,6 +9,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use super::crd::{CommitSummary, GitSync, GitSyncStatus};
@@ -83,6 +85,7 @@ impl Report<'_> {
         {
             *status.managed.entry(c.id.kind.clone()).or_default() += 1;
         }
+        update_ignored(&mut status.ignored_fields, changes);
         record(
             &mut status,
             &revision,
@@ -165,4 +168,28 @@ impl Report<'_> {
                 .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
         }
     }
+}
+
+/// The fields left to other managers, by object: the objects this sync tailored get what it
+/// left alone, those it wrote untailored lose their entry, those it did not look at keep
+/// theirs, and those no longer in the set lose theirs.
+fn update_ignored(ignored: &mut BTreeMap<String, Vec<String>>, changes: &ChangeSet) {
+    let mut in_set = std::collections::HashSet::new();
+    for c in &changes.changes {
+        let id = c.id.to_string();
+        if c.action == Outcome::Pruned {
+            continue;
+        }
+        match changes.ignored.get(&id) {
+            Some(fields) => {
+                ignored.insert(id.clone(), fields.clone());
+            }
+            None if matches!(c.action, Outcome::Created | Outcome::Configured) => {
+                ignored.remove(&id);
+            }
+            None => {}
+        }
+        in_set.insert(id);
+    }
+    ignored.retain(|id, _| in_set.contains(id));
 }

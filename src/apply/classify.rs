@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use super::desired::{DesiredObject, Need};
 use super::live::LiveMap;
 use super::managed::needs_adoption;
+use super::policy::ApplyPolicy;
 use super::{SyncError, SyncOptions};
 use crate::change::{Action, ChangeSet};
 use crate::cluster::Resource;
@@ -98,6 +99,17 @@ fn classify_each(
         let (Some(found), Need::Apply) = (found, object.need) else {
             continue;
         };
+        if object.policy == ApplyPolicy::IfNotPresent {
+            object.need = Need::Skip;
+            let msg = "IfNotPresent: it exists, and driftless only creates it".to_string();
+            changes.push(
+                object.id.clone(),
+                Action::Skipped,
+                Some(object.source.clone()),
+                Some(msg),
+            );
+            continue;
+        }
         let unchanged = previous.entries.get(&object.key).is_some_and(|e| {
             e.manifest_hash == object.hash
                 && !e.fields_hash.is_empty()

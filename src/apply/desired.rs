@@ -5,6 +5,7 @@
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::policy::{ApplyPolicy, apply_policy, force_annotated};
 use crate::change::ApiWarning;
 use crate::cluster::{ApiWarnings, Resource};
 use crate::inventory::hash_text;
@@ -31,6 +32,10 @@ pub(crate) struct DesiredObject {
     /// Hash of [`DesiredObject::body`]: compared with the inventory's to find it unchanged.
     pub hash: String,
     pub need: Need,
+    /// How it is applied (its `driftless.dev/ssa` annotation).
+    pub policy: ApplyPolicy,
+    /// Recreated on an immutable change without `--force` (`driftless.dev/force: enabled`).
+    pub force: bool,
 }
 
 /// What a desired object needs, as the sync learns it: every object starts as
@@ -87,7 +92,12 @@ pub(crate) fn desired_objects(
             let Ok(id) = manifest.object_ref() else {
                 continue;
             };
-            let skip = manifest.annotation(ANNOTATION_IGNORE) == Some(IGNORE_TRUE);
+            // Checked by `Engine::check_policies` before: a bad value is not seen here.
+            let annotation = |name: &str| manifest.annotation(name);
+            let policy = apply_policy(annotation).unwrap_or_default();
+            let force = force_annotated(annotation).unwrap_or_default();
+            let skip = manifest.annotation(ANNOTATION_IGNORE) == Some(IGNORE_TRUE)
+                || policy == ApplyPolicy::Ignore;
             set_label(&mut manifest.object, LABEL_INVENTORY, inventory);
             let resource = resource_of(&id);
             let need = match (skip, &resource) {
@@ -108,6 +118,8 @@ pub(crate) fn desired_objects(
                 body,
                 resource,
                 need,
+                policy,
+                force,
             });
         }
     }

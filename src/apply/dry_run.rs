@@ -217,10 +217,11 @@ fn judge(
     for (idx, refusal) in refusals {
         let object = &mut objects[idx];
         let immutable = refusal.is_immutable();
-        if opts.force && immutable && opts.protected.contains(&object.key) {
+        let force = opts.force || object.force;
+        if force && immutable && opts.protected.contains(&object.key) {
             let refused = protect::refuse_recreate(&object.id);
             failures.push(format!("{}: {refused}", object.source));
-        } else if opts.force && immutable {
+        } else if force && immutable {
             object.need = Need::Recreate;
         } else {
             let hint = if immutable {

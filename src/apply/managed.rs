@@ -34,6 +34,12 @@ fn is_adopted(e: &ManagedFieldsEntry) -> bool {
             .is_some_and(|m| ADOPTED_MANAGERS.contains(&m))
 }
 
+/// True for driftless's field manager and those whose fields it adopts (kubectl's): the
+/// managers whose fields are driftless's to apply.
+pub fn is_ours_or_adopted(manager: &str) -> bool {
+    manager == FIELD_MANAGER || ADOPTED_MANAGERS.contains(&manager)
+}
+
 /// True for driftless's own server-side-apply entry of the object (not of a subresource).
 fn is_own_apply(e: &ManagedFieldsEntry) -> bool {
     e.manager.as_deref() == Some(FIELD_MANAGER)

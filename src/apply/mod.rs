@@ -38,8 +38,10 @@ mod classify;
 mod desired;
 mod dry_run;
 mod engine;
+mod ignore;
 mod live;
 mod managed;
+pub mod policy;
 mod preview;
 mod protect;
 mod prune;
@@ -48,6 +50,7 @@ mod redact;
 mod ssa;
 mod store;
 mod sync;
+mod tailor;
 mod wait;
 mod write;
 
@@ -94,6 +97,8 @@ pub struct SyncOptions {
     pub progress: Option<Arc<Progress>>,
     /// Objects never pruned or recreated: driftless's own (default: [`Protected::from_env`]).
     pub protected: Protected,
+    /// Fields applied on creation and never afterwards (the GitSync's `spec.ignore`).
+    pub ignore: Vec<policy::IgnoreRule>,
 }
 
 /// How far a sync got: the phase and the objects done of those it has to write.
@@ -156,6 +161,7 @@ impl Default for SyncOptions {
             concurrency: 8,
             progress: None,
             protected: Protected::from_env(),
+            ignore: Vec::new(),
         }
     }
 }
@@ -181,6 +187,9 @@ pub enum SyncError {
     /// Objects belong to another inventory.
     #[error("{} object(s) belong to another inventory; nothing was changed:\n  {}", .0.len(), .0.join("\n  "))]
     Conflict(Vec<String>),
+    /// Ignore rules or apply-policy annotations that cannot be used.
+    #[error("{} invalid ignore rule(s) or apply policies; nothing was changed:\n  {}", .0.len(), .0.join("\n  "))]
+    Policy(Vec<String>),
     /// The server-side dry-run refused objects; nothing was written (but the Namespaces and
     /// CRDs of the set when the refused objects depend on them).
     #[error("dry-run failed for {} object(s); nothing was changed:\n  {}", .0.len(), .0.join("\n  "))]
@@ -195,7 +204,8 @@ pub enum SyncError {
     /// Objects did not become healthy.
     #[error("{} object(s) not healthy:\n  {}", .failures.len(), .failures.join("\n  "))]
     Health {
-        changes: ChangeSet,
+        /// Boxed: the largest variant otherwise.
+        changes: Box<ChangeSet>,
         failures: Vec<String>,
     },
     /// The inventory could not be read or written.
@@ -224,7 +234,8 @@ impl SyncError {
     /// The change set of a sync that got as far as writing, if any.
     pub fn changes(&self) -> Option<&ChangeSet> {
         match self {
-            SyncError::Apply(c) | SyncError::Health { changes: c, .. } => Some(c),
+            SyncError::Apply(c) => Some(c),
+            SyncError::Health { changes, .. } => Some(changes),
             _ => None,
         }
     }
@@ -238,6 +249,7 @@ impl SyncError {
             | SyncError::Conflict(_)
             | SyncError::Protected(_)
             | SyncError::DryRun(_)
+            | SyncError::Policy(_)
             | SyncError::Unreadable(_) => FailureKind::Invalid,
             SyncError::Apply(_)
             | SyncError::Inventory { .. }

@@ -12,7 +12,10 @@ use futures::{FutureExt, StreamExt, stream};
 use super::api::{api_for, api_message};
 use super::desired::{DesiredObject, Need, attributed};
 use super::engine::Engine;
+use super::ignore::{check_policies, tailoring};
+use super::policy::{ApplyPolicy, IgnoreRule};
 use super::ssa::{self, Conflicts, Mode};
+use super::tailor::tailor;
 use super::{SyncError, SyncOptions, check_inventory_name};
 use crate::change::ApiWarning;
 use crate::cluster::{ApiWarnings, attribute};
@@ -49,6 +52,7 @@ impl Engine {
     ) -> Result<Preview, SyncError> {
         check_inventory_name(&opts.inventory)?;
         let manifests = self.validate_set(manifests, opts).await?;
+        check_policies(&manifests, opts)?;
         let items = self.desired_objects(manifests, opts);
         let stored = self.inventory_store(opts).read().await?;
         let client = self.client();
@@ -58,7 +62,9 @@ impl Engine {
                 .iter()
                 .enumerate()
                 .filter(|(_, i)| i.need != Need::Skip)
-                .map(|(idx, item)| attribute(&warnings, idx, diff_one(client, item)).boxed()),
+                .map(|(idx, item)| {
+                    attribute(&warnings, idx, diff_one(client, item, &opts.ignore)).boxed()
+                }),
         )
         .buffered(opts.concurrency.max(1))
         .collect()
@@ -89,6 +95,7 @@ impl Engine {
 async fn diff_one(
     client: &kube::Client,
     item: &DesiredObject,
+    rules: &[IgnoreRule],
 ) -> Result<Option<(ObjectRef, String)>, String> {
     let desired = &item.object();
     let Some(resource) = &item.resource else {
@@ -114,11 +121,22 @@ async fn diff_one(
             item.source, item.id
         ));
     }
+    // An object that exists is compared as the sync would apply it: IfNotPresent ones not at
+    // all, and without what the ignore rules and `Merge` leave to others.
+    let mut body = desired.clone();
+    if let Some(live) = &live {
+        if item.policy == ApplyPolicy::IfNotPresent {
+            return Ok(None);
+        }
+        if let Some(how) = tailoring(item, rules) {
+            tailor(&mut body, live, &how);
+        }
+    }
     let after = match ssa::apply(
         client,
         resource,
         &item.id,
-        &item.body,
+        &body,
         Mode::DryRun,
         Conflicts::Force,
     )

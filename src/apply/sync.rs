@@ -12,7 +12,7 @@ use super::desired::{DesiredObject, attributed};
 use super::dry_run::Pass;
 use super::engine::Engine;
 use super::live::LiveMap;
-use super::{SyncError, SyncOptions, check_inventory_name, protect, wait};
+use super::{SyncError, SyncOptions, check_inventory_name, ignore, protect, wait};
 use crate::change::ChangeSet;
 use crate::cluster::ApiWarnings;
 use crate::inventory::Inventory;
@@ -45,6 +45,7 @@ impl Engine {
         // 1. Validate.
         check_inventory_name(&opts.inventory)?;
         let manifests = self.validate_set(manifests, opts).await?;
+        ignore::check_policies(&manifests, opts)?;
         clock.phase("validated");
         let empty = manifests.is_empty();
         // 2. Read the inventory, once the manifests' trees have become request bodies.
@@ -63,6 +64,9 @@ impl Engine {
         check_ownership(&objects, &live, &stored.inventory, opts)?;
         // 6. Classify.
         let mut changes = classify::classify(&mut objects, &live, &stored.inventory, opts);
+        // 6b. Leave to other managers what the ignore rules and `Merge` give them.
+        let tailoring = self.tailor_to_live(&mut objects, &live, opts, &mut changes);
+        tailoring.await?;
         // 7. Dry-run.
         let first = self.dry_run(&mut objects, &live, opts, Pass::First, &warnings);
         first.await?;
@@ -164,7 +168,8 @@ impl Clock {
     /// any (a success, a failed apply, an unhealthy object).
     fn stamp(&self, mut result: Result<ChangeSet, SyncError>) -> Result<ChangeSet, SyncError> {
         let changes = match &mut result {
-            Ok(c) | Err(SyncError::Apply(c)) | Err(SyncError::Health { changes: c, .. }) => c,
+            Ok(c) | Err(SyncError::Apply(c)) => c,
+            Err(SyncError::Health { changes, .. }) => &mut **changes,
             Err(_) => return result,
         };
         changes.elapsed = self.start.elapsed();

@@ -51,7 +51,7 @@ pub(super) async fn healthy(
     match poll(client, &all, opts, opts.timeout).await {
         Ok(()) => Ok(()),
         Err(failures) => Err(SyncError::Health {
-            changes: changes.clone(),
+            changes: Box::new(changes.clone()),
             failures,
         }),
     }

@@ -26,7 +26,7 @@ pub async fn run(conn: &Connection<'_>, tools: &ToolFlags, args: ApplyArgs) -> R
         timeout: args.timeout,
         force: args.force,
         force_conflicts: !args.no_force_conflicts,
-        ..super::sync_options(&args.set)
+        ..super::sync_options(&args.set)?
     };
     let engine = super::engine(conn).await?;
     let progress = std::io::stderr()

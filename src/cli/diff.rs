@@ -20,7 +20,7 @@ pub async fn run(conn: &Connection<'_>, tools: &ToolFlags, args: DiffArgs) -> Re
     let manifests = render_input::load(conn, tools, &set.dir, &set.render, &set.namespace).await?;
     let opts = SyncOptions {
         prune: true,
-        ..super::sync_options(&args.set)
+        ..super::sync_options(&args.set)?
     };
     let engine = super::engine(conn).await?;
     let preview = engine.preview(manifests, &opts).await?;

@@ -53,14 +53,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// The options `apply` and `diff` share.
-fn sync_options(set: &SetArgs) -> SyncOptions {
-    SyncOptions {
+fn sync_options(set: &SetArgs) -> Result<SyncOptions> {
+    Ok(SyncOptions {
         inventory: set.inventory.clone(),
         inventory_namespace: set.inventory_namespace.clone(),
         default_namespace: set.namespace.clone(),
         concurrency: set.concurrency,
+        ignore: render_input::ignore_rules(&set.render)?,
         ..SyncOptions::default()
-    }
+    })
 }
 
 async fn engine(conn: &Connection<'_>) -> Result<Engine> {

@@ -49,6 +49,13 @@ pub fn print_changes(changes: &ChangeSet, output: Output) -> Result<()> {
             for c in &changes.changes {
                 writeln!(out, "{c}")?;
             }
+            for (object, fields) in &changes.ignored {
+                writeln!(
+                    out,
+                    "{object} left to other managers: {}",
+                    fields.join(", ")
+                )?;
+            }
             writeln!(out, "{}", changes.summary())?;
         }
     }

@@ -86,6 +86,18 @@ pub async fn load(
     Ok(rendered.manifests)
 }
 
+/// The ignore rules of `--gitsync` (none without it): `apply` and `diff` leave the same fields
+/// alone as the agent.
+///
+/// # Errors
+/// The GitSync file cannot be read.
+pub fn ignore_rules(flags: &RenderFlags) -> Result<Vec<driftless::apply::policy::IgnoreRule>> {
+    Ok(match &flags.gitsync {
+        Some(file) => read_gitsync(file)?.spec.ignore,
+        None => Vec::new(),
+    })
+}
+
 /// What DIR is rendered as: the GitSync of `--gitsync` (else none) and what follows from it.
 struct Target {
     gitsync: Option<GitSync>,

@@ -69,6 +69,12 @@ async fn print_one(client: &Client, gs: &GitSync) -> Result<()> {
     for o in &objects {
         println!("  {:width$}  {:<10} {}", o.id, o.health, o.message);
     }
+    if !status.ignored_fields.is_empty() {
+        println!("Ignored (left to other field managers):");
+        for (object, fields) in &status.ignored_fields {
+            println!("  {object}  {}", fields.join(", "));
+        }
+    }
     println!("History:");
     for h in &status.history {
         println!(
