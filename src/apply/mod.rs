@@ -1,7 +1,8 @@
 //! Apply: make the cluster hold exactly a validated set of manifests.
 //!
 //! [`Engine::sync`] is the one entry point the CLI (`driftless apply`) and the agent share:
-//! validate → read the inventory → read live metadata → classify → dry-run every object that
+//! validate → read the inventory → read live metadata → classify → leave to other field
+//! managers what the ignore rules and `Merge` policies give them → dry-run every object that
 //! needs a write → record the union inventory → apply Namespaces and CRDs and wait for them →
 //! apply the rest → prune what left the set → record the final inventory → wait for health.
 //!
@@ -26,6 +27,8 @@
 //! | `store`, `protect` | the inventory in ConfigMaps; driftless's own objects |
 //! | `engine` | [`Engine`]: clients, API catalog, validation, the desired objects of a set |
 //! | `read` | step 4: which objects to read, in how many requests |
+//! | `policy`, `tailor` | ignore rules and apply policies; a desired object fitted to the live one |
+//! | `ignore` | step 1's policy check and step 6b: the covered objects read in full and tailored |
 //! | `dry_run` | step 7: the dry-run, refusals kept typed until displayed; `--dry-run`'s report |
 //! | `wait` | Namespaces/CRDs ready; `--wait` health |
 //! | `write` | steps 9 and 10: the staged apply |
