@@ -18,6 +18,7 @@ pub mod diff;
 pub mod duration;
 pub mod hash;
 pub mod health;
+pub mod health_cel;
 pub mod inputs;
 pub mod inventory;
 pub mod memory;

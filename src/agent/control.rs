@@ -186,6 +186,10 @@ pub async fn objects(client: &Client, gs: &GitSync) -> Result<Vec<ManagedObject>
     let catalog = Catalog::discover(client)
         .await
         .map_err(|e| ControlError::Failed(format!("API discovery: {e}")))?;
+    // A GitSync whose expressions do not compile fails its syncs saying so; here its objects
+    // are judged by the built-in checks.
+    let checks = crate::health_cel::Checks::new(&gs.spec.health_check_exprs)
+        .unwrap_or_else(|_| crate::health_cel::Checks::built_in());
     let mut out = Vec::new();
     for (key, entry) in &stored.inventory.entries {
         let id = match &key.namespace {
@@ -207,7 +211,7 @@ pub async fn objects(client: &Client, gs: &GitSync) -> Result<Vec<ManagedObject>
         let (health, message) = match api.get_opt(&key.name).await {
             Ok(Some(obj)) => {
                 let value = serde_json::to_value(&obj).unwrap_or_default();
-                let h = crate::health::evaluate(&value);
+                let h = checks.health(&value);
                 (h.status.to_string(), h.message)
             }
             Ok(None) => ("Missing".into(), "not in the cluster".into()),

@@ -94,6 +94,11 @@ pub struct GitSyncSpec {
     /// drift ignore rules, Argo CD's `ignoreDifferences` spellings accepted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<crate::apply::policy::IgnoreRule>,
+    /// Health by CEL expressions per kind (Flux's `healthCheckExprs`: `current`,
+    /// `inProgress`, `failed`), for `wait`, `dependsOn` and `driftless status`; they win over
+    /// the built-in ones for common custom resources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_check_exprs: Vec<crate::health_cel::HealthCheckExpr>,
     /// Decrypt SOPS-encrypted objects (Flux's `spec.decryption`): without it an encrypted
     /// object fails the sync rather than be applied as data.
     #[serde(default, skip_serializing_if = "Option::is_none")]

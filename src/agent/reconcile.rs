@@ -268,7 +268,10 @@ async fn sync(
     let engine = ctx
         .engine_for(&ns, gs.spec.service_account_name.as_deref())
         .map_err(|e| step(Reason::ApplyFailed)(e.to_string()))?;
+    let checks = crate::health_cel::Checks::new(&gs.spec.health_check_exprs)
+        .map_err(|e| step(Reason::ValidationFailed)(format!("healthCheckExprs: {e}")))?;
     let opts = SyncOptions {
+        health_checks: std::sync::Arc::new(checks),
         inventory: inventory_name(&ns, &gs.name_any()),
         inventory_namespace: ns.clone(),
         default_namespace: gs.spec.target_namespace.clone().unwrap_or(ns),

@@ -102,6 +102,9 @@ pub struct SyncOptions {
     pub protected: Protected,
     /// Fields applied on creation and never afterwards (the GitSync's `spec.ignore`).
     pub ignore: Vec<policy::IgnoreRule>,
+    /// How `--wait` judges health: CEL expressions per kind (the GitSync's
+    /// `healthCheckExprs` and the built-in ones), else kstatus.
+    pub health_checks: Arc<crate::health_cel::Checks>,
 }
 
 /// How far a sync got: the phase and the objects done of those it has to write.
@@ -165,6 +168,7 @@ impl Default for SyncOptions {
             progress: None,
             protected: Protected::from_env(),
             ignore: Vec::new(),
+            health_checks: Arc::new(crate::health_cel::Checks::built_in()),
         }
     }
 }

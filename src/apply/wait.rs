@@ -1,5 +1,6 @@
 //! Waiting: for the cluster stage (Namespaces Active, CRDs Established) before the rest is
-//! applied, and with `--wait` for every object to be healthy by the rules of [`crate::health`].
+//! applied, and with `--wait` for every object to be healthy: by its kind's CEL expressions
+//! ([`crate::health_cel`]), else by the kstatus rules of [`crate::health`].
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use super::api::api_for;
 use super::desired::{DesiredObject, Need};
 use super::{SyncError, SyncOptions};
 use crate::change::ChangeSet;
-use crate::health::{HealthStatus, evaluate};
+use crate::health::HealthStatus;
+use crate::health_cel::Checks;
 use crate::inventory::Entry;
 use crate::object::ObjectKey;
 use crate::plan::is_cluster_stage;
@@ -58,14 +60,14 @@ pub(super) async fn healthy(
 }
 
 /// The health of one object now (Current when its kind is not served: nothing to wait for).
-async fn check(client: &Client, item: &DesiredObject) -> (HealthStatus, String) {
+async fn check(client: &Client, item: &DesiredObject, checks: &Checks) -> (HealthStatus, String) {
     let Some(resource) = &item.resource else {
         return (HealthStatus::Current, String::new());
     };
     let api = api_for(client, resource, item.key.namespace.as_deref());
     match api.get_opt(&item.key.name).await {
         Ok(Some(obj)) => {
-            let h = evaluate(&serde_json::to_value(&obj).unwrap_or_default());
+            let h = checks.health(&serde_json::to_value(&obj).unwrap_or_default());
             (h.status, h.message)
         }
         Ok(None) => (HealthStatus::InProgress, "not found".into()),
@@ -89,7 +91,7 @@ async fn poll(
         let checks = stream::iter((0..pending.len()).map(|n| {
             let item = pending[n];
             async move {
-                let (status, message) = check(client, item).await;
+                let (status, message) = check(client, item, &opts.health_checks).await;
                 (item, status, message)
             }
             .boxed()

@@ -60,6 +60,7 @@ fn sync_options(set: &SetArgs) -> Result<SyncOptions> {
         default_namespace: set.namespace.clone(),
         concurrency: set.concurrency,
         ignore: render_input::ignore_rules(&set.render)?,
+        health_checks: std::sync::Arc::new(render_input::health_checks(&set.render)?),
         ..SyncOptions::default()
     })
 }

@@ -98,6 +98,18 @@ pub fn ignore_rules(flags: &RenderFlags) -> Result<Vec<driftless::apply::policy:
     })
 }
 
+/// The health checks of `--gitsync` (its `healthCheckExprs` and the built-in ones).
+///
+/// # Errors
+/// The GitSync file cannot be read, or an expression does not compile.
+pub fn health_checks(flags: &RenderFlags) -> Result<driftless::health_cel::Checks> {
+    let exprs = match &flags.gitsync {
+        Some(file) => read_gitsync(file)?.spec.health_check_exprs,
+        None => Vec::new(),
+    };
+    Ok(driftless::health_cel::Checks::new(&exprs)?)
+}
+
 /// What DIR is rendered as: the GitSync of `--gitsync` (else none) and what follows from it.
 struct Target {
     gitsync: Option<GitSync>,
