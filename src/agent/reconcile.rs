@@ -76,7 +76,7 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
     let previous = status.last_applied_revision.clone();
     let status = attempting(status, &revision);
     let synced = match render(&ctx, &gs, &req, &fetched, &status).await? {
-        Ok(manifests) => sync(&ctx, &gs, manifests).await,
+        Ok(manifests) => sync(&ctx, &gs, manifests, &revision).await,
         Err(e) => Err(e),
     };
     let changes = match synced {
@@ -262,6 +262,7 @@ async fn sync(
     ctx: &Context,
     gs: &GitSync,
     manifests: Vec<Manifest>,
+    revision: &str,
 ) -> Result<ChangeSet, StepError> {
     tracing::debug!(objects = manifests.len(), "rendered");
     let ns = gs.namespace().unwrap_or_default();
@@ -270,7 +271,13 @@ async fn sync(
         .map_err(|e| step(Reason::ApplyFailed)(e.to_string()))?;
     let checks = crate::health_cel::Checks::new(&gs.spec.health_check_exprs)
         .map_err(|e| step(Reason::ValidationFailed)(format!("healthCheckExprs: {e}")))?;
+    // Hooks run once per revision: not again for a re-sync of the one applied last.
+    let applied = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.last_applied_revision.as_deref());
     let opts = SyncOptions {
+        run_hooks: applied != Some(revision),
         health_checks: std::sync::Arc::new(checks),
         inventory: inventory_name(&ns, &gs.name_any()),
         inventory_namespace: ns.clone(),

@@ -5,6 +5,7 @@
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::phases::{self, Hook};
 use super::policy::{ApplyPolicy, apply_policy, force_annotated};
 use crate::change::ApiWarning;
 use crate::cluster::{ApiWarnings, Resource};
@@ -36,6 +37,10 @@ pub(crate) struct DesiredObject {
     pub policy: ApplyPolicy,
     /// Recreated on an immutable change without `--force` (`driftless.dev/force: enabled`).
     pub force: bool,
+    /// Its sync wave: waves are applied in order, each healthy before the next.
+    pub wave: i32,
+    /// A hook (a Job or Pod run before or after the waves, or when the sync fails).
+    pub hook: Option<Hook>,
 }
 
 /// What a desired object needs, as the sync learns it: every object starts as
@@ -95,7 +100,11 @@ pub(crate) fn desired_objects(
             // Checked by `Engine::check_policies` before: a bad value is not seen here.
             let annotation = |name: &str| manifest.annotation(name);
             let policy = apply_policy(annotation).unwrap_or_default();
-            let force = force_annotated(annotation).unwrap_or_default();
+            let kind = manifest.kind().unwrap_or_default().to_owned();
+            let hook = phases::hook(&kind, annotation).unwrap_or_default();
+            let wave = phases::wave(annotation, hook.is_some()).unwrap_or_default();
+            // A hook is recreated at each run: its immutable fields may change.
+            let force = force_annotated(annotation).unwrap_or_default() || hook.is_some();
             let skip = manifest.annotation(ANNOTATION_IGNORE) == Some(IGNORE_TRUE)
                 || policy == ApplyPolicy::Ignore;
             set_label(&mut manifest.object, LABEL_INVENTORY, inventory);
@@ -120,6 +129,8 @@ pub(crate) fn desired_objects(
                 need,
                 policy,
                 force,
+                wave,
+                hook,
             });
         }
     }

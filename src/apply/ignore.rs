@@ -27,9 +27,14 @@ pub(crate) fn check_policies(manifests: &[Manifest], opts: &SyncOptions) -> Resu
     }
     for m in manifests {
         let annotation = |name: &str| m.annotation(name);
+        let kind = m.kind().unwrap_or_default();
+        let hook = super::phases::hook(kind, annotation);
+        let is_hook = matches!(hook, Ok(Some(_)));
         let bad = [
             apply_policy(annotation).err(),
             force_annotated(annotation).err(),
+            hook.err(),
+            super::phases::wave(annotation, is_hook).err(),
         ];
         for e in bad.into_iter().flatten() {
             let id = m.object_ref().map(|r| r.to_string()).unwrap_or_default();

@@ -44,6 +44,7 @@ mod engine;
 mod ignore;
 mod live;
 mod managed;
+pub mod phases;
 pub mod policy;
 mod preview;
 mod protect;
@@ -55,6 +56,7 @@ mod store;
 mod sync;
 mod tailor;
 mod wait;
+mod waves;
 mod write;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,6 +104,9 @@ pub struct SyncOptions {
     pub protected: Protected,
     /// Fields applied on creation and never afterwards (the GitSync's `spec.ignore`).
     pub ignore: Vec<policy::IgnoreRule>,
+    /// Run the hooks (the agent turns this off for a re-sync of the revision it applied last:
+    /// hooks run once per revision).
+    pub run_hooks: bool,
     /// How `--wait` judges health: CEL expressions per kind (the GitSync's
     /// `healthCheckExprs` and the built-in ones), else kstatus.
     pub health_checks: Arc<crate::health_cel::Checks>,
@@ -169,6 +174,7 @@ impl Default for SyncOptions {
             protected: Protected::from_env(),
             ignore: Vec::new(),
             health_checks: Arc::new(crate::health_cel::Checks::built_in()),
+            run_hooks: true,
         }
     }
 }

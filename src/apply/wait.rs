@@ -67,7 +67,21 @@ async fn check(client: &Client, item: &DesiredObject, checks: &Checks) -> (Healt
     let api = api_for(client, resource, item.key.namespace.as_deref());
     match api.get_opt(&item.key.name).await {
         Ok(Some(obj)) => {
-            let h = checks.health(&serde_json::to_value(&obj).unwrap_or_default());
+            let value = serde_json::to_value(&obj).unwrap_or_default();
+            // A hook Pod is done when it has run to completion, not when it is ready.
+            let phase = value
+                .pointer("/status/phase")
+                .and_then(serde_json::Value::as_str);
+            if item.hook.is_some()
+                && item.key.kind == "Pod"
+                && !matches!(phase, Some("Succeeded" | "Failed"))
+            {
+                return (
+                    HealthStatus::InProgress,
+                    format!("pod is {}", phase.unwrap_or("Pending")),
+                );
+            }
+            let h = checks.health(&value);
             (h.status, h.message)
         }
         Ok(None) => (HealthStatus::InProgress, "not found".into()),
@@ -77,7 +91,7 @@ async fn check(client: &Client, item: &DesiredObject, checks: &Checks) -> (Healt
 
 /// Polls `items` until all are Current. Returns the failures: Failed objects at once, or the
 /// objects still in progress when `timeout` runs out.
-async fn poll(
+pub(super) async fn poll(
     client: &Client,
     items: &[&DesiredObject],
     opts: &SyncOptions,

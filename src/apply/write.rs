@@ -15,20 +15,21 @@ use super::dry_run::Pass;
 use super::engine::{Engine, resource_of};
 use super::live::LiveMap;
 use super::managed::owned_fields_hash;
+use super::phases::HookPhase;
 use super::ssa::{self, Conflicts, Mode};
-use super::{SyncError, SyncOptions, classify, progress_start, progress_tick, redact, wait};
+use super::{SyncError, SyncOptions, classify, progress_start, progress_tick, redact, wait, waves};
 use crate::change::{Action, ChangeSet};
 use crate::cluster::ApiWarnings;
 use crate::inventory::Entry;
 use crate::object::ObjectKey;
 
-/// The two stages of a sync's writes.
+/// The stages of a sync's writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     /// Namespaces and CRDs: what the rest lives in or is an instance of.
     Cluster,
-    /// Everything else.
-    Rest,
+    /// Everything else but hooks: all of it (None), or one wave.
+    Rest(Option<i32>),
 }
 
 /// Kinds whose creation the API server serializes: a Service's cluster IP (and node port)
@@ -83,11 +84,57 @@ impl Engine {
             self.dry_run(objects, live, opts, Pass::Deferred(&deferred), warnings)
                 .await?;
         }
-        let rest = self
-            .apply_stage(objects, live, opts, Stage::Rest, changes, warnings)
-            .await;
-        applied.extend(rest);
+        if waves::waves(objects).len() <= 1 && !objects.iter().any(|o| o.hook.is_some()) {
+            let rest = self
+                .apply_stage(objects, live, opts, Stage::Rest(None), changes, warnings)
+                .await;
+            applied.extend(rest);
+        } else if !self
+            .apply_phases(objects, live, opts, changes, warnings, &mut applied)
+            .await
+        {
+            self.run_hooks(objects, live, HookPhase::SyncFail, opts, changes)
+                .await;
+        }
         Ok(applied)
+    }
+
+    /// `PreSync` hooks, the waves in order (each healthy before the next when another
+    /// follows, or a `PostSync` hook), `PostSync` hooks. Returns false at the first failure
+    /// (recorded in `changes`): what follows it is not applied.
+    async fn apply_phases(
+        &self,
+        objects: &mut [DesiredObject],
+        live: &LiveMap,
+        opts: &SyncOptions,
+        changes: &mut ChangeSet,
+        warnings: &Arc<ApiWarnings>,
+        applied: &mut Vec<(ObjectKey, Entry)>,
+    ) -> bool {
+        if !self
+            .run_hooks(objects, live, HookPhase::PreSync, opts, changes)
+            .await
+        {
+            return false;
+        }
+        let waves = waves::waves(objects);
+        let post = waves::has_hooks(objects, HookPhase::PostSync);
+        for (n, wave) in waves.iter().enumerate() {
+            let stage = Stage::Rest(Some(*wave));
+            let done = self
+                .apply_stage(objects, live, opts, stage, changes, warnings)
+                .await;
+            applied.extend(done);
+            if changes.has_failures() {
+                return false;
+            }
+            let last = n + 1 == waves.len();
+            if (!last || post) && !self.wave_healthy(objects, *wave, opts, changes).await {
+                return false;
+            }
+        }
+        self.run_hooks(objects, live, HookPhase::PostSync, opts, changes)
+            .await
     }
 
     /// Applies the writes of one stage, concurrently, and records the outcome of each. Returns
@@ -101,14 +148,19 @@ impl Engine {
         changes: &mut ChangeSet,
         warnings: &Arc<ApiWarnings>,
     ) -> Vec<(ObjectKey, Entry)> {
-        let in_stage = |o: &DesiredObject| o.in_cluster_stage() == (stage == Stage::Cluster);
+        let in_stage = |o: &DesiredObject| match stage {
+            Stage::Cluster => o.in_cluster_stage() && o.hook.is_none(),
+            Stage::Rest(wave) => {
+                !o.in_cluster_stage() && o.hook.is_none() && wave.is_none_or(|w| o.wave == w)
+            }
+        };
         // By index in the set: the apply order, and the subject of their warnings.
         let work: Vec<usize> = (0..objects.len())
             .filter(|&n| objects[n].need.is_write() && in_stage(&objects[n]))
             .collect();
         let phase = match stage {
             Stage::Cluster => "applying namespaces and CRDs",
-            Stage::Rest => "applying",
+            Stage::Rest(_) => "applying",
         };
         progress_start(opts, phase, work.len());
         let results = self.write_all(objects, work, live, opts, warnings).await;
