@@ -110,6 +110,10 @@ pub struct ChangeSet {
     /// by object (`Deployment/shop/web`), for the objects written.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ignored: std::collections::BTreeMap<String, Vec<String>>,
+    /// The hooks and waves of a sync that has them, in order: `PreSync hooks: done`,
+    /// `wave -1: applied, healthy`, ...
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<String>,
 }
 
 fn source_str<S: serde::Serializer>(src: &Option<Source>, s: S) -> Result<S::Ok, S::Error> {

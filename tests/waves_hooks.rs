@@ -56,7 +56,18 @@ async fn a_migration_job_in_wave_minus_one_completes_before_the_deployment_is_cr
     )
     .expect("write");
     std::fs::write(dir.path().join("app.yaml"), deployment(n)).expect("write");
-    apply(dir.path(), &ns, &inventory).succeeded();
+    let run = apply(dir.path(), &ns, &inventory);
+    run.succeeded();
+    assert!(
+        run.stdout.contains("phase wave -1: applied, healthy"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("phase wave 0: applied"),
+        "{}",
+        run.stdout
+    );
     let job = Api::<Job>::namespaced(ns.client(), n)
         .get("migrate")
         .await
@@ -152,6 +163,11 @@ async fn the_agent_runs_a_hook_once_per_revision() {
         uid().await.as_ref(),
         Some(&first),
         "same revision: the hook is not run again"
+    );
+    let phases = gitsync(&ns, "app").await["status"]["phases"].clone();
+    assert_eq!(
+        phases,
+        json!(["PreSync hooks: ran already for this revision", "wave 0: applied"])
     );
     // A new revision runs it again (a new Job).
     repo.commit(

@@ -199,6 +199,10 @@ pub struct GitSyncStatus {
     /// pointers by object (`Deployment/shop/web`), as of each object's last write.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ignored_fields: BTreeMap<String, Vec<String>>,
+    /// The hooks and waves of the last sync that had them, in order (`PreSync hooks: done`,
+    /// `wave -1: applied, healthy`, `wave 0: applied`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<String>,
     /// The last 10 syncs, newest first.
     #[serde(default)]
     pub history: Vec<SyncRecord>,

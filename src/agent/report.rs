@@ -86,6 +86,7 @@ impl Report<'_> {
             *status.managed.entry(c.id.kind.clone()).or_default() += 1;
         }
         update_ignored(&mut status.ignored_fields, changes);
+        status.phases.clone_from(&changes.phases);
         record(
             &mut status,
             &revision,

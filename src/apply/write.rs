@@ -93,7 +93,7 @@ impl Engine {
             .apply_phases(objects, live, opts, changes, warnings, &mut applied)
             .await
         {
-            self.run_hooks(objects, live, HookPhase::SyncFail, opts, changes)
+            self.hook_phase(objects, live, HookPhase::SyncFail, opts, changes)
                 .await;
         }
         Ok(applied)
@@ -112,7 +112,7 @@ impl Engine {
         applied: &mut Vec<(ObjectKey, Entry)>,
     ) -> bool {
         if !self
-            .run_hooks(objects, live, HookPhase::PreSync, opts, changes)
+            .hook_phase(objects, live, HookPhase::PreSync, opts, changes)
             .await
         {
             return false;
@@ -126,15 +126,47 @@ impl Engine {
                 .await;
             applied.extend(done);
             if changes.has_failures() {
+                changes.phases.push(format!("wave {wave}: failed"));
                 return false;
             }
             let last = n + 1 == waves.len();
-            if (!last || post) && !self.wave_healthy(objects, *wave, opts, changes).await {
-                return false;
+            if !last || post {
+                let healthy = self.wave_healthy(objects, *wave, opts, changes).await;
+                let state = if healthy { "healthy" } else { "not healthy" };
+                changes
+                    .phases
+                    .push(format!("wave {wave}: applied, {state}"));
+                if !healthy {
+                    return false;
+                }
+            } else {
+                changes.phases.push(format!("wave {wave}: applied"));
             }
         }
-        self.run_hooks(objects, live, HookPhase::PostSync, opts, changes)
+        self.hook_phase(objects, live, HookPhase::PostSync, opts, changes)
             .await
+    }
+
+    /// Runs the hooks of `phase` (if the set has any) and records how it went.
+    async fn hook_phase(
+        &self,
+        objects: &[DesiredObject],
+        live: &LiveMap,
+        phase: HookPhase,
+        opts: &SyncOptions,
+        changes: &mut ChangeSet,
+    ) -> bool {
+        if !waves::has_hooks(objects, phase) {
+            return true;
+        }
+        let ok = self.run_hooks(objects, live, phase, opts, changes).await;
+        let state = match (ok, opts.run_hooks) {
+            (true, true) => "done",
+            (true, false) => "ran already for this revision",
+            (false, _) => "failed",
+        };
+        changes.phases.push(format!("{phase} hooks: {state}"));
+        ok
     }
 
     /// Applies the writes of one stage, concurrently, and records the outcome of each. Returns

@@ -49,6 +49,9 @@ pub fn print_changes(changes: &ChangeSet, output: Output) -> Result<()> {
             for c in &changes.changes {
                 writeln!(out, "{c}")?;
             }
+            for phase in &changes.phases {
+                writeln!(out, "phase {phase}")?;
+            }
             for (object, fields) in &changes.ignored {
                 writeln!(
                     out,

@@ -69,6 +69,9 @@ async fn print_one(client: &Client, gs: &GitSync) -> Result<()> {
     for o in &objects {
         println!("  {:width$}  {:<10} {}", o.id, o.health, o.message);
     }
+    if !status.phases.is_empty() {
+        println!("Phases:    {}", status.phases.join("; "));
+    }
     if !status.ignored_fields.is_empty() {
         println!("Ignored (left to other field managers):");
         for (object, fields) in &status.ignored_fields {
