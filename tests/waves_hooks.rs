@@ -167,7 +167,10 @@ async fn the_agent_runs_a_hook_once_per_revision() {
     let phases = gitsync(&ns, "app").await["status"]["phases"].clone();
     assert_eq!(
         phases,
-        json!(["PreSync hooks: ran already for this revision", "wave 0: applied"])
+        json!([
+            "PreSync hooks: ran already for this revision",
+            "wave 0: applied"
+        ])
     );
     // A new revision runs it again (a new Job).
     repo.commit(

@@ -213,7 +213,7 @@ pub enum SyncError {
     Unreadable(Vec<String>),
     /// Applying some objects failed; the others were applied; nothing was pruned.
     #[error("apply failed for {} object(s); nothing was pruned:\n  {}", failures(.0).len(), failures(.0).join("\n  "))]
-    Apply(ChangeSet),
+    Apply(Box<ChangeSet>),
     /// Objects did not become healthy.
     #[error("{} object(s) not healthy:\n  {}", .failures.len(), .failures.join("\n  "))]
     Health {
@@ -247,7 +247,7 @@ impl SyncError {
     /// The change set of a sync that got as far as writing, if any.
     pub fn changes(&self) -> Option<&ChangeSet> {
         match self {
-            SyncError::Apply(c) => Some(c),
+            SyncError::Apply(c) => Some(c.as_ref()),
             SyncError::Health { changes, .. } => Some(changes),
             _ => None,
         }

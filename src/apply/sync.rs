@@ -65,8 +65,7 @@ impl Engine {
         // 6. Classify.
         let mut changes = classify::classify(&mut objects, &live, &stored.inventory, opts);
         // 6b. Leave to other managers what the ignore rules and `Merge` give them.
-        let tailoring = self.tailor_to_live(&mut objects, &live, opts, &mut changes);
-        tailoring.await?;
+        (self.tailor_to_live(&mut objects, &live, opts, &mut changes)).await?;
         // 7. Dry-run.
         let first = self.dry_run(&mut objects, &live, opts, Pass::First, &warnings);
         first.await?;
@@ -87,7 +86,7 @@ impl Engine {
         let mut inventory = classify::with_applied(&union, applied);
         if changes.has_failures() {
             store.write(&stored, &inventory).await?;
-            return Err(SyncError::Apply(changes));
+            return Err(SyncError::Apply(Box::new(changes)));
         }
         // 11. Prune.
         let desired: HashSet<&ObjectKey> = objects.iter().map(|o| &o.key).collect();
@@ -99,7 +98,7 @@ impl Engine {
         store.write(&stored, &inventory).await?;
         clock.phase("inventory written");
         if changes.has_failures() {
-            return Err(SyncError::Apply(changes));
+            return Err(SyncError::Apply(Box::new(changes)));
         }
         order_changes(&mut changes, &objects);
         if opts.wait {
@@ -168,7 +167,8 @@ impl Clock {
     /// any (a success, a failed apply, an unhealthy object).
     fn stamp(&self, mut result: Result<ChangeSet, SyncError>) -> Result<ChangeSet, SyncError> {
         let changes = match &mut result {
-            Ok(c) | Err(SyncError::Apply(c)) => c,
+            Ok(c) => c,
+            Err(SyncError::Apply(changes)) => &mut **changes,
             Err(SyncError::Health { changes, .. }) => &mut **changes,
             Err(_) => return result,
         };
