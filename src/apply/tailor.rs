@@ -322,6 +322,15 @@ mod tests {
                    {"name": "app", "image": image}, {"name": "log", "image": "fluentbit:3"}]}}}})
     }
 
+    /// Tailors `desired` to `live` by the one rule `r`.
+    fn by_rule(desired: &mut Value, live: &Value, r: &IgnoreRule) -> Vec<String> {
+        let how = Tailoring {
+            rules: vec![r],
+            merge: false,
+        };
+        tailor(desired, live, &how)
+    }
+
     fn with_managers(mut live: Value, entries: Value) -> Value {
         live["metadata"]["managedFields"] = entries;
         live
@@ -339,14 +348,7 @@ mod tests {
         );
         let mut desired = deployment(2, "web:1");
         let r = rule(json!({"paths": ["/spec/replicas"]}));
-        let ignored = tailor(
-            &mut desired,
-            &live,
-            &Tailoring {
-                rules: vec![&r],
-                merge: false,
-            },
-        );
+        let ignored = by_rule(&mut desired, &live, &r);
         assert_eq!(ignored, ["/spec/replicas"]);
         assert!(desired["spec"].get("replicas").is_none());
         assert_eq!(
@@ -363,14 +365,7 @@ mod tests {
         );
         let mut desired = deployment(2, "web:1");
         let r = rule(json!({"paths": ["/spec/replicas"]}));
-        tailor(
-            &mut desired,
-            &live,
-            &Tailoring {
-                rules: vec![&r],
-                merge: false,
-            },
-        );
+        by_rule(&mut desired, &live, &r);
         assert_eq!(
             desired["spec"]["replicas"], 3,
             "neither reverted nor deleted"
@@ -392,14 +387,7 @@ mod tests {
         );
         let mut desired = deployment(2, "web:1");
         let r = rule(json!({"paths": ["/spec/template/spec/containers/*/image"]}));
-        let ignored = tailor(
-            &mut desired,
-            &live,
-            &Tailoring {
-                rules: vec![&r],
-                merge: false,
-            },
-        );
+        let ignored = by_rule(&mut desired, &live, &r);
         assert_eq!(
             ignored,
             [
@@ -426,14 +414,7 @@ mod tests {
         );
         let mut desired = deployment(2, "web:1");
         let r = rule(json!({"paths": ["/spec/template/spec/containers/*/image"]}));
-        tailor(
-            &mut desired,
-            &live,
-            &Tailoring {
-                rules: vec![&r],
-                merge: false,
-            },
-        );
+        by_rule(&mut desired, &live, &r);
         let containers = &desired["spec"]["template"]["spec"]["containers"];
         assert!(containers[0].get("image").is_none(), "left to the mutator");
         assert_eq!(
@@ -455,14 +436,7 @@ mod tests {
         );
         let r = rule(json!({"fieldManagers": ["mutator"]}));
         let mut desired = deployment(2, "web:1");
-        let ignored = tailor(
-            &mut desired,
-            &live,
-            &Tailoring {
-                rules: vec![&r],
-                merge: false,
-            },
-        );
+        let ignored = by_rule(&mut desired, &live, &r);
         assert_eq!(ignored, ["/spec/template/spec/containers/0/image"]);
         assert_eq!(
             desired["spec"]["template"]["spec"]["containers"][0],
