@@ -56,8 +56,35 @@ async fn a_migration_job_in_wave_minus_one_completes_before_the_deployment_is_cr
     )
     .expect("write");
     std::fs::write(dir.path().join("app.yaml"), deployment(n)).expect("write");
-    let run = apply(dir.path(), &ns, &inventory);
+    // A PostSync hook deleted once it succeeded: `--wait` does not wait for it again.
+    let post = "driftless.dev/hook: PostSync, driftless.dev/hook-delete-policy: HookSucceeded";
+    std::fs::write(dir.path().join("notify.yaml"), job(n, "notify", post, "")).expect("write");
+    let run = Cli::new()
+        .arg("apply")
+        .arg(dir.path())
+        .args([
+            "--inventory",
+            &inventory,
+            "-n",
+            n,
+            "--wait",
+            "--timeout",
+            "90s",
+        ])
+        .run();
     run.succeeded();
+    assert!(
+        run.stdout.contains("phase PostSync hooks: done"),
+        "{}",
+        run.stdout
+    );
+    let jobs: Api<Job> = Api::namespaced(ns.client(), n);
+    eventually(
+        "the PostSync hook deleted",
+        Duration::from_secs(30),
+        || async { jobs.get_opt("notify").await.ok()?.is_none().then_some(()) },
+    )
+    .await;
     assert!(
         run.stdout.contains("phase wave -1: applied, healthy"),
         "{}",

@@ -46,9 +46,10 @@ pub(super) async fn healthy(
     opts: &SyncOptions,
     changes: &mut ChangeSet,
 ) -> Result<(), SyncError> {
+    // Hooks were awaited when they ran, and may be deleted since (their delete policy).
     let all: Vec<&DesiredObject> = items
         .iter()
-        .filter(|i| i.resource.is_some() && i.need != Need::Skip)
+        .filter(|i| i.resource.is_some() && i.need != Need::Skip && i.hook.is_none())
         .collect();
     match poll(client, &all, opts, opts.timeout).await {
         Ok(()) => Ok(()),
