@@ -58,6 +58,27 @@ fn set_phase(ns: &TestNamespace, name: &str, phase: &str) {
     );
 }
 
+/// Waits until Widget `name` exists, failing with the apply's output if the apply ended first.
+fn wait_created(ns: &TestNamespace, name: &str, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ns
+        .kubectl(&["get", "widget", name, "-n", &ns.name])
+        .status
+        .code()
+        != Some(0)
+    {
+        if let Some(status) = child.try_wait().expect("poll") {
+            let mut err = String::new();
+            if let Some(e) = child.stderr.as_mut() {
+                let _ = std::io::Read::read_to_string(e, &mut err);
+            }
+            panic!("apply ended ({status}) before Widget {name} existed: {err}");
+        }
+        assert!(Instant::now() < deadline, "Widget {name} was never created");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[tokio::test]
 async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
     let ns = TestNamespace::new("cel-health").await;
@@ -70,12 +91,28 @@ async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = ns.kubectl(&[
+    let out = ns.kubectl(&[
         "wait",
         "--for=condition=Established",
         "crd/widgets.health.driftless.test",
         "--timeout=60s",
     ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Discovery serves the new kind (what the apply's own discovery will see).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ns
+        .kubectl(&["get", "widgets", "-n", &ns.name])
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(Instant::now() < deadline, "Widget is not served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let gitsync = dir.path().join("gitsync.yaml");
     let manifest = json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync",
         "metadata": {"name": "widgets", "namespace": ns.name},
@@ -113,16 +150,7 @@ async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ns
-        .kubectl(&["get", "widget", "good", "-n", &ns.name])
-        .status
-        .code()
-        != Some(0)
-    {
-        assert!(Instant::now() < deadline, "the Widget was never created");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_created(&ns, "good", &mut child);
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         child.try_wait().expect("poll").is_none(),
@@ -151,18 +179,7 @@ async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    while ns
-        .kubectl(&["get", "widget", "broken", "-n", &ns.name])
-        .status
-        .code()
-        != Some(0)
-    {
-        assert!(
-            Instant::now() < deadline + Duration::from_secs(60),
-            "never created"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_created(&ns, "broken", &mut child);
     set_phase(&ns, "broken", "Broken");
     let started = Instant::now();
     let status = loop {
