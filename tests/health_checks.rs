@@ -15,11 +15,11 @@ use support::{DeleteOnDrop, TestNamespace};
 const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: widgets.health.driftless.test
+  name: gadgets.health.driftless.test
 spec:
   group: health.driftless.test
   scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget}
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
   versions:
   - name: v1
     served: true
@@ -31,18 +31,18 @@ spec:
         x-kubernetes-preserve-unknown-fields: true
 "#;
 
-fn widget(ns: &str, name: &str) -> String {
+fn gadget(ns: &str, name: &str) -> String {
     format!(
-        "apiVersion: health.driftless.test/v1\nkind: Widget\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  size: 1\n"
+        "apiVersion: health.driftless.test/v1\nkind: Gadget\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  size: 1\n"
     )
 }
 
-/// Sets a Widget's `status.phase` as its controller would.
+/// Sets a Gadget's `status.phase` as its controller would.
 fn set_phase(ns: &TestNamespace, name: &str, phase: &str) {
     let patch = json!({"status": {"phase": phase}}).to_string();
     let out = ns.kubectl(&[
         "patch",
-        "widget",
+        "gadgets.health.driftless.test",
         name,
         "-n",
         &ns.name,
@@ -58,11 +58,11 @@ fn set_phase(ns: &TestNamespace, name: &str, phase: &str) {
     );
 }
 
-/// Waits until Widget `name` exists, failing with the apply's output if the apply ended first.
+/// Waits until Gadget `name` exists, failing with the apply's output if the apply ended first.
 fn wait_created(ns: &TestNamespace, name: &str, child: &mut std::process::Child) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while ns
-        .kubectl(&["get", "widget", name, "-n", &ns.name])
+        .kubectl(&["get", "gadgets.health.driftless.test", name, "-n", &ns.name])
         .status
         .code()
         != Some(0)
@@ -72,9 +72,9 @@ fn wait_created(ns: &TestNamespace, name: &str, child: &mut std::process::Child)
             if let Some(e) = child.stderr.as_mut() {
                 let _ = std::io::Read::read_to_string(e, &mut err);
             }
-            panic!("apply ended ({status}) before Widget {name} existed: {err}");
+            panic!("apply ended ({status}) before Gadget {name} existed: {err}");
         }
-        assert!(Instant::now() < deadline, "Widget {name} was never created");
+        assert!(Instant::now() < deadline, "Gadget {name} was never created");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -94,7 +94,7 @@ async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
     let out = ns.kubectl(&[
         "wait",
         "--for=condition=Established",
-        "crd/widgets.health.driftless.test",
+        "crd/gadgets.health.driftless.test",
         "--timeout=60s",
     ]);
     assert!(
@@ -105,25 +105,25 @@ async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
     // Discovery serves the new kind (what the apply's own discovery will see).
     let deadline = Instant::now() + Duration::from_secs(60);
     while ns
-        .kubectl(&["get", "widgets", "-n", &ns.name])
+        .kubectl(&["get", "gadgets.health.driftless.test", "-n", &ns.name])
         .status
         .code()
         != Some(0)
     {
-        assert!(Instant::now() < deadline, "Widget is not served");
+        assert!(Instant::now() < deadline, "Gadget is not served");
         std::thread::sleep(Duration::from_millis(200));
     }
     let gitsync = dir.path().join("gitsync.yaml");
     let manifest = json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync",
-        "metadata": {"name": "widgets", "namespace": ns.name},
+        "metadata": {"name": "gadgets", "namespace": ns.name},
         "spec": {"url": "file:///unused", "healthCheckExprs": [{
-            "apiVersion": "health.driftless.test/v1", "kind": "Widget",
+            "apiVersion": "health.driftless.test/v1", "kind": "Gadget",
             "current": "status.phase == 'Running'",
             "failed": "status.phase == 'Broken'"}]}});
     std::fs::write(&gitsync, manifest.to_string()).expect("write");
     let set = dir.path().join("set");
     std::fs::create_dir(&set).expect("mkdir");
-    std::fs::write(set.join("w.yaml"), widget(&ns.name, "good")).expect("write");
+    std::fs::write(set.join("w.yaml"), gadget(&ns.name, "good")).expect("write");
     let inventory = format!("{}-w", ns.name);
     let _cleanup = DeleteOnDrop::inventory(&inventory);
     let apply = || {
@@ -154,7 +154,7 @@ async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         child.try_wait().expect("poll").is_none(),
-        "apply --wait returned before the Widget was Running"
+        "apply --wait returned before the Gadget was Running"
     );
     set_phase(&ns, "good", "Pending");
     std::thread::sleep(Duration::from_secs(2));
@@ -172,8 +172,8 @@ async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Phase 3: a Widget whose controller reports Broken fails the wait at once.
-    std::fs::write(set.join("b.yaml"), widget(&ns.name, "broken")).expect("write");
+    // Phase 3: a Gadget whose controller reports Broken fails the wait at once.
+    std::fs::write(set.join("b.yaml"), gadget(&ns.name, "broken")).expect("write");
     let mut child = apply()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -196,7 +196,7 @@ async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!status.success());
     assert!(
-        stderr.contains("Widget/") && stderr.contains("broken"),
+        stderr.contains("Gadget/") && stderr.contains("broken"),
         "{stderr}"
     );
     assert!(
@@ -206,15 +206,15 @@ async fn a_cel_check_holds_wait_until_current_and_fails_fast_on_failed() {
 
     // A GitSync whose expression does not compile is refused before anything is written.
     let bad = json!({"apiVersion": "driftless.dev/v1alpha1", "kind": "GitSync",
-        "metadata": {"name": "widgets", "namespace": ns.name},
+        "metadata": {"name": "gadgets", "namespace": ns.name},
         "spec": {"url": "file:///unused", "healthCheckExprs": [{
-            "apiVersion": "health.driftless.test/v1", "kind": "Widget", "current": "status.phase =="}]}});
+            "apiVersion": "health.driftless.test/v1", "kind": "Gadget", "current": "status.phase =="}]}});
     std::fs::write(&gitsync, bad.to_string()).expect("write");
     let out = apply().output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("health check for health.driftless.test/v1 Widget: current expression"),
+        stderr.contains("health check for health.driftless.test/v1 Gadget: current expression"),
         "{stderr}"
     );
 }
