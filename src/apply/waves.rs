@@ -16,7 +16,7 @@ use super::api::{api_for, api_message};
 use super::desired::{DesiredObject, Need};
 use super::engine::Engine;
 use super::live::LiveMap;
-use super::phases::HookPhase;
+use super::phases::{Hook, HookPhase};
 use super::ssa::{self, Conflicts, Mode};
 use super::{SyncOptions, redact, wait};
 use crate::change::{Action, ChangeSet};
@@ -84,13 +84,14 @@ impl Engine {
         opts: &SyncOptions,
         changes: &mut ChangeSet,
     ) -> bool {
-        let mut hooks: Vec<&DesiredObject> = objects
+        let mut hooks: Vec<(&DesiredObject, Hook)> = objects
             .iter()
-            .filter(|o| o.hook.is_some_and(|h| h.phase == phase) && o.need != Need::Skip)
+            .filter(|o| o.need != Need::Skip)
+            .filter_map(|o| o.hook.filter(|h| h.phase == phase).map(|h| (o, h)))
             .collect();
-        hooks.sort_by_key(|o| o.wave);
+        hooks.sort_by_key(|(o, _)| o.wave);
         let mut ok = true;
-        for hook in hooks {
+        for (hook, policy) in hooks {
             if !opts.run_hooks {
                 let why = format!("{phase} hook: ran already for this revision");
                 changes.push(
@@ -102,7 +103,7 @@ impl Engine {
                 continue;
             }
             let exists = live.contains_key(&hook.key);
-            match self.run_hook(hook, exists, opts).await {
+            match self.run_hook(hook, policy, exists, opts).await {
                 Ok(()) => {
                     let action = if exists {
                         Action::Configured
@@ -138,6 +139,7 @@ impl Engine {
     async fn run_hook(
         &self,
         hook: &DesiredObject,
+        policy: Hook,
         exists: bool,
         opts: &SyncOptions,
     ) -> Result<(), String> {
@@ -159,11 +161,6 @@ impl Engine {
         };
         created.map_err(|e| message(&e))?;
         let result = wait::poll(client, &[hook], opts, opts.timeout).await;
-        let policy = hook.hook.unwrap_or(super::phases::Hook {
-            phase: HookPhase::PreSync,
-            delete_on_success: false,
-            delete_on_failure: false,
-        });
         let delete = match &result {
             Ok(()) => policy.delete_on_success,
             Err(_) => policy.delete_on_failure,

@@ -54,13 +54,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// The options `apply` and `diff` share.
 fn sync_options(set: &SetArgs) -> Result<SyncOptions> {
+    let (ignore, checks) = render_input::sync_policies(&set.render)?;
     Ok(SyncOptions {
         inventory: set.inventory.clone(),
         inventory_namespace: set.inventory_namespace.clone(),
         default_namespace: set.namespace.clone(),
         concurrency: set.concurrency,
-        ignore: render_input::ignore_rules(&set.render)?,
-        health_checks: std::sync::Arc::new(render_input::health_checks(&set.render)?),
+        ignore,
+        health_checks: std::sync::Arc::new(checks),
         ..SyncOptions::default()
     })
 }

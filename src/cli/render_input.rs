@@ -86,28 +86,26 @@ pub async fn load(
     Ok(rendered.manifests)
 }
 
-/// The ignore rules of `--gitsync` (none without it): `apply` and `diff` leave the same fields
-/// alone as the agent.
-///
-/// # Errors
-/// The GitSync file cannot be read.
-pub fn ignore_rules(flags: &RenderFlags) -> Result<Vec<driftless::apply::policy::IgnoreRule>> {
-    Ok(match &flags.gitsync {
-        Some(file) => read_gitsync(file)?.spec.ignore,
-        None => Vec::new(),
-    })
-}
-
-/// The health checks of `--gitsync` (its `healthCheckExprs` and the built-in ones).
+/// What `apply` and `diff` take from `--gitsync` besides its render sections (nothing without
+/// it): the ignore rules, and the health checks (its `healthCheckExprs` and the built-in ones),
+/// so they leave alone and judge what the agent would. The file is read once for both.
 ///
 /// # Errors
 /// The GitSync file cannot be read, or an expression does not compile.
-pub fn health_checks(flags: &RenderFlags) -> Result<driftless::health_cel::Checks> {
-    let exprs = match &flags.gitsync {
-        Some(file) => read_gitsync(file)?.spec.health_check_exprs,
-        None => Vec::new(),
+pub fn sync_policies(
+    flags: &RenderFlags,
+) -> Result<(
+    Vec<driftless::apply::policy::IgnoreRule>,
+    driftless::health_cel::Checks,
+)> {
+    let (ignore, exprs) = match &flags.gitsync {
+        Some(file) => {
+            let spec = read_gitsync(file)?.spec;
+            (spec.ignore, spec.health_check_exprs)
+        }
+        None => (Vec::new(), Vec::new()),
     };
-    Ok(driftless::health_cel::Checks::new(&exprs)?)
+    Ok((ignore, driftless::health_cel::Checks::new(&exprs)?))
 }
 
 /// What DIR is rendered as: the GitSync of `--gitsync` (else none) and what follows from it.

@@ -110,17 +110,7 @@ impl GitCache {
         if self.has_commit(dir, req, sha).await {
             return true;
         }
-        let url = req.url.to_git_url();
-        let by_id = [
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--depth=1",
-            "--end-of-options",
-            &url,
-            sha,
-        ];
-        let _ = self.git(req).run(dir, "fetch", &by_id).await;
+        let _ = self.fetch_by_id(dir, req, sha).await;
         self.has_commit(dir, req, sha).await
     }
 

@@ -132,6 +132,27 @@ impl GitCache {
         repos.entry(dir.display().to_string()).or_default().clone()
     }
 
+    /// Fetches commit `sha` alone (`--depth=1`), which servers allow when they accept fetches
+    /// by id; the caller checks whether it arrived.
+    pub(super) async fn fetch_by_id(
+        &self,
+        dir: &std::path::Path,
+        req: &FetchRequest,
+        sha: &str,
+    ) -> Result<(), GitError> {
+        let url = req.url.to_git_url();
+        let args = [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--depth=1",
+            "--end-of-options",
+            &url,
+            sha,
+        ];
+        self.git(req).run(dir, "fetch", &args).await.map(|_| ())
+    }
+
     /// Fetches the ref of `req` and resolves it to a commit.
     ///
     /// # Errors
@@ -241,21 +262,7 @@ impl GitCache {
             return Ok(()); // commits never change: nothing to fetch
         }
         // By id when the server allows it; otherwise every branch, in full.
-        let by_id = git
-            .run(
-                dir,
-                "fetch",
-                &[
-                    "fetch",
-                    "--quiet",
-                    "--no-tags",
-                    "--depth=1",
-                    "--end-of-options",
-                    &url,
-                    sha,
-                ],
-            )
-            .await;
+        let by_id = self.fetch_by_id(dir, req, sha).await;
         if by_id.is_err() || !self.has_commit(dir, req, sha).await {
             git.run(
                 dir,
