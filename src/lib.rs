@@ -21,6 +21,7 @@ pub mod health;
 pub mod health_cel;
 pub mod inputs;
 pub mod inventory;
+pub mod notify;
 pub mod memory;
 pub mod object;
 pub mod plan;
