@@ -138,7 +138,10 @@ impl Source {
     /// The commit status context: stable per cluster and GitSync, so that each cluster and
     /// GitSync has its own check on a pull request.
     pub fn context(&self) -> String {
-        format!("driftless/{}/{}/{}", self.cluster, self.namespace, self.name)
+        format!(
+            "driftless/{}/{}/{}",
+            self.cluster, self.namespace, self.name
+        )
     }
 }
 

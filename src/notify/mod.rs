@@ -6,7 +6,9 @@
 //! bounded queue, retries and a timeout per target. `resources` are the Provider and Alert
 //! custom resources.
 
+pub mod deliver;
 pub mod event;
+pub mod filter;
 pub mod resources;
 pub mod targets;
 
