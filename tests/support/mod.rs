@@ -252,5 +252,6 @@ pub mod case;
 pub mod cli;
 pub mod git_servers;
 pub mod manifests;
+pub mod receiver;
 pub mod render;
 pub mod sops;
