@@ -25,6 +25,15 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// Labels of a notification delivery.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// The Provider, `namespace/name`.
+    pub target: String,
+    /// `sent`, `failed` (after its retries) or `dropped` (queue full).
+    pub result: String,
+}
+
 /// The agent's metrics.
 pub struct Metrics {
     pub registry: Registry,
@@ -38,6 +47,8 @@ pub struct Metrics {
     pub webhooks: Family<ResultLabels, Counter>,
     /// Renders by result: `rendered` (tools ran) or `cached` (the render cache answered).
     pub renders: Family<ResultLabels, Counter>,
+    /// Notification deliveries by Provider and result.
+    pub notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -54,6 +65,7 @@ impl Default for Metrics {
             ready: Family::default(),
             webhooks: Family::default(),
             renders: Family::default(),
+            notifications: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -88,6 +100,11 @@ impl Default for Metrics {
             "webhooks",
             "Webhook requests by source and result",
             m.webhooks.clone(),
+        );
+        r.register(
+            "notifications",
+            "Notification deliveries by Provider (target) and result (sent, failed, dropped)",
+            m.notifications.clone(),
         );
         m
     }

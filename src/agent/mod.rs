@@ -15,6 +15,8 @@ mod events;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod notifications;
+mod notify_status;
 pub mod reason;
 pub mod reconcile;
 pub mod rendering;
@@ -99,6 +101,8 @@ pub struct AgentOptions {
     /// `namespace/name` of a Secret of SOPS keys every GitSync with `spec.decryption` may use
     /// besides its own (Flux's global keys), read with the agent's identity.
     pub decryption_secret: Option<(String, String)>,
+    /// This cluster's name in commit status contexts (`driftless/<cluster>/<namespace>/<name>`).
+    pub cluster_name: String,
 }
 
 /// What every reconcile shares.
@@ -130,6 +134,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The API warnings already published as Events, per GitSync and revision.
     pub api_warnings: warnings::Published,
+    /// Chat messages, webhooks and commit statuses, sent off the sync's path.
+    pub notifier: notifications::Notifier,
 }
 
 /// Runs the agent until the process is stopped.
@@ -166,6 +172,10 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
             .await
             .map_err(AgentError::LeaderElection)?;
     }
+    tokio::spawn(notify_status::run(
+        ctx.client.clone(),
+        opts.namespace.clone(),
+    ));
     tracing::info!(cache = %opts.cache_dir.display(), concurrency = opts.concurrency, "agent started");
     // Reconcile on what a user changes (spec, annotations such as the sync request,
     // finalizers, deletion), not on the agent's own status writes: those would start a fetch
@@ -276,6 +286,14 @@ impl Context {
             controller: "driftless".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let metrics = Arc::new(metrics::Metrics::default());
+        let recorder = Recorder::new(client.clone(), reporter);
+        let notifier = notifications::Notifier::start(
+            opts.cluster_name.clone(),
+            client.clone(),
+            metrics.clone(),
+            recorder.clone(),
+        );
         Context {
             client: client.clone(),
             config,
@@ -287,8 +305,8 @@ impl Context {
             accept_new_host_keys: opts.accept_new_host_keys,
             decryption_secret: opts.decryption_secret.clone(),
             cache: GitCache::new(&opts.cache_dir),
-            recorder: Recorder::new(client, reporter),
-            metrics: Arc::new(metrics::Metrics::default()),
+            recorder,
+            metrics,
             render_cache: crate::render::RenderCache::default(),
             tools: crate::render::Tools {
                 scratch_dir: Some(opts.cache_dir.join("render")),
@@ -296,6 +314,7 @@ impl Context {
             },
             failures: Mutex::new(HashMap::new()),
             api_warnings: warnings::Published::default(),
+            notifier,
         }
     }
 

@@ -24,10 +24,11 @@ use super::reason::{ConditionStatus, Reason};
 use super::report::{Report, write_status};
 use super::source_status::{source_failure, warn_if_credentials_in_url, warn_if_history_rewritten};
 use super::status::{Attempt, RECONCILING, StepError, is_ready, step, with_condition, with_ready};
-use super::{AgentError, Context, rendering, warnings};
+use super::{AgentError, Context, notifications, rendering, warnings};
 use crate::apply::SyncOptions;
 use crate::change::ChangeSet;
 use crate::inputs;
+use crate::notify::Kind;
 use crate::object::Manifest;
 use crate::source::{Auth, FetchRequest, Fetched, GitRef, url};
 
@@ -71,9 +72,20 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
         return Ok(Action::requeue(poll));
     }
     if let Err(waiting) = dependencies::ready(&ctx, &gs).await {
-        return wait_for_dependencies(&ctx, &gs, status, &waiting).await;
+        return wait_for_dependencies(&ctx, &gs, status, &waiting, &revision).await;
     }
+    ctx.notifier.unblocked(&gs);
     let previous = status.last_applied_revision.clone();
+    if previous.as_deref() != Some(&revision)
+        && status.last_attempted_revision.as_deref() != Some(&revision)
+    {
+        // The first attempt at a new commit: a forge shows it `pending`.
+        let mut n = ctx
+            .notifier
+            .note(&gs, Kind::Started, "Progressing", "applying");
+        n.commit = Some(notifications::commit(&fetched));
+        ctx.notifier.send(&gs, n);
+    }
     let status = attempting(status, &revision);
     let synced = match render(&ctx, &gs, &req, &fetched, &status).await? {
         Ok(manifests) => sync(&ctx, &gs, manifests, &revision).await,
@@ -129,9 +141,19 @@ async fn wait_for_dependencies(
     gs: &GitSync,
     status: GitSyncStatus,
     waiting: &Waiting,
+    revision: &str,
 ) -> Result<Action, AgentError> {
     tracing::info!(gitsync = %gs.name_any(), namespace = ?gs.namespace(), "{waiting}");
     let message = waiting.to_string();
+    if let Some(waited) = ctx.notifier.blocked_for(gs) {
+        let reason = Reason::DependencyNotReady.as_str();
+        let mut n = ctx
+            .notifier
+            .note(gs, Kind::DependencyBlocked, reason, &message);
+        n.duration = Some(waited);
+        n.commit = Some(notifications::commit_of(revision));
+        ctx.notifier.send(gs, n);
+    }
     let status = with_ready(
         status,
         ConditionStatus::False,

@@ -16,11 +16,13 @@ use serde_json::json;
 use super::crd::{CommitSummary, GitSync, GitSyncStatus};
 use super::events::event;
 use super::metrics::{ResultLabels, SyncLabels};
+use super::notifications::{self, commit_of, failure_kind, success_kind};
 use super::reason::{ConditionStatus, Reason};
 use super::source_status::with_credentials_condition;
-use super::status::{Attempt, StepError, record, with_ready};
+use super::status::{Attempt, StepError, is_ready, record, with_ready};
 use super::{AgentError, Context};
 use crate::change::{Action as Outcome, ChangeSet};
+use crate::notify::Kind;
 use crate::object::FIELD_MANAGER;
 use crate::source::Fetched;
 
@@ -71,6 +73,8 @@ impl Report<'_> {
     ) -> Result<(), AgentError> {
         let (ctx, gs) = (self.ctx, self.gs);
         let revision = fetched.revision.to_string();
+        let new_revision = status.last_applied_revision.as_deref() != Some(&revision);
+        let was_ready = is_ready(&status);
         status.last_applied_revision = Some(revision.clone());
         status.last_applied_commit = Some(CommitSummary {
             subject: fetched.subject.clone(),
@@ -100,6 +104,9 @@ impl Report<'_> {
         let wrote = changes.count(Outcome::Created)
             + changes.count(Outcome::Configured)
             + changes.count(Outcome::Pruned);
+        if let Some(kind) = success_kind(new_revision, was_ready, wrote) {
+            self.notify_success(kind, &msg, fetched, changes);
+        }
         let ready = with_ready(status, ConditionStatus::True, Reason::Succeeded, &msg);
         // The Event beside the status, not before it: whoever waits for Ready waits one round
         // trip less.
@@ -132,9 +139,33 @@ impl Report<'_> {
         }
         self.observe(e.reason, None);
         event(ctx, gs, EventType::Warning, e.reason, &msg).await;
+        let mut n = ctx
+            .notifier
+            .note(gs, failure_kind(e.reason), e.reason.as_str(), &e.message);
+        n.commit = revision.map(commit_of);
+        n.duration = Some(self.attempt.started.elapsed());
+        ctx.notifier.send(gs, n);
         let failed = with_ready(status, ConditionStatus::False, e.reason, &msg);
         write_status(ctx, gs, failed).await?;
         Err(AgentError::Sync(msg))
+    }
+
+    /// Tells the Alerts of a successful sync of `kind`.
+    fn notify_success(&self, kind: Kind, msg: &str, fetched: &Fetched, changes: &ChangeSet) {
+        let notifier = &self.ctx.notifier;
+        let mut n = notifier.note(self.gs, kind, Reason::Succeeded.as_str(), msg);
+        n.commit = Some(notifications::commit(fetched));
+        n.counts = Some(notifications::counts(changes));
+        n.duration = Some(self.attempt.started.elapsed());
+        if kind == Kind::DriftCorrected {
+            n.objects = changes
+                .changes
+                .iter()
+                .filter(|c| matches!(c.action, Outcome::Created | Outcome::Configured))
+                .map(|c| c.id.to_string())
+                .collect();
+        }
+        notifier.send(self.gs, n);
     }
 
     /// The sync metrics: count by result, duration, readiness, objects applied and pruned.

@@ -53,6 +53,7 @@ fn options(tools: &ToolFlags, args: AgentArgs) -> AgentOptions {
         readonly: args.git_readonly,
         accept_new_host_keys: args.ssh_accept_new_host_keys,
         decryption_secret: args.decryption_secret.clone(),
+        cluster_name: args.cluster_name.clone(),
         leader: args.leader_elect.then(|| LeaseConfig {
             namespace: args.leader_lease_namespace.clone(),
             name: args.leader_lease_name.clone(),

@@ -44,8 +44,31 @@ pub enum Command {
     Sync(SyncArgs),
     /// Stop applying changes for a GitSync.
     Suspend(NameArgs),
+    /// Notifications: `notify test PROVIDER` sends a test message and prints the answer.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Apply changes again for a suspended GitSync.
     Resume(NameArgs),
+}
+
+#[derive(Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test notification through a Provider and print the receiver's answer. For a
+    /// forge (commit status), --gitsync names the GitSync whose last applied commit gets its
+    /// current state again.
+    Test(NotifyTestArgs),
+}
+
+#[derive(Args)]
+pub struct NotifyTestArgs {
+    /// The Provider.
+    pub provider: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// The GitSync (same namespace) the test is about; required for commit status providers.
+    #[arg(long)]
+    pub gitsync: Option<String>,
 }
 
 #[derive(Args)]
@@ -125,6 +148,10 @@ pub struct AgentArgs {
     /// agent's own identity at each sync that decrypts.
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = parse_secret_name)]
     pub decryption_secret: Option<(String, String)>,
+    /// This cluster's name in commit status contexts (`driftless/<cluster>/<namespace>/<name>`),
+    /// so that each cluster applying a commit has its own check on the pull request.
+    #[arg(long, env = "DRIFTLESS_CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
     /// Address for webhooks (`/hook/{generic,github,gitlab,azure-devops}`), `/metrics`,
     /// `/healthz` and `/readyz`. Webhook secrets come from the environment
     /// (DRIFTLESS_WEBHOOK_TOKEN, DRIFTLESS_GITHUB_SECRET, DRIFTLESS_GITLAB_TOKEN,

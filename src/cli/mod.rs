@@ -13,6 +13,7 @@ mod crd;
 mod diff;
 mod identity;
 pub mod logging;
+mod notify;
 pub mod output;
 mod render;
 mod render_input;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(args) => sync::run(&conn, args).await,
         Command::Suspend(args) => suspend::run(&conn, args, true).await,
         Command::Resume(args) => suspend::run(&conn, args, false).await,
+        Command::Notify(command) => notify::run(&conn, command).await,
         Command::Crd => crd::run(),
     }
 }

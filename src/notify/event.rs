@@ -65,13 +65,14 @@ impl Kind {
         }
     }
 
-    /// The commit state it means for a forge: `None` for kinds that say nothing about a commit.
+    /// The commit state it means for a forge: `None` for kinds that do not change a commit's
+    /// state (drift put back at an applied commit leaves it `success`).
     pub fn commit_state(self) -> Option<CommitState> {
         match self {
             Kind::Started => Some(CommitState::Pending),
-            Kind::Applied | Kind::Recovered | Kind::DriftCorrected => Some(CommitState::Success),
+            Kind::Applied | Kind::Recovered => Some(CommitState::Success),
             Kind::Failed | Kind::Stalled | Kind::HealthDegraded => Some(CommitState::Failure),
-            Kind::DependencyBlocked | Kind::Test => None,
+            Kind::DriftCorrected | Kind::DependencyBlocked | Kind::Test => None,
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod deliver;
 pub mod event;
 pub mod filter;
+pub mod resolve;
 pub mod resources;
 pub mod targets;
 

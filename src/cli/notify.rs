@@ -1,0 +1,114 @@
+//! `driftless notify test PROVIDER`: one notification through a Provider, sent at once (no
+//! queue, no retry), and the receiver's answer printed: the quickest way to check a webhook
+//! URL, a token's scope or a CA bundle.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use driftless::agent::crd::GitSync;
+use driftless::cluster::{self, Connection};
+use driftless::notify::{Commit, Kind, Notification, Source, deliver, resolve, targets};
+use driftless::source::url::RepoUrl;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+
+use super::args::{NotifyCommand, NotifyTestArgs};
+
+/// Runs a `notify` subcommand.
+///
+/// # Errors
+/// The cluster's, or a Provider that cannot send.
+pub async fn run(conn: &Connection<'_>, command: NotifyCommand) -> Result<ExitCode> {
+    match command {
+        NotifyCommand::Test(args) => test(conn, args).await,
+    }
+}
+
+async fn test(conn: &Connection<'_>, args: NotifyTestArgs) -> Result<ExitCode> {
+    let client = cluster::client(conn).await?;
+    let ns = super::namespace_or_default(args.namespace, &client);
+    let provider = resolve::get(&client, &ns, &args.provider).await?;
+    let resolved = resolve::resolve(&client, &provider).await?;
+    let n = match &args.gitsync {
+        Some(name) => {
+            let gs = Api::<GitSync>::namespaced(client.clone(), &ns)
+                .get(name)
+                .await
+                .with_context(|| format!("GitSync {ns}/{name}"))?;
+            about(&gs, &ns, name)
+        }
+        None if provider.spec.type_.is_forge() => {
+            bail!("a commit status needs a commit: name the GitSync with --gitsync")
+        }
+        None => test_note(&ns, "test", String::new()),
+    };
+    let Some(out) = targets::request(&resolved.target, &n)? else {
+        bail!("the Provider has nothing to send for this test (no applied commit?)");
+    };
+    println!("{}", out.describe());
+    match deliver::send_once(&resolved.client, &out, resolved.options.timeout).await {
+        Ok(answer) => {
+            println!("{} {}", answer.status, answer.body);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err((e, _)) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The GitSync's current state at its last applied commit, as a test: re-posting it to a
+/// forge changes nothing a sync would not.
+fn about(gs: &GitSync, ns: &str, name: &str) -> Notification {
+    let status = gs.status.clone().unwrap_or_default();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .cloned();
+    let url = gs
+        .spec
+        .url
+        .parse::<RepoUrl>()
+        .map(|u| u.redacted())
+        .unwrap_or_default();
+    let mut n = test_note(ns, name, url);
+    n.commit = status
+        .last_applied_revision
+        .as_deref()
+        .and_then(|r| r.rsplit_once(':'))
+        .map(|(_, sha)| Commit {
+            sha: sha.to_string(),
+            ..Commit::default()
+        });
+    if let Some(c) = ready {
+        n.kind = if c.status == "True" {
+            Kind::Applied
+        } else {
+            Kind::Failed
+        };
+        n.reason = c.reason;
+        n.message = format!("test: {}", c.message);
+    }
+    n
+}
+
+fn test_note(ns: &str, name: &str, url: String) -> Notification {
+    Notification {
+        kind: Kind::Test,
+        source: Source {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            url,
+            cluster: std::env::var("DRIFTLESS_CLUSTER_NAME").unwrap_or_else(|_| "default".into()),
+        },
+        commit: None,
+        reason: "Test".into(),
+        message: "a test notification from `driftless notify test`".into(),
+        counts: None,
+        objects: Vec::new(),
+        duration: None,
+        timestamp: Timestamp::now().to_string(),
+    }
+}
