@@ -7,6 +7,7 @@
 //! custom resources.
 
 pub mod event;
+pub mod forge;
 pub mod resources;
 pub mod targets;
 
