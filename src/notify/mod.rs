@@ -2,13 +2,15 @@
 //!
 //! Data flows one way: the agent describes what happened as an [`event::Notification`];
 //! `filter` decides which Alerts hear it (and drops repeats); `targets` turn it into the
-//! HTTP request each service documents (pure); `deliver` sends it off the sync's path, with a
-//! bounded queue, retries and a timeout per target. `resources` are the Provider and Alert
-//! custom resources.
+//! HTTP request each service documents (pure; `forge` finds a commit's repository from the
+//! GitSync's URL); `resolve` reads a Provider's Secrets; `deliver` sends off the sync's path,
+//! with a bounded queue, retries and a timeout per Provider. `resources` are the Provider and
+//! Alert custom resources.
 
 pub mod deliver;
 pub mod event;
 pub mod filter;
+pub mod forge;
 pub mod resolve;
 pub mod resources;
 pub mod targets;

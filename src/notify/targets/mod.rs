@@ -1,11 +1,27 @@
 //! Each service's request for a notification, as its documentation gives it. Pure: no I/O, so
 //! every shape is unit-tested here and the integration tests only check that it is sent.
+//!
+//! One module per service: `slack`, `teams`, `discord`, `googlechat` (chat messages, their
+//! common content in `chat`), `webhook` (`generic` and `generic-hmac`) and `status` (commit
+//! statuses; where the repository and the forge's API are comes from [`super::forge`]).
+//! `deliver` sends what [`request`] builds and asks [`delivered`] whether the answer means done.
 
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method};
 use zeroize::Zeroizing;
 
-use super::event::Notification;
+use super::event::{Kind, Notification};
 use super::resources::ProviderType;
+
+mod chat;
+mod discord;
+mod googlechat;
+mod slack;
+mod status;
+mod teams;
+mod webhook;
+
+pub use webhook::{WEBHOOK_EXAMPLE, WEBHOOK_VERSION, signature};
 
 /// A Provider resolved with its Secret: everything a request is built from.
 #[derive(Clone)]
@@ -52,6 +68,22 @@ impl Outgoing {
     pub fn describe(&self) -> String {
         describe_url(&self.method, &self.url)
     }
+
+    /// A JSON `POST` to `url`: `Content-Type` is `content_type`, plus `headers`.
+    fn post_json(
+        url: String,
+        content_type: &'static str,
+        mut headers: HeaderMap,
+        body: &serde_json::Value,
+    ) -> Self {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Self {
+            method: Method::POST,
+            url: Zeroizing::new(url),
+            headers,
+            body: body.to_string().into_bytes(),
+        }
+    }
 }
 
 /// `POST https://hooks.slack.com/services/***`.
@@ -68,14 +100,19 @@ pub fn describe_url(method: &Method, url: &str) -> String {
 /// Why a request cannot be built: the Provider is incomplete for this notification.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
+    /// Neither `spec.address` nor the Secret's `address` is set, and the service has no default.
     #[error("no address: set spec.address or the Secret's `address` key")]
     MissingAddress,
+    /// The Secret lacks a key the service needs (or its value is not a valid header value).
     #[error("no token: the Secret needs a `{0}` key")]
     MissingCredential(&'static str),
+    /// The address is not an `http(s)://host…` URL; holds it masked (scheme and host only).
     #[error("address {0:?} is not an http(s) URL")]
     BadAddress(String),
+    /// A Slack bot token posts to a channel, which only `spec.channel` names.
     #[error("spec.channel is required for a Slack bot token")]
     MissingChannel,
+    /// The GitSync's URL names no repository of this forge (see [`super::forge`]).
     #[error("cannot tell the {forge} repository from the GitSync's URL {url}")]
     UnknownRepository { forge: &'static str, url: String },
 }
@@ -86,8 +123,102 @@ pub enum TargetError {
 /// # Errors
 /// When the Provider lacks what this service needs.
 pub fn request(target: &Target, n: &Notification) -> Result<Option<Outgoing>, TargetError> {
-    let _ = (target, n);
-    todo!("built per service in chat.rs, webhook.rs, status.rs")
+    let chat = |build: fn(&Target, &Notification) -> Result<Outgoing, TargetError>| {
+        // `Started` exists for commit statuses (`pending`); a chat line per sync would be noise.
+        if n.kind == Kind::Started {
+            return Ok(None);
+        }
+        build(target, n).map(Some)
+    };
+    match target.type_ {
+        ProviderType::Slack => chat(slack::request),
+        ProviderType::Msteams => chat(teams::request),
+        ProviderType::Discord => chat(discord::request),
+        ProviderType::Googlechat => chat(googlechat::request),
+        ProviderType::Generic | ProviderType::GenericHmac => webhook::request(target, n).map(Some),
+        ProviderType::Github
+        | ProviderType::Gitlab
+        | ProviderType::Gitea
+        | ProviderType::Azuredevops
+        | ProviderType::Bitbucket => status::request(target, n),
+    }
+}
+
+/// Whether the service took the request, from its answer: a 2xx, except Slack's Web API, which
+/// answers 200 with `{"ok": false, "error": …}` when it refuses
+/// (<https://docs.slack.dev/apis/web-api/#responses>); and GitLab's 400 `Cannot transition
+/// status` counts as done: GitLab refuses to set a status to the state it already has
+/// (`running` → `running`, after a retry), so the status shows what we meant.
+pub fn delivered(type_: ProviderType, status: u16, body: &[u8]) -> bool {
+    let ok = (200..300).contains(&status);
+    match type_ {
+        ProviderType::Slack if ok => serde_json::from_slice::<serde_json::Value>(body)
+            .map_or(true, |v| {
+                v.get("ok") != Some(&serde_json::Value::Bool(false))
+            }),
+        ProviderType::Gitlab if status == 400 => {
+            String::from_utf8_lossy(body).contains("Cannot transition status")
+        }
+        _ => ok,
+    }
+}
+
+/// The address, vetted as an `http(s)://host…` URL, as written (a webhook's path is its own).
+fn address(target: &Target) -> Result<&str, TargetError> {
+    let address = target
+        .address
+        .as_deref()
+        .ok_or(TargetError::MissingAddress)?;
+    checked_address(address)
+}
+
+/// `address` if it is an `http(s)://host…` URL, else
+/// [`TargetError::BadAddress`] naming only its scheme and host: the rest may be a credential.
+fn checked_address(address: &str) -> Result<&str, TargetError> {
+    let lower = address.to_ascii_lowercase();
+    let rest = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    match host {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(address),
+        _ => Err(TargetError::BadAddress(mask(address))),
+    }
+}
+
+/// `ftp://host/***`: what of an address an error may show.
+fn mask(address: &str) -> String {
+    match address.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            format!("{scheme}://{host}/***")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// The token, or [`TargetError::MissingCredential`].
+fn token(target: &Target) -> Result<&str, TargetError> {
+    target
+        .token
+        .as_deref()
+        .map(String::as_str)
+        .ok_or(TargetError::MissingCredential("token"))
+}
+
+/// Headers holding `Authorization: {scheme} {credential}`, marked sensitive.
+fn authorization(scheme: &str, credential: &str) -> Result<HeaderMap, TargetError> {
+    let value = Zeroizing::new(format!("{scheme} {credential}"));
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, header(&value, true)?);
+    Ok(headers)
+}
+
+/// Base64 (standard, padded) of `text`, for Basic credentials.
+fn base64(text: &str) -> Zeroizing<String> {
+    use base64::Engine as _;
+    Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(text))
 }
 
 /// A header value; `sensitive` ones print as `Sensitive` in `Debug`.
@@ -96,4 +227,108 @@ fn header(value: &str, sensitive: bool) -> Result<HeaderValue, TargetError> {
         .map_err(|_| TargetError::MissingCredential("token (printable)"))?;
     v.set_sensitive(sensitive);
     Ok(v)
+}
+
+/// `text` cut to `max` characters (not bytes: the services count characters), ending in `…`
+/// when cut.
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+pub(super) mod fixtures;
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{notification, target};
+    use super::*;
+
+    #[test]
+    fn chats_say_nothing_of_a_sync_starting() {
+        let n = notification(Kind::Started);
+        for type_ in [
+            ProviderType::Slack,
+            ProviderType::Msteams,
+            ProviderType::Discord,
+            ProviderType::Googlechat,
+        ] {
+            let t = target(type_, Some("https://chat.example/hook"), None);
+            assert!(request(&t, &n).unwrap().is_none(), "{type_:?}");
+        }
+        let t = target(ProviderType::Generic, Some("https://hook.example"), None);
+        assert!(
+            request(&t, &n).unwrap().is_some(),
+            "webhooks hear everything"
+        );
+    }
+
+    #[test]
+    fn a_bad_address_is_refused_without_showing_its_path() {
+        let n = notification(Kind::Applied);
+        let t = target(
+            ProviderType::Discord,
+            Some("ftp://h/api/webhooks/1/SECRET"),
+            None,
+        );
+        let err = request(&t, &n).err().unwrap();
+        assert_eq!(err, TargetError::BadAddress("ftp://h/***".into()));
+        assert!(!err.to_string().contains("SECRET"));
+        let t = target(ProviderType::Discord, Some("SECRET"), None);
+        assert_eq!(
+            request(&t, &n).err(),
+            Some(TargetError::BadAddress("***".into()))
+        );
+        let t = target(ProviderType::Discord, None, None);
+        assert_eq!(request(&t, &n).err(), Some(TargetError::MissingAddress));
+    }
+
+    #[test]
+    fn truncation_counts_characters_and_marks_the_cut() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "ab…");
+        assert_eq!(truncate("ééééé", 4), "ééé…");
+        assert_eq!(truncate("ééééé", 4).chars().count(), 4);
+    }
+
+    #[test]
+    fn delivered_reads_slack_refusals_and_gitlab_repeats() {
+        assert!(delivered(ProviderType::Slack, 200, b"ok"));
+        assert!(delivered(ProviderType::Slack, 200, br#"{"ok":true}"#));
+        assert!(!delivered(
+            ProviderType::Slack,
+            200,
+            br#"{"ok":false,"error":"x"}"#
+        ));
+        let repeat = br#"{"message":"Cannot transition status via :run from :running"}"#;
+        assert!(delivered(ProviderType::Gitlab, 400, repeat));
+        assert!(!delivered(ProviderType::Gitlab, 400, b"{}"));
+        assert!(!delivered(ProviderType::Github, 400, repeat));
+        assert!(delivered(ProviderType::Msteams, 202, b""));
+        assert!(!delivered(ProviderType::Discord, 500, b""));
+    }
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        let n = notification(Kind::Applied);
+        let mut t = target(
+            ProviderType::Generic,
+            Some("https://h/hooks/SECRET"),
+            Some("TOKEN"),
+        );
+        t.basic = Some(("user".into(), Zeroizing::new("PASSWORD".into())));
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("TOKEN"),
+            "{shown}"
+        );
+        assert!(!shown.contains("PASSWORD"), "{shown}");
+        let out = request(&t, &n).unwrap().unwrap();
+        assert!(!format!("{:?}", out.headers).contains("TOKEN"));
+        assert_eq!(out.describe(), "POST https://h/hooks/***");
+    }
 }
