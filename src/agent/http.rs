@@ -4,11 +4,13 @@
 //! gets the `driftless.dev/requested-at` annotation, which makes the controller sync it at once
 //! — the same path as `driftless sync`. Requests are authenticated per source: Azure DevOps
 //! service hooks with basic auth, GitHub with the HMAC `X-Hub-Signature-256`, GitLab with
-//! `X-Gitlab-Token`, and a generic endpoint with a bearer token. A bad or missing credential is
-//! a 401 and triggers nothing; bodies over 1 MiB are refused (413). Triggers are coalesced per
-//! repository and branch (`coalesce`): a flood of pushes costs at most one LIST and one PATCH
-//! per GitSync a second; requests joining a pending trigger get a 202, and too many distinct
-//! pending triggers a 503.
+//! `X-Gitlab-Token`, and a generic endpoint with a bearer token. Gitea webhooks go to
+//! `/hook/github`: Gitea signs with `X-Hub-Signature-256` too, and its push payload has GitHub's
+//! `ref` and `repository.clone_url`/`ssh_url`/`html_url` (tested end to end in tests/gitea.rs).
+//! A bad or missing credential is a 401 and triggers nothing; bodies over 1 MiB are refused
+//! (413). Triggers are coalesced per repository and branch (`coalesce`): a flood of pushes
+//! costs at most one LIST and one PATCH per GitSync a second; requests joining a pending
+//! trigger get a 202, and too many distinct pending triggers a 503.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -419,6 +421,17 @@ mod tests {
                 vec!["https://github.com/o/r.git".to_string()],
                 Some("main".into())
             )
+        );
+        // Gitea's push payload, as its webhook of type `gitea` sends it (tests/gitea.rs).
+        let gitea = serde_json::json!({"ref": "refs/heads/main", "repository": {
+            "clone_url": "http://127.0.0.1:3000/driftless/config.git",
+            "ssh_url": "git@gitea.example:driftless/config.git",
+            "html_url": "http://127.0.0.1:3000/driftless/config"}});
+        let (urls, branch) = push_target("github", &gitea);
+        assert_eq!(branch.as_deref(), Some("main"));
+        assert!(
+            urls.iter().all(|u| repo_identity(u) == "driftless/config"),
+            "{urls:?}"
         );
         let ado = serde_json::json!({"resource": {"refUpdates": [{"name": "refs/heads/dev"}],
             "repository": {"remoteUrl": "https://dev.azure.com/o/p/_git/r"}}});

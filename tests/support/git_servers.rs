@@ -23,6 +23,8 @@ mod ssh;
 mod tls;
 
 pub use chart_repo::ChartRepoServer;
+/// For the other servers of the harness (Gitea) that start the same way.
+pub(crate) use process::ServerProcess;
 pub use process::free_port;
 pub use repo::TestRepo;
 pub use servers::{GitDaemon, HangingServer, HttpGitServer, credential_env};

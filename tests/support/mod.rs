@@ -251,6 +251,7 @@ pub mod agent;
 pub mod case;
 pub mod cli;
 pub mod git_servers;
+pub mod gitea;
 pub mod manifests;
 pub mod receiver;
 pub mod render;

@@ -42,7 +42,7 @@ pub(super) fn bind_free() -> TcpListener {
 }
 
 /// A server process in its own process group, killed with the group on drop.
-pub(super) struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
     port: u16,
     log: PathBuf,
