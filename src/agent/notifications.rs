@@ -278,6 +278,7 @@ impl Dispatcher {
         }
         let job = Job {
             outgoing,
+            type_: provider.spec.type_,
             client: resolved.client,
             timeout: resolved.options.timeout,
         };

@@ -46,7 +46,8 @@ async fn test(conn: &Connection<'_>, args: NotifyTestArgs) -> Result<ExitCode> {
         bail!("the Provider has nothing to send for this test (no applied commit?)");
     };
     println!("{}", out.describe());
-    match deliver::send_once(&resolved.client, &out, resolved.options.timeout).await {
+    let (type_, timeout) = (provider.spec.type_, resolved.options.timeout);
+    match deliver::send_once(&resolved.client, &out, type_, timeout).await {
         Ok(answer) => {
             println!("{} {}", answer.status, answer.body);
             Ok(ExitCode::SUCCESS)

@@ -15,7 +15,8 @@ use rustls_pki_types::pem::PemObject;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
-use super::targets::Outgoing;
+use super::resources::ProviderType;
+use super::targets::{self, Outgoing};
 
 /// How a Provider's requests are made: its CA bundle, proxy and timeout.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -118,13 +119,16 @@ fn system_roots() -> &'static rustls::RootCertStore {
     })
 }
 
-/// Sends `out` once and reads the answer; a non-2xx answer is an error.
+/// Sends `out` once and reads the answer; an answer the service does not count as delivered
+/// ([`targets::delivered`]: a non-2xx, Slack's `{"ok":false}`) is an error, with the wait the
+/// receiver asked for.
 ///
 /// # Errors
 /// See [`DeliveryError`].
 pub async fn send_once(
     client: &reqwest::Client,
     out: &Outgoing,
+    type_: ProviderType,
     timeout: Duration,
 ) -> Result<Answer, (DeliveryError, Option<Duration>)> {
     let response = client
@@ -136,9 +140,9 @@ pub async fn send_once(
         .map_err(|e| (network_error(&e, timeout), None))?;
     let status = response.status().as_u16();
     let wait = retry_after(response.headers());
-    let body = response.text().await.unwrap_or_default();
-    let body: String = body.chars().take(2048).collect();
-    if (200..300).contains(&status) {
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body: String = String::from_utf8_lossy(&bytes).chars().take(2048).collect();
+    if targets::delivered(type_, status, &bytes) {
         Ok(Answer { status, body })
     } else {
         Err((DeliveryError::Status { status, body }, wait))
@@ -203,19 +207,15 @@ pub fn backoff(policy: &Retry, n: u32, asked: Option<Duration>) -> Duration {
 ///
 /// # Errors
 /// The last attempt's error, or the first that retrying cannot fix.
-pub async fn send(
-    client: &reqwest::Client,
-    out: &Outgoing,
-    timeout: Duration,
-    policy: &Retry,
-) -> Result<Answer, DeliveryError> {
+pub async fn send(job: &Job, policy: &Retry) -> Result<Answer, DeliveryError> {
     let mut attempt = 1;
     loop {
-        match send_once(client, out, timeout).await {
+        match send_once(&job.client, &job.outgoing, job.type_, job.timeout).await {
             Ok(answer) => return Ok(answer),
             Err((e, asked)) if retryable(&e) && attempt < policy.attempts => {
                 let wait = backoff(policy, attempt, asked);
-                tracing::debug!(target_ = %out.describe(), attempt, ?wait, "notification: {e}; retrying");
+                let to = job.outgoing.describe();
+                tracing::debug!(%to, attempt, ?wait, "notification: {e}; retrying");
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
@@ -227,6 +227,8 @@ pub async fn send(
 /// One notification waiting to be sent.
 pub struct Job {
     pub outgoing: Outgoing,
+    /// The service, which decides what counts as delivered.
+    pub type_: ProviderType,
     pub client: reqwest::Client,
     pub timeout: Duration,
 }
@@ -274,7 +276,7 @@ impl Queues {
         let (key, report) = (key.to_string(), self.report.clone());
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
-                let result = send(&job.client, &job.outgoing, job.timeout, &RETRY).await;
+                let result = send(&job, &RETRY).await;
                 report(&key, result);
             }
         });

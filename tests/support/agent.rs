@@ -252,8 +252,8 @@ pub fn install_crd_on(kubeconfig: &Path) {
     apply_crd(kubeconfig, &path);
 }
 
-/// Applies the CRD manifest `file` server-side and waits until `gitsyncs.driftless.dev` is
-/// Established.
+/// Applies the CRD manifest `file` server-side and waits until the GitSync, Provider and Alert
+/// CRDs are Established.
 pub fn apply_crd(kubeconfig: &Path, file: &Path) {
     let file = file.to_str().expect("utf-8");
     for args in [
@@ -262,6 +262,8 @@ pub fn apply_crd(kubeconfig: &Path, file: &Path) {
             "wait",
             "--for=condition=Established",
             "crd/gitsyncs.driftless.dev",
+            "crd/providers.driftless.dev",
+            "crd/alerts.driftless.dev",
             "--timeout=60s",
         ],
     ] {
