@@ -180,3 +180,117 @@ async fn a_gitea_push_webhook_syncs_at_once() {
     let denied = webhook_count(&metrics, &["name=\"github\"", "result=\"denied\""]);
     assert_eq!((triggered, denied), (1, 1), "{metrics}");
 }
+
+/// The statuses Gitea holds for `sha` in `context`, newest first, as (state, description).
+fn statuses_in(forge: &Forge, sha: &str, context: &str) -> Vec<(String, String)> {
+    let mut all = forge.gitea.statuses(USER, REPO, sha);
+    all.sort_by_key(|s| std::cmp::Reverse(s["id"].as_i64().unwrap_or_default()));
+    all.iter()
+        .filter(|s| s["context"] == context)
+        .map(|s| {
+            let text = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+            (text("status"), text("description"))
+        })
+        .collect()
+}
+
+/// Waits until the newest status of `sha` in `context` is `state`, and returns all of them.
+async fn wait_status(
+    forge: &Forge,
+    sha: &str,
+    context: &str,
+    state: &str,
+) -> Vec<(String, String)> {
+    eventually(
+        &format!("a {state} status on {sha}"),
+        Duration::from_secs(60),
+        || async {
+            let all = statuses_in(forge, sha, context);
+            (all.first().is_some_and(|(s, _)| s == state)).then_some(all)
+        },
+    )
+    .await
+}
+
+/// Asks the agent for a sync now (the GitSyncs poll hourly).
+fn request_sync(forge: &Forge, name: &str) {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let out = forge.ns.kubectl(&[
+        "annotate",
+        "gitsync",
+        name,
+        "-n",
+        &forge.ns.name,
+        &format!("driftless.dev/requested-at={now}"),
+        "--overwrite",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Commit status on the real forge: each commit the GitSync takes gets `pending`, then `success`
+/// with the counts, or `failure` naming the broken file; the context names cluster, namespace
+/// and GitSync. The Provider names no address: Gitea's API is found from the GitSync's URL.
+#[tokio::test]
+async fn each_commit_gets_its_status_on_gitea() {
+    use support::notify::{alert, provider, ready_of, secret};
+    let forge = Forge::new("gitea-status", &[("app/cm.yaml", &config_map("1"))]).await;
+    secret(&forge.ns, "gitea-token", &[("token", forge.gitea.token())]);
+    provider(
+        &forge.ns,
+        "gitea",
+        json!({"type": "gitea", "secretRef": {"name": "gitea-token"}}),
+    );
+    alert(&forge.ns, "commits", "gitea", json!({}));
+    let _agent = Agent::start_with(&forge.ns, &["--cluster-name", "ci"]);
+    forge.gitsync("app", json!({"path": "app"})).await;
+    let context = format!("driftless/ci/{}/app", forge.ns.name);
+
+    // Phase 1: the first commit applied: pending, then success naming the counts.
+    forge.wait_revision("1", Duration::from_secs(60)).await;
+    let first = wait_status(&forge, &forge.first, &context, "success").await;
+    assert!(first[0].1.contains("1 created"), "{first:?}");
+    assert!(
+        first.iter().any(|(s, _)| s == "pending"),
+        "a pending status came before the success: {first:?}"
+    );
+    let ready = ready_of(&forge.ns, "provider", "gitea");
+    assert_eq!(
+        ready.as_ref().map(|r| r.0.as_str()),
+        Some("True"),
+        "{ready:?}"
+    );
+
+    // Phase 2: a broken manifest: failure, naming the file.
+    let broken = forge.repo.commit(
+        &[(
+            "app/broken.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n",
+        )],
+        "broken",
+    );
+    forge.repo.push();
+    request_sync(&forge, "app");
+    let failed = wait_status(&forge, &broken, &context, "failure").await;
+    assert!(failed[0].1.contains("broken.yaml"), "{failed:?}");
+
+    // Phase 3: fixed: success again on the fixing commit.
+    let fixed = forge.repo.commit(
+        &[
+            (
+                "app/broken.yaml",
+                &config_map("fixed").replace(CONFIG_MAP, "second"),
+            ),
+            ("app/cm.yaml", &config_map("3")),
+        ],
+        "fixed",
+    );
+    forge.repo.push();
+    request_sync(&forge, "app");
+    forge.wait_revision("3", Duration::from_secs(60)).await;
+    let ok = wait_status(&forge, &fixed, &context, "success").await;
+    assert!(ok[0].1.contains("1 created, 1 configured"), "{ok:?}");
+}

@@ -247,13 +247,13 @@ impl Dispatcher {
                 .map(|mut r| r.admit(&key, n, rule.reminder, Instant::now()))
                 .unwrap_or(true);
             if admitted {
-                self.deliver(alert, n).await;
+                self.deliver(alert, &rule, n).await;
             }
         }
     }
 
     /// Builds the request of `alert`'s Provider for `n` and queues it.
-    async fn deliver(&self, alert: &Alert, n: &Notification) {
+    async fn deliver(&self, alert: &Alert, rule: &Rule, n: &Notification) {
         let ns = alert.namespace().unwrap_or_default();
         let name = &alert.spec.provider_ref.name;
         let key = format!("{ns}/{name}");
@@ -262,6 +262,12 @@ impl Dispatcher {
             Ok(p) => p,
             Err(e) => return self.failed(&key, &e.to_string()),
         };
+        // `Started` is what makes a forge show `pending`; a chat or webhook hears it only when
+        // the Alert asks for it by name (one message per revision, not two).
+        if n.kind == Kind::Started && !provider.spec.type_.is_forge() && !rule.names(Kind::Started)
+        {
+            return;
+        }
         let mut resolved = match resolve::resolve(&self.client, &provider).await {
             Ok(r) => r,
             Err(e) => return self.failed(&key, &e.to_string()),

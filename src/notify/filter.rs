@@ -92,6 +92,11 @@ impl Rule {
         })
     }
 
+    /// Whether `eventReasons` names `kind` (empty names none).
+    pub fn names(&self, kind: Kind) -> bool {
+        self.kinds.contains(&kind)
+    }
+
     /// Whether this Alert hears `n` about a GitSync named `name` with `labels`.
     pub fn hears(&self, name: &str, labels: &BTreeMap<String, String>, n: &Notification) -> bool {
         self.sources.iter().any(|s| selects(s, name, labels))

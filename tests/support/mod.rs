@@ -253,6 +253,7 @@ pub mod cli;
 pub mod git_servers;
 pub mod gitea;
 pub mod manifests;
+pub mod notify;
 pub mod receiver;
 pub mod render;
 pub mod sops;
