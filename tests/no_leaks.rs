@@ -809,3 +809,199 @@ async fn decrypted_values_and_decryption_keys_appear_nowhere() {
         leaks.join("\n")
     );
 }
+
+/// Notifications (#22): the webhook URLs (their paths are credentials), bot tokens, HMAC keys,
+/// forge tokens, PATs and app passwords of every Provider type appear in no log line, event,
+/// status, metric, `driftless notify test` output or process listing — whether delivery
+/// succeeds or fails on TLS — and Secret data applied from Git reaches no notification body.
+#[tokio::test]
+async fn notification_credentials_appear_nowhere() {
+    use support::notify::{alert, provider};
+    use support::receiver::Receiver;
+    let ns = TestNamespace::new("leaks-notify").await;
+    let ps = PsSampler::start();
+    let receiver = Receiver::https();
+    let stranger = Receiver::https();
+    let base = receiver.url();
+    let ca = receiver.ca_pem().to_string();
+    secret(&ns, "ca", &[("ca.crt", &ca)]).await;
+    secret(&ns, "wrong-ca", &[("ca.crt", stranger.ca_pem())]).await;
+    // (provider, type, Secret data, spec extras, CA Secret)
+    let providers: Vec<(&str, &str, Vec<(&str, String)>, serde_json::Value, &str)> = vec![
+        (
+            "slack",
+            "slack",
+            vec![("address", format!("{base}/services/{NOTIFY_PATH}"))],
+            json!({}),
+            "ca",
+        ),
+        (
+            "bot",
+            "slack",
+            vec![
+                ("address", format!("{base}/api/chat.postMessage")),
+                ("token", NOTIFY_BOT.into()),
+            ],
+            json!({"channel": "#ops"}),
+            "ca",
+        ),
+        (
+            "teams",
+            "msteams",
+            vec![("address", format!("{base}/workflows/{NOTIFY_PATH}"))],
+            json!({}),
+            "ca",
+        ),
+        (
+            "hmac",
+            "generic-hmac",
+            vec![
+                ("address", format!("{base}/hook")),
+                ("token", NOTIFY_HMAC.into()),
+            ],
+            json!({}),
+            "ca",
+        ),
+        (
+            "github",
+            "github",
+            vec![("address", base.clone()), ("token", NOTIFY_FORGE.into())],
+            json!({}),
+            "ca",
+        ),
+        (
+            "azure",
+            "azuredevops",
+            vec![("address", base.clone()), ("token", NOTIFY_FORGE.into())],
+            json!({}),
+            "ca",
+        ),
+        (
+            "bitbucket",
+            "bitbucket",
+            vec![
+                ("address", base.clone()),
+                ("username", "ops".into()),
+                ("password", NOTIFY_FORGE.into()),
+            ],
+            json!({}),
+            "ca",
+        ),
+        (
+            "untrusted",
+            "discord",
+            vec![("address", format!("{base}/api/webhooks/{NOTIFY_PATH}"))],
+            json!({}),
+            "wrong-ca",
+        ),
+    ];
+    for (name, type_, data, extra, ca_secret) in &providers {
+        let data: Vec<(&str, &str)> = data.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        secret(&ns, &format!("{name}-creds"), &data).await;
+        let mut spec = json!({"type": type_, "secretRef": {"name": format!("{name}-creds")}, "certSecretRef": {"name": ca_secret}, "timeout": "2s"});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        provider(&ns, name, spec);
+        alert(&ns, name, name, json!({}));
+    }
+    let manifests = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\n  namespace: {}\nstringData:\n  password: {NOTIFY_DATA}\n",
+        ns.name
+    );
+    // Azure DevOps's URL form, `org/project/_git/repo`, which the other forges read too.
+    let srv = tempfile::tempdir().expect("tempdir");
+    let repo = TestRepo::new_in(srv.path(), "org/project/_git/repo");
+    repo.commit(&[("app/secret.yaml", &manifests)], "first");
+    repo.push();
+    let daemon = GitDaemon::start(srv.path());
+    let agent = start_agent(&ns);
+    let url = daemon.url("org/project/_git/repo");
+    create_gitsync(
+        &ns,
+        "app",
+        json!({"url": url, "path": "app", "pollInterval": "1s"}),
+    )
+    .await;
+    wait_reason(&ns, "app", "True").await;
+    // A failure too: its message goes to every Provider.
+    repo.commit(
+        &[(
+            "app/broken.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+        )],
+        "broken",
+    );
+    repo.push();
+    wait_reason(&ns, "app", "False").await;
+    // 4 trusted chats and webhooks × (applied, failed), 3 forges × (pending, success, pending,
+    // failure).
+    receiver.wait_for(20, Duration::from_secs(60)).await;
+
+    let text = |o: std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let mut outputs: Vec<(&str, String)> = Vec::new();
+    for (name, ..) in &providers {
+        let o = Cli::on(&ns.cluster.kubeconfig)
+            .args(["notify", "test", name, "-n", &ns.name, "--gitsync", "app"])
+            .env("DRIFTLESS_LOG", "debug")
+            .output();
+        outputs.push(("driftless notify test", text(o)));
+    }
+    let untrusted = &outputs[outputs.len() - 1].1;
+    assert!(
+        untrusted.contains("certificate") || untrusted.contains("cannot connect"),
+        "{untrusted}"
+    );
+    outputs.extend(events_and_gitsyncs(&ns, text));
+    outputs.push((
+        "Providers and Alerts",
+        text(ns.kubectl(&["get", "providers,alerts", "-n", &ns.name, "-o", "json"])),
+    ));
+    outputs.push(("metrics", http(agent.port, "GET", "/metrics", &[], b"").1));
+    outputs.push(("agent log", agent.log()));
+    let bodies: String = receiver
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        bodies.contains("broken.yaml"),
+        "the failure reached the receiver"
+    );
+    outputs.push(("notification bodies", bodies));
+    let (samples, listing) = ps.finish();
+    assert!(samples > 10, "ps was sampled ({samples} times)");
+    outputs.push(("process listings", listing));
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pat = b64.encode(format!(":{NOTIFY_FORGE}"));
+    let needles = [
+        NOTIFY_PATH,
+        NOTIFY_BOT,
+        NOTIFY_HMAC,
+        NOTIFY_FORGE,
+        NOTIFY_DATA,
+        pat.as_str(),
+    ];
+    let leaks: Vec<String> = outputs
+        .iter()
+        .flat_map(|(where_, output)| needles.iter().filter_map(|n| find_leak(where_, output, n)))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "notification credentials leaked:\n{}",
+        leaks.join("\n")
+    );
+}
+
+const NOTIFY_PATH: &str = "PLANTED-webhook-path-4d2a";
+const NOTIFY_BOT: &str = "xoxb-PLANTED-bot-token-81c3";
+const NOTIFY_HMAC: &str = "PLANTED-hmac-key-5e9f";
+const NOTIFY_FORGE: &str = "PLANTED-forge-token-2b7d";
+const NOTIFY_DATA: &str = "PLANTED-notify-secret-data-0a1b";

@@ -337,3 +337,58 @@ async fn a_hanging_receiver_does_not_delay_syncs() {
     );
     assert!(broken.2.contains("nowhere"), "{broken:?}");
 }
+
+/// A receiver that refuses every message (400: not retried) earns its Provider a
+/// `NotificationFailed` Warning event after three deliveries in a row failed, and the metric
+/// counts them as failed.
+#[tokio::test]
+async fn a_provider_that_keeps_failing_gets_a_warning_event() {
+    let ns = TestNamespace::new("notify-refused").await;
+    let (repo, daemon) = repository();
+    let receiver = Receiver::https();
+    receiver.answer_by_default(Answer::Status(400));
+    provider_to(&ns, "refusing", "generic", &receiver, &[]);
+    alert(&ns, "refusing", "refusing", json!({}));
+    let agent = Agent::start(&ns);
+    create_gitsync(
+        &ns,
+        "app",
+        json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s"}),
+    )
+    .await;
+    wait_revision(&ns, "1").await;
+    for revision in ["2", "3"] {
+        push_to_applied(&ns, &repo, revision).await;
+    }
+    receiver.wait_for(3, Duration::from_secs(30)).await;
+    let selector =
+        "involvedObject.kind=Provider,involvedObject.name=refusing,reason=NotificationFailed";
+    let message = eventually("the Warning event", Duration::from_secs(30), || async {
+        let out = ns.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "--field-selector",
+            selector,
+            "-o",
+            "json",
+        ]);
+        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let event = list["items"].as_array()?.first()?.clone();
+        (event["type"] == "Warning")
+            .then(|| event["message"].as_str().unwrap_or_default().to_string())
+    })
+    .await;
+    assert!(
+        message.contains("3 deliveries in a row failed") && message.contains("400"),
+        "{message}"
+    );
+    let (_, metrics) = http(agent.port, "GET", "/metrics", &[], b"");
+    let target = format!("target=\"{}/refusing\"", ns.name);
+    assert_eq!(
+        notifications_count(&metrics, &[&target, "result=\"failed\""]),
+        3,
+        "{metrics}"
+    );
+}
