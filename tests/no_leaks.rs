@@ -826,8 +826,7 @@ async fn notification_credentials_appear_nowhere() {
     let ca = receiver.ca_pem().to_string();
     secret(&ns, "ca", &[("ca.crt", &ca)]).await;
     secret(&ns, "wrong-ca", &[("ca.crt", stranger.ca_pem())]).await;
-    // (provider, type, Secret data, spec extras, CA Secret)
-    let providers: Vec<(&str, &str, Vec<(&str, String)>, serde_json::Value, &str)> = vec![
+    let providers: Vec<PlantedProvider> = vec![
         (
             "slack",
             "slack",
@@ -999,6 +998,15 @@ async fn notification_credentials_appear_nowhere() {
         leaks.join("\n")
     );
 }
+
+/// A Provider of the notification leak test: name, type, Secret data, spec extras, CA Secret.
+type PlantedProvider = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, String)>,
+    serde_json::Value,
+    &'static str,
+);
 
 const NOTIFY_PATH: &str = "PLANTED-webhook-path-4d2a";
 const NOTIFY_BOT: &str = "xoxb-PLANTED-bot-token-81c3";

@@ -240,7 +240,7 @@ async fn a_webhook_hears_each_revision_once_and_each_failure_once() {
 
     // Phase 5: `driftless notify test` sends one at once and prints the answer, not the URL.
     let out = Cli::new()
-        .args(&["notify", "test", "hook", "-n", &ns.name])
+        .args(["notify", "test", "hook", "-n", &ns.name])
         .output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
