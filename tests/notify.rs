@@ -392,3 +392,61 @@ async fn a_provider_that_keeps_failing_gets_a_warning_event() {
         "{metrics}"
     );
 }
+
+/// A hand edit put back by the periodic re-apply is one `DriftCorrected` message naming the
+/// object; the re-syncs around it stay silent.
+#[tokio::test]
+async fn drift_put_back_is_told_with_the_objects_named() {
+    let ns = TestNamespace::new("notify-drift").await;
+    let (repo, daemon) = repository();
+    let receiver = Receiver::https();
+    provider_to(&ns, "hook", "generic", &receiver, &[("token", "bearer-1")]);
+    alert(
+        &ns,
+        "hook",
+        "hook",
+        json!({"eventReasons": ["Applied", "DriftCorrected"]}),
+    );
+    let _agent = Agent::start(&ns);
+    create_gitsync(
+        &ns,
+        "app",
+        json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s", "interval": "2s"}),
+    )
+    .await;
+    wait_revision(&ns, "1").await;
+    let applied = receiver.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(applied[0].json()["reason"], "Applied");
+    assert_eq!(applied[0].header("authorization"), Some("Bearer bearer-1"));
+    let out = ns.kubectl(&[
+        "patch",
+        "configmap",
+        "app",
+        "-n",
+        &ns.name,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"revision":"by hand"}}"#,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_revision(&ns, "1").await;
+    let both = receiver.wait_for(2, Duration::from_secs(30)).await;
+    let drift = both[1].json();
+    assert_eq!(drift["reason"], "DriftCorrected", "{drift}");
+    let objects = drift["objects"].to_string();
+    assert!(
+        objects.contains("ConfigMap") && objects.contains("app"),
+        "{drift}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        2,
+        "nothing more without a change"
+    );
+}
