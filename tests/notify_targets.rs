@@ -1,14 +1,131 @@
 //! Notification delivery to the services that cannot run here, against the recording receiver
 //! (`tests/support/receiver.rs`). First the receiver itself, proven with the `curl` CLI and no
 //! driftless code, so a failing delivery test is the delivery's fault and not the harness's.
+//! Then each service's request sent for real over HTTPS by `notify::deliver` and read back as
+//! the receiver recorded it (`chat`, `forges`), and delivery's own behaviour: retries, 429,
+//! timeouts, TLS errors that keep the URL secret, independent queues (`delivery`).
+//!
+//! No cluster: these call the library (`driftless::notify`) directly.
 
 mod support;
+
+// The crate root of a test binary finds modules beside it, hence the paths.
+#[path = "notify_targets/chat.rs"]
+mod chat;
+#[path = "notify_targets/delivery.rs"]
+mod delivery;
+#[path = "notify_targets/forges.rs"]
+mod forges;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use driftless::notify::deliver::{self, ClientOptions, Job, Retry};
+use driftless::notify::targets::{self, Target};
+use driftless::notify::{Commit, Counts, Kind, Notification, ProviderType, Severity, Source};
 use serde_json::json;
-use support::receiver::{Answer, Receiver};
+use support::receiver::{Answer, Receiver, Recorded};
+use zeroize::Zeroizing;
+
+/// The commit every notification is about.
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// Fast enough for a test: waits of 50 ms, 100 ms, 200 ms, 400 ms, at most 2 s.
+const FAST: Retry = Retry {
+    attempts: 5,
+    first: Duration::from_millis(50),
+    max: Duration::from_secs(2),
+};
+
+/// The request timeout of the clients that are not testing it.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `kind` for the GitSync `apps/web` of cluster `prod-eu`, which follows `repo_url` (forges
+/// derive the repository from it) and is at [`SHA`] on `main`. Failures carry a reason and a
+/// message naming file and object; the others count objects. The values are those of the
+/// unit tests' fixture (`src/notify/targets/fixtures.rs`), so the documented webhook example
+/// matches what is sent.
+fn notification(kind: Kind, repo_url: &str) -> Notification {
+    let failed = kind.severity() == Severity::Error;
+    Notification {
+        kind,
+        source: Source {
+            namespace: "apps".into(),
+            name: "web".into(),
+            url: repo_url.into(),
+            cluster: "prod-eu".into(),
+        },
+        commit: Some(Commit {
+            sha: SHA.into(),
+            reference: Some("main".into()),
+            subject: "Bump web to 1.2.3".into(),
+            author: "Ada <ada@example.com>".into(),
+        }),
+        reason: if failed { "RenderFailed" } else { "Succeeded" }.into(),
+        message: if failed {
+            "apps/web/deploy.yaml: Deployment/apps/web: spec.replicas: invalid type".into()
+        } else {
+            String::new()
+        },
+        counts: (!failed).then_some(Counts {
+            created: 3,
+            configured: 1,
+            pruned: 0,
+            unchanged: 12,
+        }),
+        objects: Vec::new(),
+        duration: Some(Duration::from_millis(12_345)),
+        timestamp: "2026-12-05T01:02:03Z".into(),
+    }
+}
+
+/// A Provider of `type_` as resolved with its Secret: an address and a token, nothing else.
+fn target(type_: ProviderType, address: Option<String>, token: Option<&str>) -> Target {
+    Target {
+        type_,
+        address: address.map(Zeroizing::new),
+        channel: None,
+        username: None,
+        token: token.map(|t| Zeroizing::new(t.to_owned())),
+        basic: None,
+        summary: None,
+    }
+}
+
+/// The agent's client for a Provider whose `certSecretRef` holds `receiver`'s CA.
+fn client(receiver: &Receiver, timeout: Duration) -> reqwest::Client {
+    deliver::client(&ClientOptions {
+        ca_pem: Some(receiver.ca_pem().as_bytes().to_vec()),
+        proxy: None,
+        timeout,
+    })
+    .expect("a client trusting the receiver's CA")
+}
+
+/// The job the agent queues for `n` to `target`, sent with a client trusting `receiver`.
+fn job(receiver: &Receiver, target: &Target, n: &Notification) -> Job {
+    let outgoing = targets::request(target, n)
+        .expect("a complete Provider")
+        .expect("the target has something to say");
+    Job {
+        outgoing,
+        type_: target.type_,
+        client: client(receiver, TIMEOUT),
+        timeout: TIMEOUT,
+    }
+}
+
+/// Sends `n` to `target` (which points at `receiver`) as the agent does, expects it delivered
+/// at the first attempt, and returns the request the receiver recorded.
+async fn deliver_one(receiver: &Receiver, target: &Target, n: &Notification) -> Recorded {
+    let before = receiver.requests().len();
+    let answer = deliver::send(&job(receiver, target, n), &FAST).await;
+    let answer = answer.unwrap_or_else(|e| panic!("{:?} not delivered: {e}", target.type_));
+    assert!((200..300).contains(&answer.status), "{answer:?}");
+    let got = receiver.requests();
+    assert_eq!(got.len(), before + 1, "one request per notification");
+    got[before].clone()
+}
 
 /// What `curl` saw: its exit code (0, 28 = timed out, 60 = untrusted certificate), the HTTP
 /// status (0 without an answer) and the response headers and body.

@@ -86,14 +86,24 @@ impl Outgoing {
     }
 }
 
-/// `POST https://hooks.slack.com/services/***`.
+/// `POST https://hooks.slack.com/services/***`: the host (without userinfo) and the path's
+/// first segment; the rest of the path, the query and the fragment (any may hold a token:
+/// `https://h/hook?token=…`) become `***`.
 pub fn describe_url(method: &Method, url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let mut parts = rest.splitn(3, '/');
-    let host = parts.next().unwrap_or_default();
-    let first = parts.next().unwrap_or_default();
-    let more = if parts.next().is_some() { "/***" } else { "" };
+    // The authority ends at the first `/`, `?` or `#`: an `@` after it is not userinfo.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let tail = tail.strip_prefix('/').unwrap_or(tail);
+    let (first, more) = tail.split_at(tail.find(['/', '?', '#']).unwrap_or(tail.len()));
+    let more = match (first.is_empty(), more.is_empty()) {
+        (_, true) => "",
+        (true, false) => "***",
+        (false, false) => "/***",
+    };
     format!("{method} {scheme}://{host}/{first}{more}")
 }
 
@@ -330,5 +340,20 @@ mod tests {
         let out = request(&t, &n).unwrap().unwrap();
         assert!(!format!("{:?}", out.headers).contains("TOKEN"));
         assert_eq!(out.describe(), "POST https://h/hooks/***");
+    }
+
+    #[test]
+    fn describe_shows_neither_query_nor_userinfo() {
+        let post = |url| describe_url(&Method::POST, url);
+        assert_eq!(post("https://h/hook?token=T"), "POST https://h/hook/***");
+        assert_eq!(post("https://h?token=T"), "POST https://h/***");
+        assert_eq!(post("https://h/hook#T"), "POST https://h/hook/***");
+        assert_eq!(
+            post("https://h/hook?from=a@b&token=T"),
+            "POST https://h/hook/***"
+        );
+        assert_eq!(post("https://u:T@h/hooks/x"), "POST https://h/hooks/***");
+        assert_eq!(post("https://h:8443/a"), "POST https://h:8443/a");
+        assert_eq!(post("https://h"), "POST https://h/");
     }
 }

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use super::{
     Outgoing, Target, TargetError, authorization, base64, checked_address, header, token, truncate,
 };
-use crate::notify::event::{Commit, CommitState, Kind, Notification};
+use crate::notify::event::{Commit, CommitState, Notification};
 use crate::notify::forge::{self, Repository, encode};
 use crate::notify::resources::ProviderType;
 
@@ -261,12 +261,6 @@ fn description(s: &Status, max: usize) -> String {
     let short = n.short_sha().unwrap_or_default();
     let text = match s.state {
         CommitState::Pending => format!("syncing {short}"),
-        CommitState::Success if n.kind == Kind::DriftCorrected => {
-            format!(
-                "applied {short}: corrected drift in {} objects",
-                n.objects.len()
-            )
-        }
         CommitState::Success => match n.counts {
             Some(counts) => format!("applied {short}: {}", counts.summary()),
             None => format!("applied {short}"),
