@@ -252,6 +252,7 @@ async fn reconcile_with_finalizer(
 
 /// A deleted GitSync: prune its objects when `prune` is true, otherwise leave them.
 async fn cleanup(gs: &GitSync, ctx: &Context) -> Result<Action, AgentError> {
+    ctx.notifier.forget(gs);
     ctx.api_warnings.forget(&format!(
         "{}/{}",
         gs.namespace().unwrap_or_default(),

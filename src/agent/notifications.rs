@@ -41,6 +41,9 @@ pub struct Notifier {
     tx: mpsc::Sender<(GitSyncId, Notification)>,
     /// Per GitSync waiting for `dependsOn`: since when, and when last said.
     blocked: Mutex<HashMap<String, (Instant, Instant)>>,
+    /// What each (GitSync, Alert) pair last sent, shared with the dispatcher.
+    repeats: Arc<Mutex<Repeats>>,
+    metrics: Arc<Metrics>,
 }
 
 /// The GitSync a notification is about, owned (the dispatcher outlives the reconcile).
@@ -62,17 +65,20 @@ impl Notifier {
         let refs: ProviderRefs = Arc::default();
         let report = reporter(metrics.clone(), recorder, refs.clone());
         let queues = Queues::new(PER_PROVIDER, report);
+        let repeats: Arc<Mutex<Repeats>> = Arc::default();
         let dispatcher = Dispatcher {
             client,
             queues,
-            repeats: Mutex::default(),
+            repeats: repeats.clone(),
             refs,
-            metrics,
+            metrics: metrics.clone(),
         };
         tokio::spawn(dispatcher.run(rx));
         Notifier {
             cluster,
             tx,
+            repeats,
+            metrics,
             blocked: Mutex::default(),
         }
     }
@@ -112,7 +118,21 @@ impl Notifier {
         };
         if self.tx.try_send((id, n)).is_err() {
             tracing::warn!("{PENDING} notifications pending: one dropped");
+            let labels = NotificationLabels {
+                target: "(dispatcher)".into(),
+                result: "dropped".into(),
+            };
+            self.metrics.notifications.get_or_create(&labels).inc();
         }
+    }
+
+    /// Forgets what was sent about `gs`, which is gone: the memory stays as large as the
+    /// GitSyncs there are.
+    pub fn forget(&self, gs: &GitSync) {
+        let mut repeats = self.repeats.lock().unwrap_or_else(|p| p.into_inner());
+        repeats.forget(&format!("{}/", key_of(gs)));
+        drop(repeats);
+        self.unblocked(gs);
     }
 
     /// How long `gs` has been waiting for its dependencies (since the first wait this process
@@ -209,7 +229,7 @@ type ProviderRefs = Arc<Mutex<HashMap<String, (ObjectReference, u32)>>>;
 struct Dispatcher {
     client: Client,
     queues: Queues,
-    repeats: Mutex<Repeats>,
+    repeats: Arc<Mutex<Repeats>>,
     refs: ProviderRefs,
     metrics: Arc<Metrics>,
 }
@@ -240,7 +260,7 @@ impl Dispatcher {
             if !rule.hears(&gs.name, &gs.labels, n) {
                 continue;
             }
-            let key = format!("{}/{}/{}", gs.namespace, alert.name_any(), gs.name);
+            let key = format!("{}/{}/{}", gs.namespace, gs.name, alert.name_any());
             let admitted = self
                 .repeats
                 .lock()

@@ -36,7 +36,7 @@ pub enum Command {
     Identity(IdentityArgs),
     /// Run the agent: keep every GitSync applied (in-cluster config or kubeconfig).
     Agent(AgentArgs),
-    /// Print the GitSync CustomResourceDefinition (`driftless crd | kubectl apply -f -`).
+    /// Print the CustomResourceDefinitions: GitSync, Provider, Alert (`driftless crd | kubectl apply -f -`).
     Crd,
     /// Table of GitSyncs; with a name, its revision, history and managed objects.
     Status(StatusArgs),
@@ -69,6 +69,9 @@ pub struct NotifyTestArgs {
     /// The GitSync (same namespace) the test is about; required for commit status providers.
     #[arg(long)]
     pub gitsync: Option<String>,
+    /// The cluster's name in the commit status context, as the agent's `--cluster-name`.
+    #[arg(long, env = "DRIFTLESS_CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
 }
 
 #[derive(Args)]

@@ -35,12 +35,12 @@ async fn test(conn: &Connection<'_>, args: NotifyTestArgs) -> Result<ExitCode> {
                 .get(name)
                 .await
                 .with_context(|| format!("GitSync {ns}/{name}"))?;
-            about(&gs, &ns, name)
+            about(&gs, &ns, name, &args.cluster_name)
         }
         None if provider.spec.type_.is_forge() => {
             bail!("a commit status needs a commit: name the GitSync with --gitsync")
         }
-        None => test_note(&ns, "test", String::new()),
+        None => test_note(&ns, "test", String::new(), &args.cluster_name),
     };
     let Some(out) = targets::request(&resolved.target, &n)? else {
         bail!("the Provider has nothing to send for this test (no applied commit?)");
@@ -59,9 +59,10 @@ async fn test(conn: &Connection<'_>, args: NotifyTestArgs) -> Result<ExitCode> {
     }
 }
 
-/// The GitSync's current state at its last applied commit, as a test: re-posting it to a
-/// forge changes nothing a sync would not.
-fn about(gs: &GitSync, ns: &str, name: &str) -> Notification {
+/// The GitSync's current state, as a test: `success` on its last applied commit when it is
+/// Ready, else `failure` on the commit it last tried — re-posting it to a forge changes nothing
+/// a sync would not.
+fn about(gs: &GitSync, ns: &str, name: &str, cluster: &str) -> Notification {
     let status = gs.status.clone().unwrap_or_default();
     let ready = status
         .conditions
@@ -74,17 +75,21 @@ fn about(gs: &GitSync, ns: &str, name: &str) -> Notification {
         .parse::<RepoUrl>()
         .map(|u| u.redacted())
         .unwrap_or_default();
-    let mut n = test_note(ns, name, url);
-    n.commit = status
-        .last_applied_revision
-        .as_deref()
+    let ready_now = ready.as_ref().is_some_and(|c| c.status == "True");
+    let revision = if ready_now {
+        status.last_applied_revision.as_deref()
+    } else {
+        status.last_attempted_revision.as_deref()
+    };
+    let mut n = test_note(ns, name, url, cluster);
+    n.commit = revision
         .and_then(|r| r.rsplit_once(':'))
         .map(|(_, sha)| Commit {
             sha: sha.to_string(),
             ..Commit::default()
         });
     if let Some(c) = ready {
-        n.kind = if c.status == "True" {
+        n.kind = if ready_now {
             Kind::Applied
         } else {
             Kind::Failed
@@ -95,14 +100,14 @@ fn about(gs: &GitSync, ns: &str, name: &str) -> Notification {
     n
 }
 
-fn test_note(ns: &str, name: &str, url: String) -> Notification {
+fn test_note(ns: &str, name: &str, url: String, cluster: &str) -> Notification {
     Notification {
         kind: Kind::Test,
         source: Source {
             namespace: ns.to_string(),
             name: name.to_string(),
             url,
-            cluster: std::env::var("DRIFTLESS_CLUSTER_NAME").unwrap_or_else(|_| "default".into()),
+            cluster: cluster.to_string(),
         },
         commit: None,
         reason: "Test".into(),

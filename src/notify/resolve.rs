@@ -18,6 +18,8 @@ use crate::duration;
 
 /// How long a request may take unless the Provider says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The shortest `spec.timeout` accepted (`0s` would fail every delivery before it is sent).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Why a Provider cannot be used; its Ready condition and `notify test` say so.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,11 @@ pub async fn resolve(client: &Client, provider: &Provider) -> Result<Resolved, R
         Some(t) => duration::parse(t).map_err(ResolveError::Timeout)?,
         None => DEFAULT_TIMEOUT,
     };
+    if timeout < MIN_TIMEOUT {
+        return Err(ResolveError::Timeout(format!(
+            "{timeout:?} is too short: no receiver answers in less than {MIN_TIMEOUT:?}"
+        )));
+    }
     let proxy = data
         .and_then(|(_, d)| d.get("proxy").cloned())
         .or_else(|| spec.proxy.clone().map(Zeroizing::new));

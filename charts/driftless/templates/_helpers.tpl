@@ -50,6 +50,10 @@ ConfigMaps holding each GitSync's inventory, and the Lease of leader election.
 - apiGroups: ["driftless.dev"]
   resources: ["gitsyncs", "gitsyncs/status", "gitsyncs/finalizers"]
   verbs: ["get", "list", "watch", "patch", "update"]
+# Notifications: read Providers and Alerts, write their Ready condition.
+- apiGroups: ["driftless.dev"]
+  resources: ["providers", "alerts", "providers/status", "alerts/status"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
