@@ -66,6 +66,17 @@ fn provider_to(
     );
 }
 
+/// The GitSync `app` following `app/` of `repo` every second (re-applying every `interval`,
+/// when given), once revision 1 is applied.
+async fn follow(ns: &TestNamespace, daemon: &GitDaemon, repo: &TestRepo, interval: Option<&str>) {
+    let mut spec = json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s"});
+    if let Some(i) = interval {
+        spec["interval"] = json!(i);
+    }
+    create_gitsync(ns, "app", spec).await;
+    wait_revision(ns, "1").await;
+}
+
 async fn revision(ns: &TestNamespace) -> Option<String> {
     let api: Api<ConfigMap> = Api::namespaced(ns.client(), &ns.name);
     api.get_opt("app")
@@ -132,13 +143,7 @@ async fn a_webhook_hears_each_revision_once_and_each_failure_once() {
         json!({"summary": "test cluster"}),
     );
     let agent = Agent::start_with(&ns, &["--cluster-name", "ci"]);
-    create_gitsync(
-        &ns,
-        "app",
-        json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s", "interval": "2s"}),
-    )
-    .await;
-    wait_revision(&ns, "1").await;
+    follow(&ns, &daemon, &repo, Some("2s")).await;
     let four = receiver.wait_for(4, Duration::from_secs(30)).await;
     assert!(
         four.iter().all(|r| r.body == four[0].body),
@@ -291,13 +296,7 @@ async fn a_hanging_receiver_does_not_delay_syncs() {
     let ns = TestNamespace::new("notify-hang").await;
     let (repo, daemon) = repository();
     let _agent = Agent::start(&ns);
-    create_gitsync(
-        &ns,
-        "app",
-        json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s"}),
-    )
-    .await;
-    wait_revision(&ns, "1").await;
+    follow(&ns, &daemon, &repo, None).await;
     let without = push_to_applied(&ns, &repo, "2").await;
 
     let receiver = Receiver::https();
@@ -350,13 +349,7 @@ async fn a_provider_that_keeps_failing_gets_a_warning_event() {
     provider_to(&ns, "refusing", "generic", &receiver, &[]);
     alert(&ns, "refusing", "refusing", json!({}));
     let agent = Agent::start(&ns);
-    create_gitsync(
-        &ns,
-        "app",
-        json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s"}),
-    )
-    .await;
-    wait_revision(&ns, "1").await;
+    follow(&ns, &daemon, &repo, None).await;
     for revision in ["2", "3"] {
         push_to_applied(&ns, &repo, revision).await;
     }
@@ -408,13 +401,7 @@ async fn drift_put_back_is_told_with_the_objects_named() {
         json!({"eventReasons": ["Applied", "DriftCorrected"]}),
     );
     let _agent = Agent::start(&ns);
-    create_gitsync(
-        &ns,
-        "app",
-        json!({"url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s", "interval": "2s"}),
-    )
-    .await;
-    wait_revision(&ns, "1").await;
+    follow(&ns, &daemon, &repo, Some("2s")).await;
     let applied = receiver.wait_for(1, Duration::from_secs(30)).await;
     assert_eq!(applied[0].json()["reason"], "Applied");
     assert_eq!(applied[0].header("authorization"), Some("Bearer bearer-1"));

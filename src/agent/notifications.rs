@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, ResourceExt};
@@ -24,7 +23,6 @@ use crate::notify::deliver::{DeliveryError, Job, Queues};
 use crate::notify::filter::{Repeats, Rule};
 use crate::notify::resources::Alert;
 use crate::notify::{Commit, Counts, Kind, Notification, Source, resolve, targets};
-use crate::source::url::RepoUrl;
 
 /// Notifications waiting for the dispatcher; beyond it they are dropped (and counted).
 const PENDING: usize = 1024;
@@ -85,28 +83,7 @@ impl Notifier {
 
     /// Describes `kind` for `gs`; the caller adds commit, counts and objects.
     pub fn note(&self, gs: &GitSync, kind: Kind, reason: &str, message: &str) -> Notification {
-        let url = gs
-            .spec
-            .url
-            .parse::<RepoUrl>()
-            .map(|u| u.redacted())
-            .unwrap_or_default();
-        Notification {
-            kind,
-            source: Source {
-                namespace: gs.namespace().unwrap_or_default(),
-                name: gs.name_any(),
-                url,
-                cluster: self.cluster.clone(),
-            },
-            commit: None,
-            reason: reason.to_string(),
-            message: message.to_string(),
-            counts: None,
-            objects: Vec::new(),
-            duration: None,
-            timestamp: Timestamp::now().to_string(),
-        }
+        Notification::new(kind, Source::of(gs, &self.cluster), reason, message)
     }
 
     /// Queues `n` for the dispatcher; never waits.
@@ -178,23 +155,6 @@ pub fn failure_kind(reason: Reason) -> Kind {
         Kind::Stalled
     } else {
         Kind::Failed
-    }
-}
-
-/// The commit of a revision written as `main@sha1:<sha>`.
-pub fn commit_of(revision: &str) -> Commit {
-    let (reference, sha) = revision
-        .rsplit_once('@')
-        .map_or((None, revision), |(r, s)| {
-            (
-                Some(r.to_string()),
-                s.rsplit_once(':').map_or(s, |(_, sha)| sha),
-            )
-        });
-    Commit {
-        sha: sha.to_string(),
-        reference,
-        ..Commit::default()
     }
 }
 
@@ -402,13 +362,5 @@ mod tests {
         assert_eq!(failure_kind(Reason::RenderFailed), Kind::Stalled);
         assert_eq!(failure_kind(Reason::ApplyFailed), Kind::Failed);
         assert_eq!(failure_kind(Reason::FetchFailed), Kind::Failed);
-    }
-
-    #[test]
-    fn revisions_give_their_commit() {
-        let c = commit_of("main@sha1:0123456789abcdef0123456789abcdef01234567");
-        assert_eq!(c.sha, "0123456789abcdef0123456789abcdef01234567");
-        assert_eq!(c.reference.as_deref(), Some("main"));
-        assert_eq!(commit_of("abc").sha, "abc");
     }
 }

@@ -151,7 +151,7 @@ async fn wait_for_dependencies(
             .notifier
             .note(gs, Kind::DependencyBlocked, reason, &message);
         n.duration = Some(waited);
-        n.commit = Some(notifications::commit_of(revision));
+        n.commit = Some(crate::notify::Commit::of_revision(revision));
         ctx.notifier.send(gs, n);
     }
     let status = with_ready(

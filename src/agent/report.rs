@@ -16,7 +16,7 @@ use serde_json::json;
 use super::crd::{CommitSummary, GitSync, GitSyncStatus};
 use super::events::event;
 use super::metrics::{ResultLabels, SyncLabels};
-use super::notifications::{self, commit_of, failure_kind, success_kind};
+use super::notifications::{self, failure_kind, success_kind};
 use super::reason::{ConditionStatus, Reason};
 use super::source_status::with_credentials_condition;
 use super::status::{Attempt, StepError, is_ready, record, with_ready};
@@ -142,7 +142,7 @@ impl Report<'_> {
         let mut n = ctx
             .notifier
             .note(gs, failure_kind(e.reason), e.reason.as_str(), &e.message);
-        n.commit = revision.map(commit_of);
+        n.commit = revision.map(crate::notify::Commit::of_revision);
         n.duration = Some(self.attempt.started.elapsed());
         ctx.notifier.send(gs, n);
         let failed = with_ready(status, ConditionStatus::False, e.reason, &msg);

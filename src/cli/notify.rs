@@ -8,8 +8,6 @@ use anyhow::{Context as _, Result, bail};
 use driftless::agent::crd::GitSync;
 use driftless::cluster::{self, Connection};
 use driftless::notify::{Commit, Kind, Notification, Source, deliver, resolve, targets};
-use driftless::source::url::RepoUrl;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 
 use super::args::{NotifyCommand, NotifyTestArgs};
@@ -35,12 +33,20 @@ async fn test(conn: &Connection<'_>, args: NotifyTestArgs) -> Result<ExitCode> {
                 .get(name)
                 .await
                 .with_context(|| format!("GitSync {ns}/{name}"))?;
-            about(&gs, &ns, name, &args.cluster_name)
+            about(&gs, &args.cluster_name)
         }
         None if provider.spec.type_.is_forge() => {
             bail!("a commit status needs a commit: name the GitSync with --gitsync")
         }
-        None => test_note(&ns, "test", String::new(), &args.cluster_name),
+        None => {
+            let source = Source {
+                namespace: ns.clone(),
+                name: "test".into(),
+                url: String::new(),
+                cluster: args.cluster_name.clone(),
+            };
+            Notification::new(Kind::Test, source, "Test", TEST_MESSAGE)
+        }
     };
     let Some(out) = targets::request(&resolved.target, &n)? else {
         bail!("the Provider has nothing to send for this test (no applied commit?)");
@@ -62,59 +68,31 @@ async fn test(conn: &Connection<'_>, args: NotifyTestArgs) -> Result<ExitCode> {
 /// The GitSync's current state, as a test: `success` on its last applied commit when it is
 /// Ready, else `failure` on the commit it last tried — re-posting it to a forge changes nothing
 /// a sync would not.
-fn about(gs: &GitSync, ns: &str, name: &str, cluster: &str) -> Notification {
+fn about(gs: &GitSync, cluster: &str) -> Notification {
     let status = gs.status.clone().unwrap_or_default();
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .cloned();
-    let url = gs
-        .spec
-        .url
-        .parse::<RepoUrl>()
-        .map(|u| u.redacted())
-        .unwrap_or_default();
-    let ready_now = ready.as_ref().is_some_and(|c| c.status == "True");
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    let ready_now = ready.is_some_and(|c| c.status == "True");
     let revision = if ready_now {
         status.last_applied_revision.as_deref()
     } else {
         status.last_attempted_revision.as_deref()
     };
-    let mut n = test_note(ns, name, url, cluster);
-    n.commit = revision
-        .and_then(|r| r.rsplit_once(':'))
-        .map(|(_, sha)| Commit {
-            sha: sha.to_string(),
-            ..Commit::default()
-        });
-    if let Some(c) = ready {
-        n.kind = if ready_now {
-            Kind::Applied
-        } else {
-            Kind::Failed
-        };
-        n.reason = c.reason;
-        n.message = format!("test: {}", c.message);
-    }
+    let (kind, reason, message) = match ready {
+        Some(c) if ready_now => (
+            Kind::Applied,
+            c.reason.as_str(),
+            format!("test: {}", c.message),
+        ),
+        Some(c) => (
+            Kind::Failed,
+            c.reason.as_str(),
+            format!("test: {}", c.message),
+        ),
+        None => (Kind::Test, "Test", TEST_MESSAGE.to_string()),
+    };
+    let mut n = Notification::new(kind, Source::of(gs, cluster), reason, &message);
+    n.commit = revision.map(Commit::of_revision);
     n
 }
 
-fn test_note(ns: &str, name: &str, url: String, cluster: &str) -> Notification {
-    Notification {
-        kind: Kind::Test,
-        source: Source {
-            namespace: ns.to_string(),
-            name: name.to_string(),
-            url,
-            cluster: cluster.to_string(),
-        },
-        commit: None,
-        reason: "Test".into(),
-        message: "a test notification from `driftless notify test`".into(),
-        counts: None,
-        objects: Vec::new(),
-        duration: None,
-        timestamp: Timestamp::now().to_string(),
-    }
-}
+const TEST_MESSAGE: &str = "a test notification from `driftless notify test`";

@@ -3,7 +3,12 @@
 
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use serde::Serialize;
+
+use crate::agent::crd::GitSync;
+use crate::source::url::RepoUrl;
 
 /// How serious a notification is; an Alert with `eventSeverity: info` hears both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -105,6 +110,25 @@ pub struct Commit {
     pub author: String,
 }
 
+impl Commit {
+    /// The commit of a revision written as Flux writes it, `main@sha1:<sha>` (or a bare SHA).
+    pub fn of_revision(revision: &str) -> Commit {
+        let (reference, sha) = revision
+            .rsplit_once('@')
+            .map_or((None, revision), |(r, s)| {
+                (
+                    Some(r.to_string()),
+                    s.rsplit_once(':').map_or(s, |(_, sha)| sha),
+                )
+            });
+        Commit {
+            sha: sha.to_string(),
+            reference,
+            ..Commit::default()
+        }
+    }
+}
+
 /// Objects created, configured and pruned by a sync.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -136,6 +160,22 @@ pub struct Source {
 }
 
 impl Source {
+    /// `gs` on the cluster named `cluster`; its URL with any credential redacted.
+    pub fn of(gs: &GitSync, cluster: &str) -> Source {
+        let url = gs
+            .spec
+            .url
+            .parse::<RepoUrl>()
+            .map(|u| u.redacted())
+            .unwrap_or_default();
+        Source {
+            namespace: gs.namespace().unwrap_or_default(),
+            name: gs.name_any(),
+            url,
+            cluster: cluster.to_string(),
+        }
+    }
+
     /// The commit status context: stable per cluster and GitSync, so that each cluster and
     /// GitSync has its own check on a pull request.
     pub fn context(&self) -> String {
@@ -171,6 +211,22 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// `kind` about `source` now, with the condition `reason` and `message`; the caller adds
+    /// commit, counts, objects and duration.
+    pub fn new(kind: Kind, source: Source, reason: &str, message: &str) -> Notification {
+        Notification {
+            kind,
+            source,
+            commit: None,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            counts: None,
+            objects: Vec::new(),
+            duration: None,
+            timestamp: Timestamp::now().to_string(),
+        }
+    }
+
     /// The severity of its kind.
     pub fn severity(&self) -> Severity {
         self.kind.severity()
@@ -218,5 +274,18 @@ mod seconds {
             Some(d) => s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0),
             None => s.serialize_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_give_their_commit() {
+        let c = Commit::of_revision("main@sha1:0123456789abcdef0123456789abcdef01234567");
+        assert_eq!(c.sha, "0123456789abcdef0123456789abcdef01234567");
+        assert_eq!(c.reference.as_deref(), Some("main"));
+        assert_eq!(Commit::of_revision("abc").sha, "abc");
     }
 }
