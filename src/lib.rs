@@ -4,8 +4,8 @@
 //! `source` (Git) → `render` (manifests) → `plan` (validation, order) → `apply` (server-side
 //! apply, prune, inventory) → `health` (readiness), each object's outcome recorded in a
 //! `change` set. `cluster` is the connection they share. The agent loop (which writes the
-//! outcome to a GitSync's status and events) and the CLI are thin drivers of it; see
-//! docs/architecture.md for the module map.
+//! outcome to a GitSync's status and events), the CLI and the agent's web UI (`ui`) are thin
+//! drivers of it; see docs/architecture.md for the module map.
 // `deny`, not `forbid`: `memory` allows itself one call into the C library.
 #![deny(unsafe_code)]
 
@@ -27,3 +27,4 @@ pub mod object;
 pub mod plan;
 pub mod render;
 pub mod source;
+pub mod ui;

@@ -22,7 +22,7 @@ pub mod reconcile;
 pub mod rendering;
 mod report;
 pub mod source_status;
-mod status;
+pub(crate) mod status;
 pub mod warnings;
 
 use std::collections::HashMap;
@@ -103,6 +103,10 @@ pub struct AgentOptions {
     pub decryption_secret: Option<(String, String)>,
     /// This cluster's name in commit status contexts (`driftless/<cluster>/<namespace>/<name>`).
     pub cluster_name: String,
+    /// Where the read-only web UI is served (None: not served).
+    pub ui_listen: Option<std::net::SocketAddr>,
+    /// The public half of the agent's deploy key (`--identity-secret`), shown by the web UI.
+    pub deploy_key: Option<crate::ui::DeployKey>,
 }
 
 /// What every reconcile shares.
@@ -154,19 +158,11 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
     api.list(&ListParams::default().limit(1))
         .await
         .map_err(AgentError::CrdMissing)?;
-    if let Some(addr) = opts.listen {
-        let (c, ns, secrets, m) = (
-            ctx.client.clone(),
-            opts.namespace.clone(),
-            opts.webhooks.clone(),
-            ctx.metrics.clone(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = http::serve(addr, c, ns, secrets, m).await {
-                tracing::error!("cannot serve HTTP on {addr}: {e}");
-            }
-        });
-    }
+    // The cache of GitSyncs the controller reads, and a counter bumped at each change to it:
+    // the web UI reads both (a standby's stays empty until it leads, and its UI says so).
+    let (reader, writer) = reflector::store();
+    let (changed, changes) = tokio::sync::watch::channel(0u64);
+    spawn_listeners(&opts, &ctx, &reader, changes);
     if let Some(lease) = &opts.leader {
         leader::acquire(&ctx.client, lease)
             .await
@@ -180,11 +176,13 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
     // Reconcile on what a user changes (spec, annotations such as the sync request,
     // finalizers, deletion), not on the agent's own status writes: those would start a fetch
     // per write, and a reconcile started from a cache that has not seen the last write yet
-    // would compute status from a stale copy.
-    let (reader, writer) = reflector::store();
+    // would compute status from a stale copy. The store (and so the UI) sees every event,
+    // status writes included: `reflect` comes before the filter, and the counter is bumped
+    // once the store has the event.
     let gitsyncs = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
+        .inspect(move |_| changed.send_modify(|n| *n = n.wrapping_add(1)))
         .applied_objects()
         .predicate_filter(user_changes, Default::default());
     let controller = Controller::for_stream(gitsyncs, reader)
@@ -207,6 +205,42 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
     // an apply is never cut in the middle by a rollout of the agent.
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// Serves webhooks and metrics on `--listen`, and the web UI on `--ui-listen`, in the
+/// background; a listener that cannot bind is logged, and the agent goes on without it.
+fn spawn_listeners(
+    opts: &AgentOptions,
+    ctx: &Context,
+    gitsyncs: &reflector::Store<GitSync>,
+    changes: crate::ui::Changes,
+) {
+    if let Some(addr) = opts.listen {
+        let (c, ns, secrets, m) = (
+            ctx.client.clone(),
+            opts.namespace.clone(),
+            opts.webhooks.clone(),
+            ctx.metrics.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(addr, c, ns, secrets, m).await {
+                tracing::error!("cannot serve HTTP on {addr}: {e}");
+            }
+        });
+    }
+    if let Some(addr) = opts.ui_listen {
+        let state = crate::ui::UiState {
+            gitsyncs: gitsyncs.clone(),
+            changes,
+            client: ctx.client.clone(),
+            deploy_key: opts.deploy_key.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = crate::ui::serve(addr, state).await {
+                tracing::error!("cannot serve the web UI on {addr}: {e}");
+            }
+        });
+    }
 }
 
 /// A hash of what a user changes on a GitSync; the controller ignores events that keep it.

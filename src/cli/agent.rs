@@ -8,6 +8,7 @@ use driftless::agent::http::WebhookSecrets;
 use driftless::agent::leader::LeaseConfig;
 use driftless::cluster::{self, Connection};
 use driftless::source::keys::{self, KeyType};
+use driftless::ui::DeployKey;
 use kube::Client;
 
 use super::args::{AgentArgs, ToolFlags};
@@ -19,15 +20,17 @@ use super::args::{AgentArgs, ToolFlags};
 pub async fn run(conn: &Connection<'_>, tools: &ToolFlags, args: AgentArgs) -> Result<ExitCode> {
     let config = cluster::config(conn).await?;
     let client = cluster::build(config.clone())?;
-    if let Some(secret) = &args.identity_secret {
-        log_identity(&client, &args, secret).await?;
-    }
-    driftless::agent::run(config, options(tools, args)).await?;
+    let deploy_key = match &args.identity_secret {
+        Some(secret) => Some(log_identity(&client, &args, secret).await?),
+        None => None,
+    };
+    driftless::agent::run(config, options(tools, args, deploy_key)).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ensures the deploy key in `secret` and logs its public key (Weave Flux's behaviour).
-async fn log_identity(client: &Client, args: &AgentArgs, secret: &str) -> Result<()> {
+/// Ensures the deploy key in `secret` and logs its public key (Weave Flux's behaviour); returns
+/// the public key for the web UI.
+async fn log_identity(client: &Client, args: &AgentArgs, secret: &str) -> Result<DeployKey> {
     let kind = KeyType::choose(args.ssh_key_type.as_deref(), args.identity_url.as_deref())
         .map_err(anyhow::Error::msg)?;
     let pair = keys::ensure_identity(
@@ -40,10 +43,14 @@ async fn log_identity(client: &Client, args: &AgentArgs, secret: &str) -> Result
     )
     .await?;
     tracing::info!("{}", keys::identity_line(&pair.public));
-    Ok(())
+    Ok(DeployKey {
+        namespace: args.identity_namespace.clone(),
+        secret: secret.to_string(),
+        public: pair.public,
+    })
 }
 
-fn options(tools: &ToolFlags, args: AgentArgs) -> AgentOptions {
+fn options(tools: &ToolFlags, args: AgentArgs, deploy_key: Option<DeployKey>) -> AgentOptions {
     AgentOptions {
         cache_dir: args.cache_dir,
         concurrency: args.concurrency,
@@ -54,6 +61,8 @@ fn options(tools: &ToolFlags, args: AgentArgs) -> AgentOptions {
         accept_new_host_keys: args.ssh_accept_new_host_keys,
         decryption_secret: args.decryption_secret.clone(),
         cluster_name: args.cluster_name.clone(),
+        ui_listen: args.ui_listen,
+        deploy_key,
         leader: args.leader_elect.then(|| LeaseConfig {
             namespace: args.leader_lease_namespace.clone(),
             name: args.leader_lease_name.clone(),

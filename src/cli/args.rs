@@ -161,6 +161,11 @@ pub struct AgentArgs {
     /// DRIFTLESS_AZURE_DEVOPS_BASIC_AUTH).
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: std::net::SocketAddr,
+    /// Address of the read-only web UI (an overview of every GitSync, a page per GitSync, live
+    /// updates); off unless set, e.g. `0.0.0.0:8090`. It has no login: expose it only to those
+    /// who may read GitSync status (a port-forward, or an Ingress with authentication).
+    #[arg(long, value_name = "ADDR")]
+    pub ui_listen: Option<std::net::SocketAddr>,
     /// Elect a leader on a coordination.k8s.io Lease: with several replicas only the leader
     /// reconciles; a standby takes over within the lease duration.
     #[arg(long)]

@@ -1,0 +1,48 @@
+// driftless web UI: live updates over server-sent events, and the deploy key's copy button.
+// Loaded from /assets (no inline script, no eval); the pages work without it, just not live.
+"use strict";
+(function () {
+  var live = document.getElementById("live");
+  var latest = 0;
+  function refresh() {
+    var mine = ++latest;
+    var url = new URL(window.location.href);
+    url.searchParams.set("fragment", "1");
+    fetch(url, { headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        if (mine !== latest) { return; } // a newer refresh is under way
+        // Keep the keyboard where it was: the same link, found again in the new markup.
+        var el = document.activeElement;
+        var href = live.contains(el) && el.getAttribute("href");
+        live.innerHTML = html;
+        var again = href && live.querySelector('a[href="' + CSS.escape(href) + '"]');
+        if (again) { again.focus(); }
+      })
+      .catch(function () {});
+  }
+  if (live && "EventSource" in window) {
+    var opened = false;
+    var source = new EventSource("/events");
+    source.addEventListener("change", refresh);
+    // Reconnected (the agent restarted): what changed meanwhile was missed.
+    source.addEventListener("open", function () { if (opened) { refresh(); } opened = true; });
+  }
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    var text = document.getElementById(button.getAttribute("data-copy"));
+    var said = document.getElementById(button.getAttribute("data-said"));
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var done = function (message) { if (said) { said.textContent = message; } };
+      var select = function () {
+        window.getSelection().selectAllChildren(text);
+        done("Selected: press Ctrl+C (⌘C) to copy.");
+      };
+      if (navigator.clipboard) {
+        navigator.clipboard.writeText(text.textContent.trim()).then(function () { done("Copied."); }, select);
+      } else {
+        select();
+      }
+    });
+  });
+})();

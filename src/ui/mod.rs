@@ -1,0 +1,57 @@
+//! The web UI the agent serves with `--ui-listen`: an overview of every GitSync and a page per
+//! GitSync, server-rendered HTML that works without JavaScript, kept live by server-sent events
+//! and a few lines of our own script. Read-only: it changes nothing in the cluster.
+//!
+//! A thin driver over the library, like `agent` and `cli`. The view models are pure functions
+//! of the agent's watch cache of GitSyncs ([`model`], [`overview`], [`gitsync`], with commit
+//! links from [`links`]); [`html`] renders them with maud, which escapes every value; the I/O
+//! is in [`server`] (routes, security headers, compression), [`live`] (the `/events` stream)
+//! and [`events`] (the Kubernetes Events of one GitSync, the one API read per page view).
+//!
+//! Data comes from the agent's `reflector::Store` of GitSyncs — the cache its controller
+//! reads — not from a LIST per page view; the agent bumps [`Changes`] on every watch event it
+//! applies to that store (status writes included), and `/events` tells the browsers, at most
+//! every 250 ms. Nothing from a Secret is shown but the agent's public deploy key.
+
+pub mod assets;
+pub mod events;
+pub mod gitsync;
+pub mod html;
+pub mod links;
+pub mod live;
+pub mod model;
+pub mod overview;
+pub mod server;
+
+pub use server::{router, serve};
+
+use kube::runtime::reflector::Store;
+
+use crate::agent::crd::GitSync;
+
+/// A counter the agent bumps each time its cache of GitSyncs changed.
+pub type Changes = tokio::sync::watch::Receiver<u64>;
+
+/// The agent's SSH deploy key (`--identity-secret`): its public half only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployKey {
+    /// Namespace of the Secret holding it.
+    pub namespace: String,
+    /// Name of that Secret.
+    pub secret: String,
+    /// The OpenSSH public key line.
+    pub public: String,
+}
+
+/// What the UI reads.
+#[derive(Clone)]
+pub struct UiState {
+    /// The agent's watch cache of GitSyncs.
+    pub gitsyncs: Store<GitSync>,
+    /// Bumped on every change of that cache.
+    pub changes: Changes,
+    /// For the Events of a GitSync.
+    pub client: kube::Client,
+    /// The agent's deploy key, when it has one.
+    pub deploy_key: Option<DeployKey>,
+}

@@ -1,0 +1,243 @@
+//! The UI's HTTP server: the routes, the security headers on every response, gzip for pages.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /` (`?q=`, `?state=`, `?fragment=1`) | the overview (or its live fragment) |
+//! | `GET /gitsyncs/{namespace}/{name}` (`?fragment=1`) | one GitSync (or its fragment); 404 if unknown |
+//! | `GET /assets/{file}` | the embedded CSS and JS, cached for a year (hashed names, ETag) |
+//! | `GET /events` | server-sent `change` events (`live`) |
+//! | `GET /healthz` | `ok` |
+//!
+//! Every response carries a strict Content-Security-Policy (scripts and styles from this
+//! origin only, nothing inline, no frames, forms to this origin), `X-Content-Type-Options:
+//! nosniff` and `Referrer-Policy: no-referrer`. Pages are never cached; while the agent's
+//! cache of GitSyncs is not filled (at start, or on a standby replica waiting for the leader
+//! lease) they answer 503 saying so.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::FutureExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::reflector::ObjectRef;
+use maud::Markup;
+
+use super::live::Streams;
+use super::overview::Query;
+use super::{UiState, assets, events, gitsync, html, live, overview};
+use crate::agent::crd::GitSync;
+
+/// The Content-Security-Policy of every response.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// Pages smaller than this are sent as they are.
+const GZIP_FROM: usize = 2048;
+
+struct App {
+    ui: UiState,
+    streams: Arc<Streams>,
+}
+
+/// Serves the UI on `addr` until the process ends.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve(addr: SocketAddr, state: UiState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "serving the web UI");
+    axum::serve(listener, router(state)).await
+}
+
+/// The UI's routes over `state`.
+pub fn router(state: UiState) -> Router {
+    let app = Arc::new(App {
+        ui: state,
+        streams: Arc::default(),
+    });
+    Router::new()
+        .route("/", get(overview_page))
+        .route("/gitsyncs/{namespace}/{name}", get(gitsync_page))
+        .route("/assets/{file}", get(asset))
+        .route("/events", get(live_events))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { not_found("There is no such page.") })
+        .layer(axum::middleware::map_response(secure))
+        .with_state(app)
+}
+
+async fn overview_page(
+    State(app): State<Arc<App>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let Some(all) = cached(&app) else {
+        return not_ready();
+    };
+    let o = overview::overview(&all, Query::parse(raw.as_deref()), Timestamp::now());
+    let markup = if is_fragment(raw.as_deref()) {
+        html::overview::fragment(&o)
+    } else {
+        html::overview::render(&o)
+    };
+    page(StatusCode::OK, markup, &headers)
+}
+
+async fn gitsync_page(
+    State(app): State<Arc<App>>,
+    Path((namespace, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if cached(&app).is_none() {
+        return not_ready();
+    }
+    let key = ObjectRef::<GitSync>::new(&name).within(&namespace);
+    let Some(gs) = app.ui.gitsyncs.get(&key) else {
+        return not_found(&format!("There is no GitSync {namespace}/{name}."));
+    };
+    let events = events::of_gitsync(&app.ui.client, &namespace, &name).await;
+    let now = Timestamp::now();
+    let d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
+    let markup = if is_fragment(raw.as_deref()) {
+        html::gitsync::fragment(&d, now)
+    } else {
+        html::gitsync::render(&d, now)
+    };
+    page(StatusCode::OK, markup, &headers)
+}
+
+async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let Some(a) = assets::find(&file) else {
+        return (StatusCode::NOT_FOUND, "no such asset\n").into_response();
+    };
+    let cache = [
+        (header::ETAG, a.etag.clone()),
+        (
+            header::CACHE_CONTROL,
+            "public, max-age=31536000, immutable".into(),
+        ),
+    ];
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == a.etag.as_bytes());
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    (cache, [(header::CONTENT_TYPE, a.content_type)], a.body).into_response()
+}
+
+async fn live_events(State(app): State<Arc<App>>) -> Response {
+    match live::stream(app.ui.changes.clone(), &app.streams) {
+        Some(sse) => sse.into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many live update streams are open\n",
+        )
+            .into_response(),
+    }
+}
+
+/// The GitSyncs of the agent's cache, or `None` while it is not filled.
+fn cached(app: &App) -> Option<Vec<Arc<GitSync>>> {
+    // A dropped writer (the agent stopping) leaves the last state: still worth showing.
+    app.ui.gitsyncs.wait_until_ready().now_or_never()?.ok();
+    Some(app.ui.gitsyncs.state())
+}
+
+fn is_fragment(raw: Option<&str>) -> bool {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .any(|(k, v)| k == "fragment" && v == "1")
+}
+
+fn not_found(text: &str) -> Response {
+    let markup = html::notice("Not found", text);
+    page(StatusCode::NOT_FOUND, markup, &HeaderMap::new())
+}
+
+fn not_ready() -> Response {
+    let text = "The agent's cache of GitSyncs is not filled yet: it is starting, or this replica \
+                is a standby waiting for the leader lease (the leader's UI has the data). Reload \
+                in a few seconds.";
+    let mut res = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        html::notice("Not ready", text),
+        &HeaderMap::new(),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    res
+}
+
+/// An HTML page, never cached, gzipped when the browser takes it and it is worth it.
+fn page(status: StatusCode, markup: Markup, request: &HeaderMap) -> Response {
+    let body = markup.into_string();
+    let mut res = match gzip(&body, request) {
+        Some(compressed) => {
+            let mut res = (status, compressed).into_response();
+            res.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            res
+        }
+        None => (status, body).into_response(),
+    };
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    res
+}
+
+/// `body` gzipped, when the request accepts gzip and the body is large enough to gain.
+fn gzip(body: &str, request: &HeaderMap) -> Option<Vec<u8>> {
+    use std::io::Write;
+    if body.len() < GZIP_FROM || !accepts_gzip(request) {
+        return None;
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(body.as_bytes()).ok()?;
+    encoder.finish().ok()
+}
+
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let q = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
+            name.eq_ignore_ascii_case("gzip") && q > 0.0
+        })
+}
+
+/// The security headers of every response.
+async fn secure(mut res: Response) -> Response {
+    let headers = res.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    res
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
