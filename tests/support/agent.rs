@@ -16,6 +16,8 @@ use super::cli::{Cli, render_tool_args};
 pub struct Agent {
     pub child: Child,
     pub port: u16,
+    /// The web UI's port, when the builder asked for it ([`AgentBuilder::ui`]).
+    pub ui_port: Option<u16>,
     /// The default cache and log directory, when the builder was given none.
     _scratch: Option<tempfile::TempDir>,
     cache: PathBuf,
@@ -31,9 +33,16 @@ pub struct AgentBuilder {
     env: Vec<(String, String)>,
     cache: Option<PathBuf>,
     log: Option<PathBuf>,
+    ui: bool,
 }
 
 impl AgentBuilder {
+    /// Serves the web UI too (`--ui-listen` on a free loopback port: [`Agent::ui_url`]).
+    pub fn ui(mut self) -> Self {
+        self.ui = true;
+        self
+    }
+
     /// Arguments after `agent` (global flags such as `--helm-bin` are accepted there too).
     pub fn args<S: AsRef<OsStr>>(mut self, extra: &[S]) -> Self {
         self.extra
@@ -82,11 +91,16 @@ impl AgentBuilder {
             .open(&log)
             .expect("log file");
         let port = super::git_servers::free_port();
+        let ui_port = self.ui.then(super::git_servers::free_port);
+        let ui_args = ui_port.map_or_else(Vec::new, |p| {
+            vec!["--ui-listen".to_string(), format!("127.0.0.1:{p}")]
+        });
         let mut cmd = Cli::on(&self.kubeconfig)
             .args(["agent", "--watch-namespace", &self.namespace, "--cache-dir"])
             .arg(&cache)
             .args(&self.extra)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(&ui_args)
             .env("DRIFTLESS_LOG", "driftless=debug")
             .env("DRIFTLESS_GITHUB_SECRET", GITHUB_SECRET)
             .command();
@@ -99,6 +113,7 @@ impl AgentBuilder {
         Agent {
             child,
             port,
+            ui_port,
             _scratch: scratch,
             cache,
             log,
@@ -117,6 +132,7 @@ impl Agent {
             env: Vec::new(),
             cache: None,
             log: None,
+            ui: false,
         }
     }
 
@@ -159,6 +175,15 @@ impl Agent {
             "the agent exited; log {}",
             self.log.display()
         );
+    }
+
+    /// `http://127.0.0.1:PORT` of the web UI.
+    ///
+    /// # Panics
+    /// When the agent was started without [`AgentBuilder::ui`].
+    pub fn ui_url(&self) -> String {
+        let port = self.ui_port.expect("the agent was started without .ui()");
+        format!("http://127.0.0.1:{port}")
     }
 
     /// The agent's `--cache-dir` (Git mirrors, render scratch directories).
