@@ -390,6 +390,70 @@ fn decryption_secret_reaches_the_agent_and_the_default_gitsync() {
     assert!(one(&objs, "GitSync")["spec"].get("decryption").is_none());
 }
 
+/// `ui.enabled` serves the web UI on `ui.port` with its own Service (and Ingress when asked),
+/// and lets the agent list Events; by default none of it.
+#[tokio::test]
+async fn ui_values_add_the_flag_a_service_and_an_ingress() {
+    let ns = TestNamespace::new("chart-ui").await;
+    let yaml = template(
+        &ns.name,
+        &[
+            "--set",
+            "ui.enabled=true,ui.ingress.enabled=true,ui.ingress.host=driftless.example.com",
+            "--set",
+            "ui.ingress.tls[0].secretName=ui-tls,ui.ingress.tls[0].hosts[0]=driftless.example.com",
+        ],
+    );
+    let objs = objects(&yaml);
+    let a = args(&objs);
+    let at = a
+        .iter()
+        .position(|x| x == "--ui-listen")
+        .expect("--ui-listen");
+    assert_eq!(a[at + 1], "0.0.0.0:8090");
+    assert!(
+        agent_container(&objs)["ports"]
+            .as_array()
+            .expect("ports")
+            .contains(&json!({"name": "http-ui", "containerPort": 8090, "protocol": "TCP"}))
+    );
+    let service = objs
+        .iter()
+        .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "driftless-ui")
+        .expect("Service driftless-ui");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "http-ui", "port": 8090, "targetPort": "http-ui", "protocol": "TCP"}])
+    );
+    let ingress = one(&objs, "Ingress");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], "driftless.example.com");
+    assert_eq!(
+        rule["http"]["paths"][0]["backend"]["service"],
+        json!({"name": "driftless-ui", "port": {"name": "http-ui"}})
+    );
+    assert_eq!(ingress["spec"]["tls"][0]["secretName"], "ui-tls");
+    assert!(
+        one(&objs, "ClusterRole")["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .any(|r| r["resources"] == json!(["events"])
+                && r["verbs"]
+                    .as_array()
+                    .is_some_and(|v| v.contains(&json!("list"))))
+    );
+    let out = dry_run_apply(&ns, &yaml, true);
+    assert!(
+        out.contains("ingress.networking.k8s.io/driftless-ui created (server dry run)"),
+        "{out}"
+    );
+
+    let objs = objects(&template(&ns.name, &[]));
+    assert!(!args(&objs).iter().any(|x| x == "--ui-listen"));
+    assert!(!kinds(&objs).contains(&"Ingress".to_string()));
+}
+
 #[tokio::test]
 async fn namespaced_rbac_mode() {
     let ns = TestNamespace::new("chart-rbac").await;

@@ -43,7 +43,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 What the agent itself needs, whatever it applies: its GitSyncs (and their status and
-finalizers), Events about them, the deploy-key Secret (generated on first start), the
+finalizers), Events about them (and to list them, for the web UI), the deploy-key Secret (generated on first start), the
 ConfigMaps holding each GitSync's inventory, and the Lease of leader election.
 */}}
 {{- define "driftless.agentRules" -}}
@@ -56,7 +56,8 @@ ConfigMaps holding each GitSync's inventory, and the Lease of leader election.
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  # ui.enabled adds list: the web UI shows a GitSync's recent Events.
+  verbs: ["create", "patch"{{ if .Values.ui.enabled }}, "list"{{ end }}]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "patch"]
