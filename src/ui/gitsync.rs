@@ -11,6 +11,7 @@ use super::DeployKey;
 use super::model::{self, RevisionView, Summary, When};
 use crate::agent::crd::{CommitSummary, GitSync};
 use crate::agent::reason::Reason;
+use crate::agent::status::READY;
 
 /// Events shown, newest first.
 pub const EVENTS_SHOWN: usize = 20;
@@ -150,7 +151,9 @@ pub fn detail(
     key: Option<&DeployKey>,
     now: Timestamp,
 ) -> Detail {
-    let status = gs.status.clone().unwrap_or_default();
+    let mut status = gs.status.clone().unwrap_or_default();
+    // Ready first: it is the one that says how the last sync went.
+    status.conditions.sort_by_key(|c| c.type_ != READY);
     let url = &gs.spec.url;
     let namespace = gs.namespace().unwrap_or_default();
     Detail {

@@ -124,7 +124,8 @@ pub struct Row {
     pub namespace: String,
     pub name: String,
     pub state: State,
-    /// The condition's reason (`RenderFailed`, `Succeeded`, …).
+    /// The condition's reason (`RenderFailed`, `DependencyNotReady`, …); empty when it only
+    /// repeats the state (`Succeeded` for Ready, `Suspended` for Suspended).
     pub reason: String,
     /// The condition's message, revisions compacted and cut to [`MESSAGE_CHARS`].
     pub message: String,
@@ -227,7 +228,10 @@ pub fn row(gs: &GitSync, now: Timestamp) -> Row {
         namespace: gs.namespace().unwrap_or_default(),
         name: gs.name_any(),
         state: summary.state,
-        reason: summary.reason,
+        reason: match (summary.state, summary.reason.as_str()) {
+            (State::Ready, "Succeeded") | (State::Suspended, "Suspended") => String::new(),
+            _ => summary.reason,
+        },
         message: model::shorten(&model::compact_revisions(&summary.message), MESSAGE_CHARS),
         url: model::display_url(&gs.spec.url),
         git_ref: model::ref_text(gs.spec.git_ref.as_ref()),
@@ -348,6 +352,7 @@ pub(crate) mod tests {
         let shop = &o.rows[0];
         assert_eq!(shop.state, State::Stalled);
         assert_eq!(shop.reason, "RenderFailed");
+        assert_eq!(o.rows[2].reason, "", "Succeeded only repeats Ready");
         assert_eq!(shop.message, "shop/x.yaml: bad");
         assert_eq!(shop.url, "git@github.com:o/r.git");
         assert_eq!(shop.git_ref, "default branch");

@@ -3,7 +3,7 @@
 //! Hooks for tests and scripts: the form `#filter` (`#q`, `#state`), the count `#summary`, the
 //! page links `#pages` (when there is more than one page), the table `#gitsyncs`, one `tr[data-gitsync="namespace/name"][data-state="failed"]` per GitSync
 //! (`data-state`: `stalled`, `failed`, `reconciling`, `suspended`, `ready`) whose cells have
-//! the classes `state` (the state's word, then its reason unless `Succeeded`), `message`
+//! the classes `state` (the state's word, then its reason unless it repeats it), `message`
 //! (empty for Ready rows: the revision says it), `source`, `revision` (short SHA linked to the
 //! commit, subject, author), `last` and `objects`.
 
@@ -113,7 +113,7 @@ fn row(r: &Row) -> Markup {
     html! {
         tr data-gitsync=(r.key()) data-state=(r.state.slug()) {
             th scope="row" { a href=(r.href()) { (r.namespace) "/" (r.name) } }
-            td.state { (r.state.as_str()) @if !ready && !r.reason.is_empty() { " " small { (r.reason) } } }
+            td.state { (r.state.as_str()) @if !r.reason.is_empty() { " " small { (r.reason) } } }
             td.message { @if !ready { (r.message) } }
             td.source { (r.url) br; small { (r.git_ref) } }
             td.revision {
