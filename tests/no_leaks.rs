@@ -84,20 +84,19 @@ impl Drop for PsSampler {
 }
 
 /// An agent logging at debug everywhere (where a leak would show first), with the planted
-/// webhook token and GitHub secret.
+/// webhook token and GitHub secret, serving its web UI.
 fn start_agent(ns: &TestNamespace) -> Agent {
-    Agent::start_with_env(
-        ns,
-        &[],
-        &[
+    Agent::for_namespace(ns)
+        .envs(&[
             (
                 "DRIFTLESS_LOG",
                 "debug,hyper=info,h2=info,rustls=info,tower=info",
             ),
             ("DRIFTLESS_WEBHOOK_TOKEN", WEBHOOK_TOKEN),
             ("DRIFTLESS_GITHUB_SECRET", GITHUB_SECRET),
-        ],
-    )
+        ])
+        .ui()
+        .start()
 }
 
 async fn secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
@@ -239,6 +238,7 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
     // Phase 3: capture every output a credential could leak into.
     let inventory = format!("{}-cli", ns.name);
     let mut outputs = capture_the_webhooks_and_metrics(&agent, &ssh_url);
+    outputs.extend(capture_the_web_ui(&agent, &ns));
     outputs.extend(capture_the_cluster_and_the_cli(&ns, &echoed, &inventory));
     let log = agent.log();
     drop(agent);
@@ -398,6 +398,38 @@ fn capture_the_webhooks_and_metrics(agent: &Agent, ssh_url: &str) -> Vec<(&'stat
     let (_, metrics) = http(agent.port, "GET", "/metrics", &[], b"");
     outputs.push(("metrics", metrics));
     outputs
+}
+
+/// The web UI: the overview and the page of every GitSync (conditions, events, history).
+fn capture_the_web_ui(agent: &Agent, ns: &TestNamespace) -> Vec<(&'static str, String)> {
+    let port = agent.ui_port.expect("the web UI");
+    let (code, overview) = http(port, "GET", "/", &[], b"");
+    assert_eq!(code, 200, "{overview}");
+    let names = [
+        "ssh",
+        "https",
+        "https-wrong",
+        "ssh-refused",
+        "echo",
+        "url-token",
+        "url-only",
+    ];
+    let mut pages = String::new();
+    for name in names {
+        let gitsync = format!("{}/{name}", ns.name);
+        assert!(
+            overview.contains(&format!("data-gitsync=\"{gitsync}\"")),
+            "{gitsync} listed"
+        );
+        let (code, page) = http(port, "GET", &format!("/gitsyncs/{gitsync}"), &[], b"");
+        assert_eq!(code, 200, "{page}");
+        assert!(page.contains("id=\"history\""), "a real page: {page}");
+        pages.push_str(&page);
+    }
+    vec![
+        ("web UI overview", overview),
+        ("web UI GitSync pages", pages),
+    ]
 }
 
 /// What the cluster holds (events, GitSyncs, their status) and what the CLI prints (`status`,

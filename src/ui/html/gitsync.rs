@@ -1,10 +1,11 @@
 //! A GitSync's page: state, conditions, source, objects, history, Events, deploy key.
 //!
 //! Hooks for tests and scripts: `#state[data-state]` (the state's word and reason),
-//! `#message`, the tables `#conditions` (a `tr[data-condition="Ready"]` per condition),
-//! `#history` (a `tr[data-result="Succeeded"]` per sync, newest first), `#events` and
-//! `#objects`, the list `#source`, and in `#deploy-key` the key `#deploy-key-text` with its
-//! copy button `button[data-copy]`.
+//! `#message`, the tables `#conditions` (a `tr[data-condition="Ready"]` per condition, Ready
+//! first), `#history` (a `tr[data-result="Succeeded"]` per sync, newest first), `#events` and
+//! `#objects` — each a paragraph instead when there is nothing to list —, the list `#source`
+//! (`dd.revision`: the applied commit), and in `#deploy-key` the key `#deploy-key-text` with
+//! its copy button `button[data-copy]`.
 
 use maud::{Markup, html};
 
@@ -43,7 +44,7 @@ pub fn fragment(d: &Detail, now: k8s_openapi::jiff::Timestamp) -> Markup {
 fn conditions(d: &Detail) -> Markup {
     html! {
         h2 #conditions-title { "Conditions" }
-        @if d.conditions.is_empty() { p { "None yet: the agent has not synced this GitSync." } }
+        @if d.conditions.is_empty() { p #conditions { "None yet: the agent has not synced this GitSync." } }
         @else {
             div.scroll { table #conditions aria-labelledby="conditions-title" {
                 thead { tr {
@@ -83,7 +84,7 @@ fn source(d: &Detail) -> Markup {
 fn objects(d: &Detail) -> Markup {
     html! {
         h2 #objects-title { "Objects" }
-        @if d.managed.is_empty() { p { "No objects applied." } }
+        @if d.managed.is_empty() { p #objects { "No objects applied." } }
         @else {
             table #objects aria-labelledby="objects-title" {
                 thead { tr { th scope="col" { "Kind" } th scope="col" { "Count" } } }
@@ -100,7 +101,7 @@ fn objects(d: &Detail) -> Markup {
 fn history(rows: &[HistoryRow]) -> Markup {
     html! {
         h2 #history-title { "History" }
-        @if rows.is_empty() { p { "No syncs yet." } }
+        @if rows.is_empty() { p #history { "No syncs yet." } }
         @else {
             div.scroll { table #history aria-labelledby="history-title" {
                 thead { tr {
