@@ -95,12 +95,17 @@ async fn gitsync_page(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if cached(&app).is_none() {
+    if !filled(&app) {
         return not_ready();
     }
     let key = ObjectRef::<GitSync>::new(&name).within(&namespace);
     let Some(gs) = app.ui.gitsyncs.get(&key) else {
-        return not_found(&format!("There is no GitSync {namespace}/{name}."));
+        let text = format!("There is no GitSync {namespace}/{name}.");
+        if is_fragment(raw.as_deref()) {
+            // A live refresh of a GitSync deleted meanwhile: say so in place.
+            return page(StatusCode::NOT_FOUND, html::gone(&text), &headers);
+        }
+        return not_found(&text);
     };
     let events = events::of_gitsync(&app.ui.client, &namespace, &name).await;
     let now = Timestamp::now();
@@ -146,9 +151,13 @@ async fn live_events(State(app): State<Arc<App>>) -> Response {
 
 /// The GitSyncs of the agent's cache, or `None` while it is not filled.
 fn cached(app: &App) -> Option<Vec<Arc<GitSync>>> {
-    // A dropped writer (the agent stopping) leaves the last state: still worth showing.
-    app.ui.gitsyncs.wait_until_ready().now_or_never()?.ok();
-    Some(app.ui.gitsyncs.state())
+    filled(app).then(|| app.ui.gitsyncs.state())
+}
+
+/// Whether the agent's cache has been filled by its first LIST. (A dropped writer — the agent
+/// stopping — also ends the wait: the last state is still worth showing.)
+fn filled(app: &App) -> bool {
+    app.ui.gitsyncs.wait_until_ready().now_or_never().is_some()
 }
 
 fn is_fragment(raw: Option<&str>) -> bool {

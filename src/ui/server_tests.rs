@@ -132,6 +132,9 @@ async fn a_gitsync_page_shows_its_conditions_even_without_events() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_secure(&missing);
     assert!(missing.body.contains("There is no GitSync b/nope."));
+    let gone = get(&app, "/gitsyncs/b/nope?fragment=1", &[]).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert!(gone.body.starts_with("<p id=\"gone\">"), "{}", gone.body);
     let nowhere = get(&app, "/nowhere", &[]).await;
     assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
     assert_secure(&nowhere);

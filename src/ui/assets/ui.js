@@ -9,7 +9,8 @@
     var url = new URL(window.location.href);
     url.searchParams.set("fragment", "1");
     fetch(url, { headers: { Accept: "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      // 404: the GitSync was deleted, and the fragment says so.
+      .then(function (r) { return r.ok || r.status === 404 ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
         if (mine !== latest) { return; } // a newer refresh is under way
         // Keep the keyboard where it was: the same link, found again in the new markup.

@@ -51,6 +51,11 @@ pub fn notice(title: &str, text: &str) -> Markup {
     )
 }
 
+/// What a live refresh of a page whose GitSync was deleted shows in its place.
+pub fn gone(text: &str) -> Markup {
+    html! { p #gone { (text) " " a href="/" { "All GitSyncs" } } }
+}
+
 /// A state as a badge: the word, coloured by the `data-state` of an enclosing element.
 pub fn state_badge(state: State) -> Markup {
     html! { span.badge { (state.as_str()) } }
