@@ -260,6 +260,14 @@ impl Browser {
         }
     }
 
+    /// Moves the keyboard focus to the element matching `css`, as a click would, without
+    /// activating it: where a keyboard walk starts.
+    pub async fn focus(&self, css: &str) {
+        self.find(css).await;
+        let script = "document.querySelector(arguments[0]).focus();";
+        self.execute(script, vec![json!(css)]).await;
+    }
+
     /// Empties the field matching `css` and types `value` into it.
     pub async fn fill(&self, css: &str, value: &str) {
         let element = self.find(css).await;
