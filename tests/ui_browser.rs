@@ -159,7 +159,9 @@ async fn the_overview_shows_three_states_and_follows_pushes_without_reload() {
 
     // A broken manifest pushed to `web`: its row turns failed, naming the file, and moves up
     // among the failures.
-    three.repo.commit(&[("web/oops.yaml", BROKEN)], "third commit");
+    three
+        .repo
+        .commit(&[("web/oops.yaml", BROKEN)], "third commit");
     three.repo.push();
     let message = browser
         .wait_for_text(&three.cell("web", "message"), "oops.yaml", LIVE)
@@ -260,7 +262,9 @@ async fn a_gitsync_page_names_the_failure_and_follows_its_fix() {
     let three = Three::start("uib-page", &["--identity-secret", "deploy"]).await;
     let ns = &three.ns.name;
     let browser = Browser::start().await;
-    browser.goto(&three.url(&format!("/gitsyncs/{ns}/broken"))).await;
+    browser
+        .goto(&three.url(&format!("/gitsyncs/{ns}/broken")))
+        .await;
 
     assert_eq!(browser.text("h1").await, format!("GitSync {ns}/broken"));
     let state = browser.text("#state").await;
@@ -310,7 +314,9 @@ async fn a_gitsync_page_names_the_failure_and_follows_its_fix() {
     );
     assert_not_reloaded(&browser).await;
 
-    browser.goto(&three.url(&format!("/gitsyncs/{ns}/web"))).await;
+    browser
+        .goto(&three.url(&format!("/gitsyncs/{ns}/web")))
+        .await;
     browser.screenshot("gitsync").await;
     browser.assert_accessible().await;
     assert_eq!(browser.console_errors().await, Vec::<String>::new());

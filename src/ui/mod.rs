@@ -1,6 +1,7 @@
 //! The web UI the agent serves with `--ui-listen`: an overview of every GitSync and a page per
 //! GitSync, server-rendered HTML that works without JavaScript, kept live by server-sent events
-//! and a few lines of our own script. Read-only: it changes nothing in the cluster.
+//! and a few lines of our own script. It changes nothing in the cluster unless a signed-in
+//! user whom RBAC allows asks for it.
 //!
 //! A thin driver over the library, like `agent` and `cli`. The view models are pure functions
 //! of the agent's watch cache of GitSyncs ([`model`], [`overview`], [`gitsync`], with commit
@@ -8,12 +9,19 @@
 //! is in [`server`] (routes, security headers, compression), [`live`] (the `/events` stream)
 //! and [`events`] (the Kubernetes Events of one GitSync, the one API read per page view).
 //!
+//! Reading needs no sign-in. Acting — [`actions`]: sync now, suspend, resume — needs a user
+//! who signed in with a Kubernetes bearer token and whom the API server allows to `patch` that
+//! GitSync ([`auth`]: TokenReview, SubjectAccessReview, sessions, CSRF); the agent then makes
+//! the change with its own client, through the same `agent::control` functions as the CLI.
+//!
 //! Data comes from the agent's `reflector::Store` of GitSyncs — the cache its controller
 //! reads — not from a LIST per page view; the agent bumps [`Changes`] on every watch event it
 //! applies to that store (status writes included), and `/events` tells the browsers, at most
 //! every 250 ms. Nothing from a Secret is shown but the agent's public deploy key.
 
+pub mod actions;
 pub mod assets;
+pub mod auth;
 pub mod events;
 pub mod gitsync;
 pub mod html;

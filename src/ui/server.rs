@@ -7,10 +7,13 @@
 //! | `GET /assets/{file}` | the embedded CSS and JS, cached for a year (hashed names, ETag) |
 //! | `GET /events` | server-sent `change` events (`live`) |
 //! | `GET /healthz` | `ok` |
+//! | `GET /login` (`?next=`), `POST /login` | the sign-in page; a token to review (`ui::auth`) |
+//! | `POST /logout` | forgets the session |
+//! | `POST /gitsyncs/{namespace}/{name}/{sync,suspend,resume}` | an action (`ui::actions`) |
 //!
 //! Every response carries a strict Content-Security-Policy (scripts and styles from this
 //! origin only, nothing inline, no frames, forms to this origin), `X-Content-Type-Options:
-//! nosniff` and `Referrer-Policy: no-referrer`. Pages are never cached; while the agent's
+//! nosniff` and `Referrer-Policy: no-referrer`. GET never changes anything. Pages are never cached; while the agent's
 //! cache of GitSyncs is not filled (at start, or on a standby replica waiting for the leader
 //! lease) they answer 503 saying so.
 
@@ -18,15 +21,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 use maud::Markup;
 
+use super::actions::{Action, handlers};
+use super::auth::Auth;
+use super::html::auth::Acting;
 use super::live::Streams;
 use super::overview::Query;
 use super::{UiState, assets, events, gitsync, html, live, overview};
@@ -39,10 +45,14 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// Pages smaller than this are sent as they are.
 const GZIP_FROM: usize = 2048;
+/// The largest form body taken (a sign-in form with a long OIDC token fits many times).
+const FORM_LIMIT: usize = 64 * 1024;
 
-struct App {
-    ui: UiState,
+/// The server's state: what the UI reads, its event streams, its sessions.
+pub(crate) struct App {
+    pub(crate) ui: UiState,
     streams: Arc<Streams>,
+    pub(crate) auth: Arc<Auth>,
 }
 
 /// Serves the UI on `addr` until the process ends.
@@ -57,13 +67,25 @@ pub async fn serve(addr: SocketAddr, state: UiState) -> std::io::Result<()> {
 
 /// The UI's routes over `state`.
 pub fn router(state: UiState) -> Router {
+    router_with(state, Arc::new(Auth::new()))
+}
+
+/// The UI's routes over `state`, with the sessions of `auth` (tests sign users in by hand).
+pub fn router_with(state: UiState, auth: Arc<Auth>) -> Router {
     let app = Arc::new(App {
         ui: state,
         streams: Arc::default(),
+        auth,
     });
+    let forms = Router::new()
+        .route("/login", get(handlers::login_page).post(handlers::login))
+        .route("/logout", post(handlers::logout))
+        .route("/gitsyncs/{namespace}/{name}/{action}", post(handlers::act))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT));
     Router::new()
         .route("/", get(overview_page))
         .route("/gitsyncs/{namespace}/{name}", get(gitsync_page))
+        .merge(forms)
         .route("/assets/{file}", get(asset))
         .route("/events", get(live_events))
         .route("/healthz", get(|| async { "ok" }))
@@ -84,7 +106,7 @@ async fn overview_page(
     let markup = if is_fragment(raw.as_deref()) {
         html::overview::fragment(&o)
     } else {
-        html::overview::render(&o)
+        html::overview::render(&o, handlers::viewer(&app, &headers).as_ref())
     };
     page(StatusCode::OK, markup, &headers)
 }
@@ -110,10 +132,15 @@ async fn gitsync_page(
     let events = events::of_gitsync(&app.ui.client, &namespace, &name).await;
     let now = Timestamp::now();
     let d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
+    let viewer = handlers::viewer(&app, &headers);
+    let acting = Acting {
+        viewer: viewer.as_ref(),
+        done: Action::from_query(raw.as_deref()),
+    };
     let markup = if is_fragment(raw.as_deref()) {
-        html::gitsync::fragment(&d, now)
+        html::gitsync::fragment(&d, now, acting)
     } else {
-        html::gitsync::render(&d, now)
+        html::gitsync::render(&d, now, acting)
     };
     page(StatusCode::OK, markup, &headers)
 }
@@ -156,7 +183,7 @@ fn cached(app: &App) -> Option<Vec<Arc<GitSync>>> {
 
 /// Whether the agent's cache has been filled by its first LIST. (A dropped writer — the agent
 /// stopping — also ends the wait: the last state is still worth showing.)
-fn filled(app: &App) -> bool {
+pub(crate) fn filled(app: &App) -> bool {
     app.ui.gitsyncs.wait_until_ready().now_or_never().is_some()
 }
 
@@ -165,12 +192,12 @@ fn is_fragment(raw: Option<&str>) -> bool {
         .any(|(k, v)| k == "fragment" && v == "1")
 }
 
-fn not_found(text: &str) -> Response {
+pub(crate) fn not_found(text: &str) -> Response {
     let markup = html::notice("Not found", text);
     page(StatusCode::NOT_FOUND, markup, &HeaderMap::new())
 }
 
-fn not_ready() -> Response {
+pub(crate) fn not_ready() -> Response {
     let text = "The agent's cache of GitSyncs is not filled yet: it is starting, or this replica \
                 is a standby waiting for the leader lease (the leader's UI has the data). Reload \
                 in a few seconds.";
@@ -185,7 +212,7 @@ fn not_ready() -> Response {
 }
 
 /// An HTML page, never cached, gzipped when the browser takes it and it is worth it.
-fn page(status: StatusCode, markup: Markup, request: &HeaderMap) -> Response {
+pub(crate) fn page(status: StatusCode, markup: Markup, request: &HeaderMap) -> Response {
     let body = markup.into_string();
     let mut res = match gzip(&body, request) {
         Some(compressed) => {

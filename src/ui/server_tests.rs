@@ -9,6 +9,7 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::ui::overview::tests::gitsync;
+use std::sync::Arc;
 
 fn client() -> kube::Client {
     // Nothing listens on port 9 (discard): the Events of a GitSync cannot be read.
@@ -51,13 +52,23 @@ struct Answer {
 }
 
 async fn get(router: &Router, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = Request::get(path);
+    send(router, "GET", path, headers, "").await
+}
+
+async fn send(
+    router: &Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(path);
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
     let res = router
         .clone()
-        .oneshot(request.body(Body::empty()).expect("request"))
+        .oneshot(request.body(Body::from(body.to_string())).expect("request"))
         .await
         .expect("answer");
     let (parts, body) = res.into_parts();
@@ -221,4 +232,242 @@ async fn events_stream_changes() {
         String::from_utf8_lossy(&chunk),
         "event: change\ndata: 7\n\n"
     );
+}
+
+/// A router with a session for `ada` signed in by hand (the review calls go nowhere), and the
+/// session's cookie header and a CSRF token for it.
+fn signed_in() -> (Router, String, String) {
+    let (ui, _w, _tx) = state(true);
+    let auth = Arc::new(crate::ui::auth::Auth::new());
+    let user = crate::ui::auth::ReviewedUser {
+        username: "ada".into(),
+        ..Default::default()
+    };
+    let token = zeroize::Zeroizing::new("tok-123".to_string());
+    auth.sessions
+        .insert("sess-1", user, token, std::time::Instant::now());
+    let csrf = auth.key.as_ref().expect("key").masked("sess-1", [9; 32]);
+    (
+        router_with(ui, auth),
+        "driftless-session=sess-1".into(),
+        csrf,
+    )
+}
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+#[tokio::test]
+async fn an_action_without_sign_in_is_refused_with_the_sign_in_form() {
+    let (ui, _w, _tx) = state(true);
+    let app = router(ui);
+    let page = send(&app, "POST", "/gitsyncs/a/ok/sync", &[FORM], "").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert_secure(&page);
+    assert!(
+        page.body
+            .contains("Sync now on GitSync a/ok was refused: you are not signed in"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<input type="hidden" name="next" value="/gitsyncs/a/ok">"#)
+    );
+    assert!(page.body.contains(r#"type="password""#));
+    // GET changes nothing; unknown actions and GitSyncs are not found.
+    assert_eq!(
+        get(&app, "/gitsyncs/a/ok/sync", &[]).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        send(&app, "POST", "/gitsyncs/a/ok/delete", &[], "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, "POST", "/gitsyncs/a/nope/sync", &[], "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // A session this agent does not know is no session.
+    let page = send(
+        &app,
+        "POST",
+        "/gitsyncs/a/ok/suspend",
+        &[FORM, ("cookie", "driftless-session=forged")],
+        "csrf=x",
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    // The page offers the buttons and a sign-in link.
+    let page = get(&app, "/gitsyncs/a/ok", &[]).await;
+    assert!(page.body.contains(r#"id="sync-now""#), "{}", page.body);
+    assert!(page.body.contains(r#"id="sign-in-hint""#));
+    assert!(page.body.contains(r#"id="sign-in""#));
+}
+
+#[tokio::test]
+async fn a_signed_in_page_has_masked_csrf_tokens_and_forms_need_them() {
+    let (app, cookie, csrf) = signed_in();
+    let page = get(&app, "/gitsyncs/a/ok", &[("cookie", &cookie)]).await;
+    assert!(
+        page.body
+            .contains(r#"Signed in as <strong id="user">ada</strong>"#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("tok-123"));
+    assert!(!page.body.contains("sign-in-hint"));
+    let again = get(&app, "/gitsyncs/a/ok", &[("cookie", &cookie)]).await;
+    let token = |body: &str| {
+        body.split(r#"name="csrf" value=""#)
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .map(str::to_string)
+    };
+    assert_ne!(
+        token(&page.body),
+        token(&again.body),
+        "masked anew in every response"
+    );
+
+    // No CSRF token, a wrong one, another site: refused before any review.
+    let no_csrf = send(
+        &app,
+        "POST",
+        "/gitsyncs/a/ok/sync",
+        &[FORM, ("cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(no_csrf.status, StatusCode::BAD_REQUEST);
+    assert!(
+        no_csrf.body.contains("CSRF token is missing or wrong"),
+        "{}",
+        no_csrf.body
+    );
+    assert!(no_csrf.body.contains("Nothing was changed."));
+    let wrong = send(
+        &app,
+        "POST",
+        "/gitsyncs/a/ok/sync",
+        &[FORM, ("cookie", &cookie)],
+        "csrf=AAAA",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let body = format!("csrf={csrf}");
+    let cross = send(
+        &app,
+        "POST",
+        "/gitsyncs/a/ok/sync",
+        &[FORM, ("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+        &body,
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    let origin = send(
+        &app,
+        "POST",
+        "/gitsyncs/a/ok/sync",
+        &[
+            FORM,
+            ("cookie", &cookie),
+            ("origin", "http://evil.example"),
+            ("host", "ui:8090"),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(origin.status, StatusCode::FORBIDDEN);
+    // The right token gets as far as the TokenReview, which cannot be made here.
+    let review = send(
+        &app,
+        "POST",
+        "/gitsyncs/a/ok/sync",
+        &[
+            FORM,
+            ("cookie", &cookie),
+            ("origin", "http://ui:8090"),
+            ("host", "ui:8090"),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(review.status, StatusCode::BAD_GATEWAY, "{}", review.body);
+    assert!(
+        review.body.contains("Cannot check the token now"),
+        "{}",
+        review.body
+    );
+    assert!(!review.body.contains("tok-123"));
+}
+
+#[tokio::test]
+async fn scripts_use_a_bearer_token_and_get_text() {
+    let (app, _cookie, _csrf) = signed_in();
+    let res = send(
+        &app,
+        "POST",
+        "/gitsyncs/a/ok/resume",
+        &[("authorization", "Bearer tok-456")],
+        "",
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        res.body.starts_with("cannot check the token now"),
+        "{}",
+        res.body
+    );
+    assert!(!res.body.contains("tok-456"));
+    assert!(!res.body.contains("<html"));
+}
+
+#[tokio::test]
+async fn sign_in_and_out_check_origin_token_and_csrf() {
+    let (app, cookie, csrf) = signed_in();
+    let login = get(&app, "/login?next=%2Fgitsyncs%2Fa%2Fok", &[]).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains(r#"value="/gitsyncs/a/ok""#));
+    let evil = get(&app, "/login?next=//evil.example", &[]).await;
+    assert!(
+        evil.body.contains(r#"name="next" value="/""#),
+        "{}",
+        evil.body
+    );
+    let empty = send(&app, "POST", "/login", &[FORM], "token=+&next=%2F").await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert!(empty.body.contains("Paste a token first."));
+    let cross = send(
+        &app,
+        "POST",
+        "/login",
+        &[FORM, ("sec-fetch-site", "cross-site")],
+        "token=tok-789",
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    let unreviewed = send(&app, "POST", "/login", &[FORM], "token=tok-789").await;
+    assert_eq!(unreviewed.status, StatusCode::BAD_GATEWAY);
+    assert!(!unreviewed.body.contains("tok-789"));
+    assert!(header(&unreviewed, "set-cookie").is_empty());
+
+    let forged = send(&app, "POST", "/logout", &[FORM, ("cookie", &cookie)], "").await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    let out = send(
+        &app,
+        "POST",
+        "/logout",
+        &[FORM, ("cookie", &cookie)],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(header(&out, "location"), "/");
+    assert!(header(&out, "set-cookie").contains("Max-Age=0"));
+    let page = get(&app, "/", &[("cookie", &cookie)]).await;
+    assert!(!page.body.contains("Signed in as"), "signed out");
 }

@@ -1,4 +1,5 @@
 // driftless web UI: live updates over server-sent events, and the deploy key's copy button.
+// The action buttons are plain forms: they need no script.
 // Loaded from /assets (no inline script, no eval); the pages work without it, just not live.
 "use strict";
 (function () {
@@ -13,11 +14,14 @@
       .then(function (r) { return r.ok || r.status === 404 ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
         if (mine !== latest) { return; } // a newer refresh is under way
-        // Keep the keyboard where it was: the same link, found again in the new markup.
+        // Keep the keyboard where it was: the same link or button (by id), found again in the
+        // new markup.
         var el = document.activeElement;
         var href = live.contains(el) && el.getAttribute("href");
+        var id = live.contains(el) && el.id;
         live.innerHTML = html;
-        var again = href && live.querySelector('a[href="' + CSS.escape(href) + '"]');
+        var again = (id && document.getElementById(id)) ||
+          (href && live.querySelector('a[href="' + CSS.escape(href) + '"]'));
         if (again) { again.focus(); }
       })
       .catch(function () {});

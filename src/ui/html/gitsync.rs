@@ -5,34 +5,37 @@
 //! first), `#history` (a `tr[data-result="Succeeded"]` per sync, newest first), `#events` and
 //! `#objects` — each a paragraph instead when there is nothing to list —, the list `#source`
 //! (`dd.revision`: the applied commit), and in `#deploy-key` the key `#deploy-key-text` with
-//! its copy button `button[data-copy]`.
+//! its copy button `button[data-copy]`; the Actions block's hooks are in [`super::auth`].
 
 use maud::{Markup, html};
 
-use super::{author_name, page, revision, state_badge, when};
+use super::auth::Acting;
+use super::{author_name, page_for, revision, state_badge, when};
 use crate::ui::gitsync::{DeployKeyView, Detail, EventRow, HistoryRow};
-use crate::ui::model::When;
+use crate::ui::model::{State, When};
 
 /// The whole page; the deploy key is outside the live fragment (it does not change).
-pub fn render(d: &Detail, now: k8s_openapi::jiff::Timestamp) -> Markup {
+pub fn render(d: &Detail, now: k8s_openapi::jiff::Timestamp, acting: Acting<'_>) -> Markup {
     let title = format!("{}/{}", d.namespace, d.name);
     let body = html! {
         nav aria-label="Breadcrumb" { a href="/" { "All GitSyncs" } " / " (title) }
         h1 { "GitSync " (title) }
-        div #live { (fragment(d, now)) }
+        div #live { (fragment(d, now, acting)) }
         @if let Some(key) = &d.deploy_key { (deploy_key(key)) }
     };
-    page(&title, &body)
+    page_for(&title, &body, acting.viewer)
 }
 
 /// What live updates replace.
-pub fn fragment(d: &Detail, now: k8s_openapi::jiff::Timestamp) -> Markup {
+pub fn fragment(d: &Detail, now: k8s_openapi::jiff::Timestamp, acting: Acting<'_>) -> Markup {
     html! {
         p #state data-state=(d.summary.state.slug()) {
             (state_badge(d.summary.state))
             @if !d.summary.reason.is_empty() { " " (d.summary.reason) }
         }
         p #message { (d.summary.message) }
+        // Actions (#23): sync now, suspend, resume — see html::auth.
+        (acting.actions(&d.namespace, &d.name, d.summary.state == State::Suspended))
         (conditions(d))
         (source(d))
         (objects(d))
@@ -179,7 +182,7 @@ mod tests {
         key: Option<&DeployKey>,
     ) -> String {
         let gs = gitsync("shop", "web", "False", "RenderFailed", msg);
-        render(&detail(&gs, events, key, now()), now()).into_string()
+        render(&detail(&gs, events, key, now()), now(), Acting::default()).into_string()
     }
 
     #[test]

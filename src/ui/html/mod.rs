@@ -7,16 +7,23 @@
 //! in the docs of [`overview`] and [`gitsync`]. What live updates swap is the element with
 //! id `live` (its content is the page's *fragment*, served alone with `?fragment=1`).
 
+pub mod auth;
 pub mod gitsync;
 pub mod overview;
 
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
+use super::auth::Viewer;
 use super::model::{RevisionView, State, When};
 
-/// A whole page: `title` in the `<title>`, `body` in `<main>`.
+/// A whole page: `title` in the `<title>`, `body` in `<main>`, nobody signed in.
 pub fn page(title: &str, body: &Markup) -> Markup {
+    page_for(title, body, None)
+}
+
+/// A whole page for `viewer`: the header says who is signed in and has the sign-out button.
+pub fn page_for(title: &str, body: &Markup, viewer: Option<&Viewer>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -31,7 +38,8 @@ pub fn page(title: &str, body: &Markup) -> Markup {
                 a.skip href="#main" { "Skip to content" }
                 header {
                     a.home href="/" { "driftless" }
-                    span.note { "GitSyncs of this cluster · read-only" }
+                    span.note { "GitSyncs of this cluster" }
+                    span.who { (auth::header_user(viewer)) }
                 }
                 main #main { (body) }
             }

@@ -9,18 +9,19 @@
 
 use maud::{Markup, html};
 
-use super::{author_name, page, revision, when_compact};
+use super::{author_name, page_for, revision, when_compact};
+use crate::ui::auth::Viewer;
 use crate::ui::model::State;
 use crate::ui::overview::{Overview, Row, StateFilter};
 
 /// The whole page.
-pub fn render(o: &Overview) -> Markup {
+pub fn render(o: &Overview, viewer: Option<&Viewer>) -> Markup {
     let body = html! {
         h1 { "GitSyncs" }
         (filter_form(o))
         div #live { (fragment(o)) }
     };
-    page("GitSyncs", &body)
+    page_for("GitSyncs", &body, viewer)
 }
 
 /// What live updates replace: the count and the table.
@@ -140,7 +141,7 @@ mod tests {
 
     fn page_of(gitsyncs: Vec<crate::agent::crd::GitSync>, raw: &str) -> String {
         let all: Vec<_> = gitsyncs.into_iter().map(Arc::new).collect();
-        render(&overview(&all, Query::parse(Some(raw)), now())).into_string()
+        render(&overview(&all, Query::parse(Some(raw)), now()), None).into_string()
     }
 
     #[test]
