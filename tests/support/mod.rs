@@ -258,3 +258,4 @@ pub mod notify;
 pub mod receiver;
 pub mod render;
 pub mod sops;
+pub mod ui_auth;
