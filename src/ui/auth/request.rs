@@ -60,21 +60,26 @@ pub fn is_https(headers: &HeaderMap) -> bool {
 }
 
 /// Refuses a cookie-authenticated POST that a browser says came from another site: by
-/// `Sec-Fetch-Site` (modern browsers), else by `Origin` against the `Host` (or the proxy's
-/// `X-Forwarded-Host`). A request with neither (curl, an old browser) passes here and still
-/// needs the CSRF token.
+/// `Sec-Fetch-Site` when the browser sends it (every current one does, and it decides alone),
+/// else by `Origin` against the `Host` (or the proxy's `X-Forwarded-Host`). A request with
+/// neither (curl, an old browser) passes here and still needs the CSRF token, and so does
+/// `Origin: null`.
+///
+/// NB: our `Referrer-Policy: no-referrer` makes browsers send `Origin: null` even on a
+/// same-origin form POST (the Fetch standard serialises the origin as `null` under that
+/// policy), which is why `Sec-Fetch-Site` comes first and `null` is left to the CSRF token.
 ///
 /// # Errors
 /// [`Refusal::CrossOrigin`] naming what the browser said.
 pub fn same_origin(headers: &HeaderMap) -> Result<(), Refusal> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = text("sec-fetch-site")
-        && site != "same-origin"
-        && site != "none"
-    {
-        return Err(Refusal::CrossOrigin(format!("Sec-Fetch-Site: {site}")));
+    if let Some(site) = text("sec-fetch-site") {
+        return match site {
+            "same-origin" | "none" => Ok(()),
+            _ => Err(Refusal::CrossOrigin(format!("Sec-Fetch-Site: {site}"))),
+        };
     }
-    let Some(origin) = text(header::ORIGIN.as_str()) else {
+    let Some(origin) = text(header::ORIGIN.as_str()).filter(|o| *o != "null") else {
         return Ok(());
     };
     let authority = origin
@@ -189,7 +194,23 @@ mod tests {
             ("origin", "http://evil.example"),
             ("host", "127.0.0.1:8090")
         ]));
-        assert!(!ok(&[("origin", "null"), ("host", "127.0.0.1:8090")]));
+        assert!(
+            ok(&[("origin", "null"), ("host", "127.0.0.1:8090")]),
+            "left to the CSRF token"
+        );
+        assert!(
+            ok(&[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "null"),
+                ("host", "127.0.0.1:8090")
+            ]),
+            "what Chromium sends under Referrer-Policy: no-referrer"
+        );
+        assert!(!ok(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "http://127.0.0.1:8090"),
+            ("host", "127.0.0.1:8090")
+        ]));
         let refused = same_origin(&headers(&[("sec-fetch-site", "cross-site")]));
         assert_eq!(
             refused,
