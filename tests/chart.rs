@@ -443,6 +443,26 @@ async fn ui_values_add_the_flag_a_service_and_an_ingress() {
                     .as_array()
                     .is_some_and(|v| v.contains(&json!("list"))))
     );
+    // The actions' reviews (TokenReview, SubjectAccessReview), explicit among the agent's rules.
+    let reviews = |objs: &[Value]| -> Vec<Value> {
+        one(objs, "ClusterRole")["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .filter(|r| {
+                r["resources"] == json!(["tokenreviews"])
+                    || r["resources"] == json!(["subjectaccessreviews"])
+            })
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        reviews(&objs),
+        [
+            json!({"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}),
+            json!({"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}),
+        ]
+    );
     let out = dry_run_apply(&ns, &yaml, true);
     assert!(
         out.contains("ingress.networking.k8s.io/driftless-ui created (server dry run)"),
@@ -452,6 +472,25 @@ async fn ui_values_add_the_flag_a_service_and_an_ingress() {
     let objs = objects(&template(&ns.name, &[]));
     assert!(!args(&objs).iter().any(|x| x == "--ui-listen"));
     assert!(!kinds(&objs).contains(&"Ingress".to_string()));
+    assert!(reviews(&objs).is_empty(), "no reviews without the UI");
+
+    // Namespaced RBAC: the reviews through Kubernetes' system:auth-delegator, the one
+    // cluster-scoped object, and only with the UI.
+    let objs = objects(&template(
+        &ns.name,
+        &["--set", "rbac.clusterWide=false,ui.enabled=true"],
+    ));
+    let bindings: Vec<&Value> = objs
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRoleBinding")
+        .collect();
+    assert_eq!(bindings.len(), 1, "{bindings:?}");
+    assert_eq!(
+        bindings[0]["roleRef"]["name"], "system:auth-delegator",
+        "{:?}",
+        bindings[0]
+    );
+    assert_eq!(bindings[0]["subjects"][0]["namespace"], ns.name.as_str());
 }
 
 #[tokio::test]
