@@ -1045,3 +1045,126 @@ const NOTIFY_BOT: &str = "xoxb-PLANTED-bot-token-81c3";
 const NOTIFY_HMAC: &str = "PLANTED-hmac-key-5e9f";
 const NOTIFY_FORGE: &str = "PLANTED-forge-token-2b7d";
 const NOTIFY_DATA: &str = "PLANTED-notify-secret-data-0a1b";
+
+/// The web UI's actions (#23): the bearer tokens users sign in with — a patcher's, a reader's
+/// and one the API server refuses — appear in no page, response header, agent log line (debug
+/// everywhere), Event or GitSync, through sign-in, sync, suspend, resume, refusals and
+/// sign-out; the session cookie is not the token.
+#[tokio::test]
+async fn web_ui_tokens_appear_nowhere() {
+    use support::ui_auth::{csrf_of, gitsync_user, post_form, request};
+    let ns = TestNamespace::new("leaks-ui").await;
+    let repo = TestRepo::new();
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  v: \"1\"\n";
+    repo.commit(&[("web/cm.yaml", cm)], "first");
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let agent = start_agent(&ns);
+    let port = agent.ui_port.expect("the web UI");
+    let spec = json!({"url": daemon.url(repo.name()), "path": "web", "pollInterval": "1s"});
+    create_gitsync(&ns, "web", spec).await;
+    wait_reason(&ns, "web", "True").await;
+    let patcher = gitsync_user(&ns, "patcher", "get,list,watch,patch");
+    let reader = gitsync_user(&ns, "reader", "get,list,watch");
+    // A token the API server refuses: the patcher's with its signature cut short.
+    let refused = patcher[..patcher.len() - 8].to_string();
+
+    let page = format!("/gitsyncs/{}/web", ns.name);
+    let mut answers = Vec::new();
+    let mut cookies = Vec::new();
+    for token in [&patcher, &reader, &refused] {
+        let login = post_form(port, "/login", &[], &format!("token={token}"));
+        let cookie = login.header("set-cookie").map(|c| {
+            let pair = c.split(';').next().unwrap_or_default();
+            format!("Cookie: {pair}")
+        });
+        answers.push(login);
+        let Some(cookie) = cookie else { continue };
+        let view = request(port, "GET", &page, &[&cookie], "");
+        let csrf = csrf_of(&view.body).unwrap_or_default();
+        answers.push(view);
+        for action in ["sync", "suspend", "resume"] {
+            let path = format!("{page}/{action}");
+            answers.push(post_form(port, &path, &[&cookie], &format!("csrf={csrf}")));
+            answers.push(request(
+                port,
+                "POST",
+                &path,
+                &[&format!("Authorization: Bearer {token}")],
+                "",
+            ));
+        }
+        answers.push(request(port, "GET", "/", &[&cookie], ""));
+        cookies.push(cookie);
+    }
+    assert_eq!(
+        cookies.len(),
+        2,
+        "the patcher and the reader signed in, not the refused token"
+    );
+    assert!(
+        answers.iter().any(|a| a.status == 403),
+        "the reader was refused"
+    );
+    assert!(
+        answers.iter().any(|a| a.status == 401),
+        "the cut token was refused"
+    );
+    assert!(
+        answers.iter().any(|a| a
+            .header("location")
+            .is_some_and(|l| l.ends_with("?done=resume"))),
+        "the patcher resumed"
+    );
+    for cookie in &cookies {
+        let csrf = csrf_of(&request(port, "GET", &page, &[cookie], "").body).unwrap_or_default();
+        answers.push(post_form(
+            port,
+            "/logout",
+            &[cookie],
+            &format!("csrf={csrf}"),
+        ));
+    }
+
+    let mut outputs: Vec<(String, String)> = answers
+        .iter()
+        .map(|a| {
+            let headers: Vec<String> = a.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            (
+                format!("UI answer {}", a.status),
+                format!("{}\n{}", headers.join("\n"), a.body),
+            )
+        })
+        .collect();
+    for what in [
+        vec!["get", "gitsync", "web", "-o", "yaml"],
+        vec!["get", "events", "-o", "yaml"],
+    ] {
+        let mut args = what.clone();
+        args.extend(["-n", ns.name.as_str()]);
+        let out = ns.kubectl(&args);
+        outputs.push((
+            what.join(" "),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ));
+    }
+    let log = agent.log();
+    assert!(
+        log.contains("signed in to the web UI") && log.contains("web UI action done"),
+        "{log}"
+    );
+    outputs.push(("agent log".into(), log));
+    let mut leaks = Vec::new();
+    for (where_, output) in &outputs {
+        for (what, token) in [
+            ("patcher token", &patcher),
+            ("reader token", &reader),
+            ("refused token", &refused),
+        ] {
+            // A JWT's header is the same for every token of the cluster: look for the payload.
+            let payload = token.split('.').nth(1).unwrap_or(token);
+            leaks.extend(find_leak(&format!("{what} in {where_}"), output, payload));
+        }
+    }
+    assert!(leaks.is_empty(), "tokens leaked:\n{}", leaks.join("\n"));
+}
