@@ -97,10 +97,8 @@ pub(crate) async fn logout(
     body: Bytes,
 ) -> Response {
     if let Some(id) = session_id(&headers) {
-        let csrf = form_field(&body, "csrf").unwrap_or_default();
-        let good = app.auth.key.as_ref().is_some_and(|k| k.verify(&id, &csrf));
-        if let Err(r) = same_origin(&headers).and(if good { Ok(()) } else { Err(Refusal::BadCsrf) })
-        {
+        let checked = same_origin(&headers).and_then(|()| csrf_checked(&app, &id, &body));
+        if let Err(r) = checked {
             return refused_page(&r, "/", &headers);
         }
         app.auth.sessions.remove(&id);
@@ -137,24 +135,42 @@ pub(crate) async fn act(
         Err(r) if script.is_some() => return text(r.status(), &r.to_string()),
         Err(r) => return refused_action(&r, action, &here, &headers),
     };
-    if let Err(e) = perform(&app.ui.client, action, &namespace, &name).await {
-        tracing::warn!(user = %user.username, action = action.slug(), gitsync = %format!("{namespace}/{name}"), "web UI action failed: {e}");
-        let message = format!("{} failed: {e}", action.label());
-        return match script {
-            Some(_) => text(StatusCode::BAD_GATEWAY, &message),
-            None => {
-                let markup = html::auth::refused("Action failed", &message, &here, false);
-                page(StatusCode::BAD_GATEWAY, markup, &headers)
+    let done = perform(&app.ui.client, action, &namespace, &name).await;
+    answer(action, &user, done, script.is_some(), &here, &headers)
+}
+
+/// What the user sees once the action was tried: a redirect back to the page saying it is
+/// done (scripts: a line of text), or why it failed. Each is logged with the user's name.
+fn answer(
+    action: Action,
+    user: &ReviewedUser,
+    done: Result<(), ControlError>,
+    script: bool,
+    here: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let gitsync = here.trim_start_matches("/gitsyncs/");
+    let (user, slug) = (&user.username, action.slug());
+    match done {
+        Ok(()) => {
+            tracing::info!(%user, action = slug, %gitsync, "web UI action done");
+            if script {
+                return text(
+                    StatusCode::OK,
+                    &format!("{slug} {gitsync}: {}", action.done()),
+                );
             }
-        };
-    }
-    tracing::info!(user = %user.username, action = action.slug(), gitsync = %format!("{namespace}/{name}"), "web UI action done");
-    match script {
-        Some(_) => text(
-            StatusCode::OK,
-            &format!("{} {namespace}/{name}: {}", action.slug(), action.done()),
-        ),
-        None => redirect(&format!("{here}?done={}", action.slug()), None),
+            redirect(&format!("{here}?done={slug}"), None)
+        }
+        Err(e) => {
+            tracing::warn!(%user, action = slug, %gitsync, "web UI action failed: {e}");
+            let message = format!("{} failed: {e}", action.label());
+            if script {
+                return text(StatusCode::BAD_GATEWAY, &message);
+            }
+            let markup = html::auth::refused("Action failed", &message, here, false);
+            page(StatusCode::BAD_GATEWAY, markup, headers)
+        }
     }
 }
 
@@ -174,16 +190,23 @@ async fn authorize_browser(
         .sessions
         .get(&id, Instant::now())
         .ok_or(Refusal::NotSignedIn)?;
-    let key = app.auth.key.as_ref().ok_or(Refusal::NoRandom)?;
-    let csrf = form_field(body, "csrf").unwrap_or_default();
-    if !key.verify(&id, &csrf) {
-        return Err(Refusal::BadCsrf);
-    }
+    csrf_checked(app, &id, body)?;
     let result = authorize(app, &session.token, namespace, name).await;
     if let Err(Refusal::TokenRejected(_)) = &result {
         app.auth.sessions.remove(&id);
     }
     result
+}
+
+/// Whether the form `body` carries the CSRF token of session `id`.
+fn csrf_checked(app: &App, id: &str, body: &[u8]) -> Result<(), Refusal> {
+    let key = app.auth.key.as_ref().ok_or(Refusal::NoRandom)?;
+    let csrf = form_field(body, "csrf").unwrap_or_default();
+    if key.verify(id, &csrf) {
+        Ok(())
+    } else {
+        Err(Refusal::BadCsrf)
+    }
 }
 
 /// The user of `token`, if the API server accepts it and lets that user patch the GitSync.

@@ -31,6 +31,8 @@ pub fn page_for(title: &str, body: &Markup, viewer: Option<&Viewer>) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · driftless" }
+                // No icon: else browsers ask for /favicon.ico and log its 404 as an error.
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::stylesheet());
                 script src=(assets::script()) defer {}
             }
