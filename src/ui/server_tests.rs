@@ -332,16 +332,22 @@ async fn a_signed_in_page_has_masked_csrf_tokens_and_forms_need_them() {
         token(&again.body),
         "masked anew in every response"
     );
+}
 
+#[tokio::test]
+async fn a_form_without_its_csrf_token_or_from_another_site_is_refused() {
+    let (app, cookie, csrf) = signed_in();
+    let sync = |headers: Vec<(&'static str, String)>, body: String| {
+        let app = app.clone();
+        let cookie = cookie.clone();
+        async move {
+            let mut all: Vec<(&str, &str)> = vec![FORM, ("cookie", &cookie)];
+            all.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+            send(&app, "POST", "/gitsyncs/a/ok/sync", &all, &body).await
+        }
+    };
     // No CSRF token, a wrong one, another site: refused before any review.
-    let no_csrf = send(
-        &app,
-        "POST",
-        "/gitsyncs/a/ok/sync",
-        &[FORM, ("cookie", &cookie)],
-        "",
-    )
-    .await;
+    let no_csrf = sync(vec![], String::new()).await;
     assert_eq!(no_csrf.status, StatusCode::BAD_REQUEST);
     assert!(
         no_csrf.body.contains("CSRF token is missing or wrong"),
@@ -349,53 +355,22 @@ async fn a_signed_in_page_has_masked_csrf_tokens_and_forms_need_them() {
         no_csrf.body
     );
     assert!(no_csrf.body.contains("Nothing was changed."));
-    let wrong = send(
-        &app,
-        "POST",
-        "/gitsyncs/a/ok/sync",
-        &[FORM, ("cookie", &cookie)],
-        "csrf=AAAA",
-    )
-    .await;
+    let wrong = sync(vec![], "csrf=AAAA".into()).await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
     let body = format!("csrf={csrf}");
-    let cross = send(
-        &app,
-        "POST",
-        "/gitsyncs/a/ok/sync",
-        &[FORM, ("cookie", &cookie), ("sec-fetch-site", "cross-site")],
-        &body,
-    )
-    .await;
+    let cross = sync(vec![("sec-fetch-site", "cross-site".into())], body.clone()).await;
     assert_eq!(cross.status, StatusCode::FORBIDDEN);
-    let origin = send(
-        &app,
-        "POST",
-        "/gitsyncs/a/ok/sync",
-        &[
-            FORM,
-            ("cookie", &cookie),
-            ("origin", "http://evil.example"),
-            ("host", "ui:8090"),
-        ],
-        &body,
-    )
-    .await;
-    assert_eq!(origin.status, StatusCode::FORBIDDEN);
+    let evil = vec![
+        ("origin", "http://evil.example".into()),
+        ("host", "ui:8090".into()),
+    ];
+    assert_eq!(sync(evil, body.clone()).await.status, StatusCode::FORBIDDEN);
     // The right token gets as far as the TokenReview, which cannot be made here.
-    let review = send(
-        &app,
-        "POST",
-        "/gitsyncs/a/ok/sync",
-        &[
-            FORM,
-            ("cookie", &cookie),
-            ("origin", "http://ui:8090"),
-            ("host", "ui:8090"),
-        ],
-        &body,
-    )
-    .await;
+    let same = vec![
+        ("origin", "http://ui:8090".into()),
+        ("host", "ui:8090".into()),
+    ];
+    let review = sync(same, body).await;
     assert_eq!(review.status, StatusCode::BAD_GATEWAY, "{}", review.body);
     assert!(
         review.body.contains("Cannot check the token now"),
