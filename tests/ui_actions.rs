@@ -107,52 +107,7 @@ async fn sync_suspend_and_resume_need_a_user_allowed_to_patch() {
     let browser = Browser::start().await;
     browser.goto(&web.url(&web.page())).await;
 
-    // Nobody signed in: the buttons are there, the page says to sign in, and a click is refused
-    // with the sign-in form — nothing changes.
-    assert_eq!(browser.text("#sync-now").await, "Sync now");
-    assert!(
-        browser
-            .text("#sign-in-hint")
-            .await
-            .contains("Sign in to sync, suspend or resume")
-    );
-    browser.click("#sync-now").await;
-    let why = browser
-        .wait_for_text("#why", "refused", Duration::from_secs(10))
-        .await;
-    assert!(
-        why.contains("Sync now on GitSync") && why.contains("not signed in"),
-        "{why}"
-    );
-    assert_eq!(
-        browser.attr("#token", "type").await.as_deref(),
-        Some("password")
-    );
-    assert_eq!(requested_at(&gitsync(&web.ns, "web").await), None);
-
-    // The reader signs in (the form sends them back to the GitSync) and is refused: 403 naming
-    // the verb and the resource.
-    sign_in_with(&browser, &reader).await;
-    assert_eq!(
-        browser.text("#user").await,
-        format!("system:serviceaccount:{ns}:reader")
-    );
-    assert!(browser.current_url().await.ends_with(&web.page()));
-    browser.click("#sync-now").await;
-    let refusal = browser
-        .wait_for_text("#refusal", "may not", Duration::from_secs(10))
-        .await;
-    assert!(
-        refusal.contains(&format!(
-            "reader may not patch gitsyncs.driftless.dev {ns}/web"
-        )),
-        "{refusal}"
-    );
-    assert_eq!(requested_at(&gitsync(&web.ns, "web").await), None);
-    assert!(
-        !browser.page_source().await.contains(&reader),
-        "the token is never shown"
-    );
+    phase_nobody_and_the_reader_are_refused(&web, &browser, &reader).await;
 
     // Sign out, then in as the patcher.
     browser.goto(&web.url(&web.page())).await;
@@ -196,6 +151,71 @@ async fn sync_suspend_and_resume_need_a_user_allowed_to_patch() {
     browser.wait_for_text("#state", "Ready", LIVE).await;
     assert!(!suspended(&gitsync(&web.ns, "web").await));
 
+    phase_forged_posts_change_nothing(&web, &browser, &patcher).await;
+    // The refusals' 401 and 403 are logged as failed loads; nothing else may be (a script or
+    // style the CSP refused, an exception).
+    let errors: Vec<String> = browser
+        .console_errors()
+        .await
+        .into_iter()
+        .filter(|e| !e.contains("Failed to load resource"))
+        .collect();
+    assert_eq!(errors, Vec::<String>::new());
+}
+
+/// Nobody signed in, then the reader: refused, saying why, and nothing changes.
+async fn phase_nobody_and_the_reader_are_refused(web: &Web, browser: &Browser, reader: &str) {
+    let ns = &web.ns.name;
+    // Nobody signed in: the buttons are there, the page says to sign in, and a click is refused
+    // with the sign-in form — nothing changes.
+    assert_eq!(browser.text("#sync-now").await, "Sync now");
+    assert!(
+        browser
+            .text("#sign-in-hint")
+            .await
+            .contains("Sign in to sync, suspend or resume")
+    );
+    browser.click("#sync-now").await;
+    let why = browser
+        .wait_for_text("#why", "refused", Duration::from_secs(10))
+        .await;
+    assert!(
+        why.contains("Sync now on GitSync") && why.contains("not signed in"),
+        "{why}"
+    );
+    assert_eq!(
+        browser.attr("#token", "type").await.as_deref(),
+        Some("password")
+    );
+    assert_eq!(requested_at(&gitsync(&web.ns, "web").await), None);
+
+    // The reader signs in (the form sends them back to the GitSync) and is refused: 403 naming
+    // the verb and the resource.
+    sign_in_with(browser, reader).await;
+    assert_eq!(
+        browser.text("#user").await,
+        format!("system:serviceaccount:{ns}:reader")
+    );
+    assert!(browser.current_url().await.ends_with(&web.page()));
+    browser.click("#sync-now").await;
+    let refusal = browser
+        .wait_for_text("#refusal", "may not", Duration::from_secs(10))
+        .await;
+    assert!(
+        refusal.contains(&format!(
+            "reader may not patch gitsyncs.driftless.dev {ns}/web"
+        )),
+        "{refusal}"
+    );
+    assert_eq!(requested_at(&gitsync(&web.ns, "web").await), None);
+    assert!(
+        !browser.page_source().await.contains(reader),
+        "the token is never shown"
+    );
+}
+
+/// Forged POSTs with the patcher's session cookie: refused, and nothing changes.
+async fn phase_forged_posts_change_nothing(web: &Web, browser: &Browser, patcher: &str) {
     // A forged POST with the session cookie but without the CSRF token: 400, nothing changes.
     let cookie = browser
         .client()
@@ -226,15 +246,6 @@ async fn sync_suspend_and_resume_need_a_user_allowed_to_patch() {
         !suspended(&gitsync(&web.ns, "web").await),
         "nothing changed"
     );
-    // The refusals' 401 and 403 are logged as failed loads; nothing else may be (a script or
-    // style the CSP refused, an exception).
-    let errors: Vec<String> = browser
-        .console_errors()
-        .await
-        .into_iter()
-        .filter(|e| !e.contains("Failed to load resource"))
-        .collect();
-    assert_eq!(errors, Vec::<String>::new());
 }
 
 #[tokio::test]

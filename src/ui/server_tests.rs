@@ -310,7 +310,7 @@ async fn an_action_without_sign_in_is_refused_with_the_sign_in_form() {
 
 #[tokio::test]
 async fn a_signed_in_page_has_masked_csrf_tokens_and_forms_need_them() {
-    let (app, cookie, csrf) = signed_in();
+    let (app, cookie, _csrf) = signed_in();
     let page = get(&app, "/gitsyncs/a/ok", &[("cookie", &cookie)]).await;
     assert!(
         page.body
