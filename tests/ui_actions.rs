@@ -89,6 +89,21 @@ async fn sign_in_with(browser: &Browser, token: &str) {
     browser.wait_for("#user", Duration::from_secs(10)).await;
 }
 
+/// Clicks `css` in the live part of a page: a live refresh may replace the element between
+/// finding and clicking it, so a stale element is looked for again.
+async fn click_live(browser: &Browser, css: &str) {
+    for _ in 0..20 {
+        let found = browser.client().find(fantoccini::Locator::Css(css)).await;
+        if let Ok(element) = found
+            && element.click().await.is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot click `{css}` on {}", browser.current_url().await);
+}
+
 async fn mark(browser: &Browser) {
     browser.execute("window.notReloaded = true;", vec![]).await;
 }
@@ -124,7 +139,7 @@ async fn sync_suspend_and_resume_need_a_user_allowed_to_patch() {
 
     // Sync now: the annotation is set, the page says so, and the history gains the sync live.
     let before = browser.texts("#history tbody tr").await.len();
-    browser.click("#sync-now").await;
+    click_live(&browser, "#sync-now").await;
     let done = browser
         .wait_for_text("#action-done", "Sync requested", Duration::from_secs(10))
         .await;
@@ -143,11 +158,11 @@ async fn sync_suspend_and_resume_need_a_user_allowed_to_patch() {
     browser.assert_accessible().await;
 
     // Suspend, then resume.
-    browser.click("#suspend").await;
+    click_live(&browser, "#suspend").await;
     browser.wait_for_text("#state", "Suspended", LIVE).await;
     assert!(suspended(&gitsync(&web.ns, "web").await));
     assert!(browser.text("#action-done").await.starts_with("Suspended"));
-    browser.click("#resume").await;
+    click_live(&browser, "#resume").await;
     browser.wait_for_text("#state", "Ready", LIVE).await;
     assert!(!suspended(&gitsync(&web.ns, "web").await));
 
@@ -175,7 +190,7 @@ async fn phase_nobody_and_the_reader_are_refused(web: &Web, browser: &Browser, r
             .await
             .contains("Sign in to sync, suspend or resume")
     );
-    browser.click("#sync-now").await;
+    click_live(browser, "#sync-now").await;
     let why = browser
         .wait_for_text("#why", "refused", Duration::from_secs(10))
         .await;
@@ -197,7 +212,7 @@ async fn phase_nobody_and_the_reader_are_refused(web: &Web, browser: &Browser, r
         format!("system:serviceaccount:{ns}:reader")
     );
     assert!(browser.current_url().await.ends_with(&web.page()));
-    browser.click("#sync-now").await;
+    click_live(browser, "#sync-now").await;
     let refusal = browser
         .wait_for_text("#refusal", "may not", Duration::from_secs(10))
         .await;

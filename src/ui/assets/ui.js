@@ -27,11 +27,12 @@
       .catch(function () {});
   }
   if (live && "EventSource" in window) {
-    var opened = false;
     var source = new EventSource("/events");
     source.addEventListener("change", refresh);
-    // Reconnected (the agent restarted): what changed meanwhile was missed.
-    source.addEventListener("open", function () { if (opened) { refresh(); } opened = true; });
+    // Connected: what changed between this page's render and now was missed (the stream only
+    // tells of later changes) — e.g. the sync a "Sync now" started, done before the page
+    // loaded — and so was what changed while reconnecting (the agent restarted).
+    source.addEventListener("open", refresh);
   }
   document.querySelectorAll("button[data-copy]").forEach(function (button) {
     var text = document.getElementById(button.getAttribute("data-copy"));
