@@ -13,7 +13,9 @@
 //!
 //! Every response carries a strict Content-Security-Policy (scripts and styles from this
 //! origin only, nothing inline, no frames, forms to this origin), `X-Content-Type-Options:
-//! nosniff` and `Referrer-Policy: no-referrer`. GET never changes anything. Pages are never cached; while the agent's
+//! nosniff` and `Referrer-Policy: no-referrer`, and a `Server-Timing: app;dur=MS` header with
+//! the time the server spent on it (what the UI benchmark reads; browsers' developer tools
+//! show it too). GET never changes anything. Pages are never cached; while the agent's
 //! cache of GitSyncs is not filled (at start, or on a standby replica waiting for the leader
 //! lease) they answer 503 saying so.
 
@@ -91,6 +93,7 @@ pub fn router_with(state: UiState, auth: Arc<Auth>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { not_found("There is no such page.") })
         .layer(axum::middleware::map_response(secure))
+        .layer(axum::middleware::from_fn(timed))
         .with_state(app)
 }
 
@@ -258,6 +261,18 @@ fn accepts_gzip(request: &HeaderMap) -> bool {
                 .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
             name.eq_ignore_ascii_case("gzip") && q > 0.0
         })
+}
+
+/// Adds `Server-Timing: app;dur=MS`: from the request's arrival to its response's headers
+/// (the page built and compressed; a stream's body is not counted).
+async fn timed(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut res = next.run(request).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(value) = HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        res.headers_mut().insert("server-timing", value);
+    }
+    res
 }
 
 /// The security headers of every response.

@@ -94,6 +94,12 @@ fn assert_secure(a: &Answer) {
     );
     assert_eq!(header(a, "x-content-type-options"), "nosniff");
     assert_eq!(header(a, "referrer-policy"), "no-referrer");
+    let timing = header(a, "server-timing");
+    let ms = timing.strip_prefix("app;dur=").map(str::parse::<f64>);
+    assert!(
+        matches!(ms, Some(Ok(ms)) if ms >= 0.0),
+        "Server-Timing {timing:?}"
+    );
 }
 
 #[tokio::test]
