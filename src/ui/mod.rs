@@ -14,20 +14,27 @@
 //! every 250 ms. Nothing from a Secret is shown but the agent's public deploy key.
 
 pub mod assets;
+pub mod drift;
 pub mod events;
 pub mod gitsync;
 pub mod html;
 pub mod links;
 pub mod live;
 pub mod model;
+pub mod objects;
 pub mod overview;
 pub mod server;
+pub mod tree;
 
 pub use server::{router, serve};
 
 use kube::runtime::reflector::Store;
 
+use std::sync::Arc;
+
+use crate::agent::applied::AppliedSets;
 use crate::agent::crd::GitSync;
+use crate::apply::Engine;
 
 /// A counter the agent bumps each time its cache of GitSyncs changed.
 pub type Changes = tokio::sync::watch::Receiver<u64>;
@@ -54,4 +61,8 @@ pub struct UiState {
     pub client: kube::Client,
     /// The agent's deploy key, when it has one.
     pub deploy_key: Option<DeployKey>,
+    /// The agent's engine: its API catalog for the objects' LISTs, and `preview` for the diff.
+    pub engine: Arc<Engine>,
+    /// What each GitSync's last successful sync applied (the desired side of the diff).
+    pub applied: Arc<AppliedSets>,
 }

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /` (`?q=`, `?state=`, `?fragment=1`) | the overview (or its live fragment) |
 //! | `GET /gitsyncs/{namespace}/{name}` (`?fragment=1`) | one GitSync (or its fragment); 404 if unknown |
+//! | `GET /gitsyncs/{namespace}/{name}/diff` (`?fragment=1`) | its live diff (or its fragment); 404 if unknown |
 //! | `GET /assets/{file}` | the embedded CSS and JS, cached for a year (hashed names, ETag) |
 //! | `GET /events` | server-sent `change` events (`live`) |
 //! | `GET /healthz` | `ok` |
@@ -29,7 +30,7 @@ use maud::Markup;
 
 use super::live::Streams;
 use super::overview::Query;
-use super::{UiState, assets, events, gitsync, html, live, overview};
+use super::{UiState, assets, drift, events, gitsync, html, live, objects, overview, tree};
 use crate::agent::crd::GitSync;
 
 /// The Content-Security-Policy of every response.
@@ -64,6 +65,7 @@ pub fn router(state: UiState) -> Router {
     Router::new()
         .route("/", get(overview_page))
         .route("/gitsyncs/{namespace}/{name}", get(gitsync_page))
+        .route("/gitsyncs/{namespace}/{name}/diff", get(diff_page))
         .route("/assets/{file}", get(asset))
         .route("/events", get(live_events))
         .route("/healthz", get(|| async { "ok" }))
@@ -107,13 +109,47 @@ async fn gitsync_page(
         }
         return not_found(&text);
     };
-    let events = events::of_gitsync(&app.ui.client, &namespace, &name).await;
+    let (events, objects) = tokio::join!(
+        events::of_gitsync(&app.ui.client, &namespace, &name),
+        objects::of_gitsync(&app.ui.client, &app.ui.engine, &gs),
+    );
     let now = Timestamp::now();
-    let d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
+    let mut d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
+    d.tree = Some(
+        objects
+            .map(|l| tree::build(l.managed, l.others))
+            .map_err(|e| e.to_string()),
+    );
     let markup = if is_fragment(raw.as_deref()) {
         html::gitsync::fragment(&d, now)
     } else {
         html::gitsync::render(&d, now)
+    };
+    page(StatusCode::OK, markup, &headers)
+}
+
+async fn diff_page(
+    State(app): State<Arc<App>>,
+    Path((namespace, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !filled(&app) {
+        return not_ready();
+    }
+    let key = ObjectRef::<GitSync>::new(&name).within(&namespace);
+    let Some(gs) = app.ui.gitsyncs.get(&key) else {
+        let text = format!("There is no GitSync {namespace}/{name}.");
+        if is_fragment(raw.as_deref()) {
+            return page(StatusCode::NOT_FOUND, html::gone(&text), &headers);
+        }
+        return not_found(&text);
+    };
+    let d = drift::of_gitsync(&app.ui, &gs).await;
+    let markup = if is_fragment(raw.as_deref()) {
+        html::drift::fragment(&d)
+    } else {
+        html::drift::render(&namespace, &name, &d)
     };
     page(StatusCode::OK, markup, &headers)
 }

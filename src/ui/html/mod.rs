@@ -7,8 +7,10 @@
 //! in the docs of [`overview`] and [`gitsync`]. What live updates swap is the element with
 //! id `live` (its content is the page's *fragment*, served alone with `?fragment=1`).
 
+pub mod drift;
 pub mod gitsync;
 pub mod overview;
+pub mod tree;
 
 use maud::{DOCTYPE, Markup, html};
 
