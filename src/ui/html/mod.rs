@@ -26,6 +26,9 @@ pub fn page(title: &str, body: &Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · driftless" }
+                // An empty icon: without one the browser asks for /favicon.ico, gets a 404
+                // and logs it as a console error on every page.
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::stylesheet());
                 script src=(assets::script()) defer {}
             }
