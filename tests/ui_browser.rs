@@ -465,6 +465,25 @@ async fn the_tree_shows_deployment_replicaset_pod_with_health_and_follows_the_po
     browser.screenshot("gitsync-tree").await;
     browser.assert_accessible().await;
 
+    // What a view costs (printed for the docs: `--nocapture`): the page and its fragment.
+    let port = w.agent.ui_port.expect("the web UI");
+    for path in [w.url(""), w.url("?fragment=1"), w.url("/diff")] {
+        let path = path.trim_start_matches(&w.agent.ui_url()).to_string();
+        let started = std::time::Instant::now();
+        let (code, body) = support::agent::http(port, "GET", &path, &[], b"");
+        assert_eq!(code, 200, "{body}");
+        eprintln!(
+            "GET {path}: {} ms, {} bytes",
+            started.elapsed().as_millis(),
+            body.len()
+        );
+    }
+    let log = w.agent.log();
+    let read = log
+        .lines()
+        .filter(|l| l.contains("page read its Events and objects"));
+    eprintln!("{}", read.last().unwrap_or_default());
+
     // A Pod deleted: its replacement shows up, progresses and turns Healthy, without reload.
     let (gone, _) = &healthy[0];
     w.kubectl(&["delete", "pod", gone, "--wait=false"]);

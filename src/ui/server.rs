@@ -109,10 +109,21 @@ async fn gitsync_page(
         }
         return not_found(&text);
     };
+    let started = std::time::Instant::now();
     let (events, objects) = tokio::join!(
         events::of_gitsync(&app.ui.client, &namespace, &name),
         objects::of_gitsync(&app.ui.client, &app.ui.engine, &gs),
     );
+    if let Ok(listed) = &objects {
+        tracing::debug!(
+            gitsync = %format!("{namespace}/{name}"),
+            objects = listed.managed.len(),
+            children = listed.others.len(),
+            requests = listed.requests + 1,
+            ms = started.elapsed().as_millis(),
+            "page read its Events and objects"
+        );
+    }
     let now = Timestamp::now();
     let mut d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
     d.tree = Some(
