@@ -479,10 +479,10 @@ async fn the_tree_shows_deployment_replicaset_pod_with_health_and_follows_the_po
         );
     }
     let log = w.agent.log();
-    let read = log
+    let mut read = log
         .lines()
         .filter(|l| l.contains("page read its Events and objects"));
-    eprintln!("{}", read.last().unwrap_or_default());
+    eprintln!("{}", read.next_back().unwrap_or_default());
 
     // A Pod deleted: its replacement shows up, progresses and turns Healthy, without reload.
     let (gone, _) = &healthy[0];
