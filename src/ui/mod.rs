@@ -4,14 +4,20 @@
 //!
 //! A thin driver over the library, like `agent` and `cli`. The view models are pure functions
 //! of the agent's watch cache of GitSyncs ([`model`], [`overview`], [`gitsync`], with commit
-//! links from [`links`]); [`html`] renders them with maud, which escapes every value; the I/O
-//! is in [`server`] (routes, security headers, compression), [`live`] (the `/events` stream)
-//! and [`events`] (the Kubernetes Events of one GitSync, the one API read per page view).
+//! links from [`links`]) and of what a GitSync's page reads ([`tree`]: the resource tree;
+//! [`drift`]'s view of the live diff); [`html`] renders them with maud, which escapes every
+//! value; the I/O is in [`server`] (routes, security headers, compression), [`live`] (the
+//! `/events` stream), [`events`] (the Kubernetes Events of one GitSync), [`objects`] (its
+//! objects and their children: a handful of LISTs per view of its page, and the drift test)
+//! and [`drift`] (`Engine::preview` of the drifted objects, for the diff page).
 //!
-//! Data comes from the agent's `reflector::Store` of GitSyncs — the cache its controller
-//! reads — not from a LIST per page view; the agent bumps [`Changes`] on every watch event it
-//! applies to that store (status writes included), and `/events` tells the browsers, at most
-//! every 250 ms. Nothing from a Secret is shown but the agent's public deploy key.
+//! The overview comes from the agent's `reflector::Store` of GitSyncs — the cache its
+//! controller reads — not from a LIST per page view; the agent bumps [`Changes`] on every
+//! watch event it applies to that store (status writes included), and `/events` tells the
+//! browsers, at most every 250 ms. What changes no GitSync (a Pod turning Ready, a hand edit)
+//! reaches an open page by the timed refresh its fragment asks for (`data-refresh`, see
+//! `html::tree`). Nothing from a Secret is shown but the agent's public deploy key and Secret
+//! names: the tree lists Secrets by metadata only, and the diff masks their values.
 
 pub mod assets;
 pub mod drift;

@@ -5,14 +5,16 @@
 //!
 //! 1. one LIST of its inventory's shards (`driftless-inv-<inventory>-*`): which objects it
 //!    manages, at which version, and the hash of the fields driftless owned after applying each;
-//! 2. one LIST per kind of those, with the label selector `driftless.dev/inventory=<inventory>`
-//!    (in the one namespace when all of the kind's objects are there, cluster-wide otherwise);
+//! 2. one LIST per kind and namespace of those (per kind for cluster-scoped ones), with the
+//!    label selector `driftless.dev/inventory=<inventory>` — by namespace, not cluster-wide,
+//!    so that an agent installed with namespaced RBAC reads what it may;
 //!    **Secrets by metadata only** (`PartialObjectMetadata`): the tree names them, their data is
 //!    never read here;
 //! 3. in each namespace holding a workload, one LIST of ReplicaSets (with a Deployment), Jobs
 //!    (with a CronJob) and Pods: the children that `ownerReferences` tie to the objects.
 //!
-//! A GitSync of ConfigMaps, Services and one Deployment is 1 + 3 + 2 = 6 requests. The overview
+//! A GitSync of ConfigMaps, Services and one Deployment in one namespace is 1 + 3 + 2 = 6
+//! requests. The overview
 //! stays on the agent's watch cache: only the page of the one GitSync being looked at lists.
 //!
 //! Drift is found as the sync finds it (`apply::classify`): an object drifted when the hash of
@@ -98,16 +100,15 @@ async fn read(client: &Client, engine: &Engine, gs: &GitSync) -> Result<Listed, 
         .entries;
     let checks = Checks::new(&gs.spec.health_check_exprs).unwrap_or_else(|_| Checks::built_in());
     let selector = format!("{LABEL_INVENTORY}={inventory}");
-    let mut kinds: BTreeMap<(String, String, String), Vec<&ObjectKey>> = BTreeMap::new();
-    for (key, entry) in &entries {
-        kinds
-            .entry((key.group.clone(), entry.version.clone(), key.kind.clone()))
-            .or_default()
-            .push(key);
-    }
-    let lists = join_all(kinds.iter().map(|((group, version, kind), keys)| {
-        list_kind(client, engine, (group, version, kind), keys, &selector)
-    }))
+    let places: BTreeSet<(&str, &str, &str, Option<&str>)> = entries
+        .iter()
+        .map(|(k, e)| (&*k.group, &*e.version, &*k.kind, k.namespace.as_deref()))
+        .collect();
+    let lists = join_all(
+        places
+            .iter()
+            .map(|&(g, v, k, ns)| list_kind(client, engine, (g, v, k), ns, &selector)),
+    )
     .await;
     let mut listed = Listed {
         requests: 1 + lists.iter().filter(|l| matches!(l, Ok(Some(_)))).count(),
@@ -139,26 +140,28 @@ async fn read(client: &Client, engine: &Engine, gs: &GitSync) -> Result<Listed, 
     Ok(listed)
 }
 
-/// The GitSync's objects of one kind, or `None` when the kind is not served.
+/// The GitSync's objects of one kind in `namespace` (`None`: cluster-scoped), or `None` when
+/// the kind is not served.
 async fn list_kind(
     client: &Client,
     engine: &Engine,
     (group, version, kind): (&str, &str, &str),
-    keys: &[&ObjectKey],
+    namespace: Option<&str>,
     selector: &str,
 ) -> Result<Option<Vec<Value>>, ObjectsError> {
     let Some(resource) = engine.resource(group, version, kind) else {
         return Ok(None);
     };
-    let first = keys.first().and_then(|k| k.namespace.as_deref());
-    let one_namespace = first.filter(|ns| keys.iter().all(|k| k.namespace.as_deref() == Some(ns)));
-    let api: Api<DynamicObject> = match one_namespace {
+    let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource.api),
         None => Api::all_with(client.clone(), &resource.api),
     };
     let params = ListParams::default().labels(selector);
     let failed = |e: kube::Error| ObjectsError::List {
-        what: format!("{kind} in {}", one_namespace.unwrap_or("all namespaces")),
+        what: match namespace {
+            Some(ns) => format!("{kind} in {ns}"),
+            None => kind.to_string(),
+        },
         message: crate::ui::events::reason(&e),
     };
     let api_version = resource.api.api_version.clone();
