@@ -462,6 +462,13 @@ async fn the_tree_shows_deployment_replicaset_pod_with_health_and_follows_the_po
     );
     assert!(browser.text("#tree-summary").await.contains("0 drifted"));
     assert_no_secret_value(&browser.page_source().await);
+    // The tree is below the fold: the picture shows it.
+    browser
+        .execute(
+            "document.getElementById('tree-title').scrollIntoView();",
+            vec![],
+        )
+        .await;
     browser.screenshot("gitsync-tree").await;
     browser.assert_accessible().await;
 
