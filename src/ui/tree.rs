@@ -60,16 +60,22 @@ pub struct NodeHealth {
 }
 
 impl NodeHealth {
-    /// From kstatus (or CEL) health.
+    /// From kstatus (or CEL) health; "no status to wait for" (every ConfigMap, Secret,
+    /// Service…) says nothing more than "Healthy", and is left out.
     pub fn of(h: &Health) -> Self {
         let word = match h.status {
             HealthStatus::Current => HealthWord::Healthy,
             HealthStatus::InProgress => HealthWord::Progressing,
             HealthStatus::Failed => HealthWord::Failed,
         };
+        let says_more = h.message != crate::health::NO_STATUS;
         Self {
             word,
-            reason: h.message.clone(),
+            reason: if says_more {
+                h.message.clone()
+            } else {
+                String::new()
+            },
         }
     }
 
@@ -387,6 +393,19 @@ mod tests {
         let ns_open: Vec<bool> = t.namespaces.iter().map(|n| n.open).collect();
         assert_eq!(ns_open, [false, false, true, true]);
         assert!(t.progressing);
+    }
+
+    #[test]
+    fn a_reason_is_kept_only_when_it_says_more_than_the_word() {
+        let h = |message: &str| Health {
+            status: HealthStatus::Current,
+            message: message.into(),
+        };
+        assert_eq!(NodeHealth::of(&h(crate::health::NO_STATUS)).reason, "");
+        assert_eq!(
+            NodeHealth::of(&h("2 replicas ready")).reason,
+            "2 replicas ready"
+        );
     }
 
     #[test]
