@@ -11,10 +11,12 @@
 //! back, its owned fields hash as recorded again and the diff is gone. [`view`] and [`lines`]
 //! turn the diffs into what `html::drift` shows; they are pure.
 
+use std::sync::Arc;
+
 use kube::ResourceExt;
 
 use super::UiState;
-use super::objects;
+use super::objects::{self, Listed, ObjectsError};
 use crate::agent::crd::GitSync;
 use crate::apply::SyncOptions;
 use crate::object::ObjectRef;
@@ -78,13 +80,18 @@ pub enum Drift {
     },
 }
 
-/// The drift of `gs`, read now.
-pub async fn of_gitsync(ui: &UiState, gs: &GitSync) -> Drift {
+/// The drift of `gs`, whose objects are `listed` (`objects::of_gitsync`, maybe through
+/// `recent`), dry-run now.
+pub async fn of_gitsync(
+    ui: &UiState,
+    gs: &GitSync,
+    listed: Result<Arc<Listed>, ObjectsError>,
+) -> Drift {
     let (ns, name) = (gs.namespace().unwrap_or_default(), gs.name_any());
     let Some(set) = ui.applied.get(&ns, &name) else {
         return Drift::NotSynced;
     };
-    let listed = match objects::of_gitsync(&ui.client, &ui.engine, gs).await {
+    let listed = match listed {
         Ok(l) => l,
         Err(e) => return Drift::Unreadable(e.to_string()),
     };

@@ -8,7 +8,8 @@
 //! [`drift`]'s view of the live diff); [`html`] renders them with maud, which escapes every
 //! value; the I/O is in [`server`] (routes, security headers, compression), [`live`] (the
 //! `/events` stream), [`events`] (the Kubernetes Events of one GitSync), [`objects`] (its
-//! objects and their children: a handful of LISTs per view of its page, and the drift test)
+//! objects and their children: a handful of LISTs per view of its page, and the drift test;
+//! [`recent`] serves a read again for 2.5 s while its GitSync is unchanged)
 //! and [`drift`] (`Engine::preview` of the drifted objects, for the diff page).
 //!
 //! The overview comes from the agent's `reflector::Store` of GitSyncs — the cache its
@@ -29,6 +30,7 @@ pub mod live;
 pub mod model;
 pub mod objects;
 pub mod overview;
+pub mod recent;
 pub mod server;
 pub mod tree;
 

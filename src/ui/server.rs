@@ -30,7 +30,8 @@ use maud::Markup;
 
 use super::live::Streams;
 use super::overview::Query;
-use super::{UiState, assets, drift, events, gitsync, html, live, objects, overview, tree};
+use super::recent::Recent;
+use super::{UiState, assets, drift, events, gitsync, html, live, overview, tree};
 use crate::agent::crd::GitSync;
 
 /// The Content-Security-Policy of every response.
@@ -44,6 +45,8 @@ const GZIP_FROM: usize = 2048;
 struct App {
     ui: UiState,
     streams: Arc<Streams>,
+    /// The last read of each GitSync's objects, reused while it is unchanged.
+    recent: Recent,
 }
 
 /// Serves the UI on `addr` until the process ends.
@@ -61,6 +64,7 @@ pub fn router(state: UiState) -> Router {
     let app = Arc::new(App {
         ui: state,
         streams: Arc::default(),
+        recent: Recent::default(),
     });
     Router::new()
         .route("/", get(overview_page))
@@ -112,7 +116,7 @@ async fn gitsync_page(
     let started = std::time::Instant::now();
     let (events, objects) = tokio::join!(
         events::of_gitsync(&app.ui.client, &namespace, &name),
-        objects::of_gitsync(&app.ui.client, &app.ui.engine, &gs),
+        app.recent.objects(&app.ui.client, &app.ui.engine, &gs),
     );
     if let Ok(listed) = &objects {
         tracing::debug!(
@@ -128,7 +132,7 @@ async fn gitsync_page(
     let mut d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
     d.tree = Some(
         objects
-            .map(|l| tree::build(l.managed, l.others))
+            .map(|l| tree::build(l.managed.clone(), l.others.clone()))
             .map_err(|e| e.to_string()),
     );
     let markup = if is_fragment(raw.as_deref()) {
@@ -156,7 +160,11 @@ async fn diff_page(
         }
         return not_found(&text);
     };
-    let d = drift::of_gitsync(&app.ui, &gs).await;
+    let listed = app
+        .recent
+        .objects(&app.ui.client, &app.ui.engine, &gs)
+        .await;
+    let d = drift::of_gitsync(&app.ui, &gs, listed).await;
     let markup = if is_fragment(raw.as_deref()) {
         html::drift::fragment(&d)
     } else {
