@@ -324,10 +324,13 @@ fn crd(obj: &Value) -> Health {
     Health::in_progress("waiting for the CRD to be established")
 }
 
+/// The reason of an object with nothing in its status to go by (a ConfigMap, a Secret).
+pub const NO_STATUS: &str = "no status to wait for";
+
 /// Any other kind: follow a `Ready` condition when there is one.
 fn ready_condition(obj: &Value) -> Health {
     let Some(c) = condition(obj, "Ready") else {
-        return Health::current("no status to wait for");
+        return Health::current(NO_STATUS);
     };
     match text(c, "/status") {
         Some("True") => Health::current(describe(c, "ready")),

@@ -33,6 +33,8 @@ const GITHUB_SECRET: &str = "PLANTED-github-secret-3a4f";
 const SECRET_DATA: &str = "PLANTED-secret-data-77aa";
 const ECHOED: &str = "PLANTED-echoed-by-the-apiserver-1e2f";
 const URL_TOKEN: &str = "PLANTED-url-token-6c3d";
+/// Written by hand over a Secret's data in Git: the web UI's live diff must mask it too.
+const DRIFTED_DATA: &str = "PLANTED-drifted-by-hand-4b8c";
 
 /// Samples `ps -eww -o args` every 20 ms on a thread until dropped.
 struct PsSampler {
@@ -267,6 +269,11 @@ async fn no_credential_or_secret_data_appears_in_any_output() {
         ("GitHub secret".into(), GITHUB_SECRET.into()),
         ("Secret data".into(), SECRET_DATA.into()),
         ("Secret data (base64)".into(), planted.clone()),
+        ("Secret data drifted by hand".into(), DRIFTED_DATA.into()),
+        (
+            "Secret data drifted by hand (base64)".into(),
+            base64::engine::general_purpose::STANDARD.encode(DRIFTED_DATA),
+        ),
         (
             "Secret value quoted by the API server".into(),
             ECHOED.into(),
@@ -400,7 +407,8 @@ fn capture_the_webhooks_and_metrics(agent: &Agent, ssh_url: &str) -> Vec<(&'stat
     outputs
 }
 
-/// The web UI: the overview and the page of every GitSync (conditions, events, history).
+/// The web UI: the overview, the page of every GitSync (conditions, events, history, resource
+/// tree) and the live diff of a Secret drifted by hand.
 fn capture_the_web_ui(agent: &Agent, ns: &TestNamespace) -> Vec<(&'static str, String)> {
     let port = agent.ui_port.expect("the web UI");
     let (code, overview) = http(port, "GET", "/", &[], b"");
@@ -414,7 +422,43 @@ fn capture_the_web_ui(agent: &Agent, ns: &TestNamespace) -> Vec<(&'static str, S
         "url-token",
         "url-only",
     ];
-    let mut pages = String::new();
+    // A hand edit of a Secret that GitSync `ssh` applied: its live diff shows the change,
+    // masked (the interval is an hour: no sync puts it back meanwhile).
+    // From a file: `ps` is sampled, and a value on kubectl's command line would be seen there.
+    let drifted = base64::engine::general_purpose::STANDARD.encode(DRIFTED_DATA);
+    let patch = std::env::temp_dir().join(format!("{}-drift.json", ns.name));
+    std::fs::write(&patch, format!(r#"{{"data":{{"token":"{drifted}"}}}}"#)).expect("patch file");
+    let out = ns.kubectl(&[
+        "patch",
+        "secret",
+        "secret-a",
+        "-n",
+        &ns.name,
+        "--type",
+        "merge",
+        "--patch-file",
+        &patch.display().to_string(),
+    ]);
+    let _ = std::fs::remove_file(&patch);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, diff) = http(
+        port,
+        "GET",
+        &format!("/gitsyncs/{}/ssh/diff", ns.name),
+        &[],
+        b"",
+    );
+    assert_eq!(code, 200, "{diff}");
+    let section = format!("data-object=\"Secret/{}/secret-a\"", ns.name);
+    assert!(
+        diff.contains(&section) && diff.contains("masked"),
+        "the Secret's diff: {diff}"
+    );
+    let mut pages = diff;
     for name in names {
         let gitsync = format!("{}/{name}", ns.name);
         assert!(
@@ -428,7 +472,7 @@ fn capture_the_web_ui(agent: &Agent, ns: &TestNamespace) -> Vec<(&'static str, S
     }
     vec![
         ("web UI overview", overview),
-        ("web UI GitSync pages", pages),
+        ("web UI GitSync pages and a live diff", pages),
     ]
 }
 

@@ -14,7 +14,7 @@ use serde_json::json;
 use support::agent::{Agent, create_gitsync, gitsync, ready};
 use support::browser::Browser;
 use support::git_servers::{GitDaemon, TestRepo};
-use support::manifests::configmap;
+use support::manifests::{configmap, deployment};
 use support::{TestNamespace, eventually};
 
 /// A ConfigMap without a name: the render of its directory fails, naming the file.
@@ -319,5 +319,276 @@ async fn a_gitsync_page_names_the_failure_and_follows_its_fix() {
         .await;
     browser.screenshot("gitsync").await;
     browser.assert_accessible().await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+/// A Secret's value in Git, and the one written over it by hand: neither may appear in a page.
+const SECRET_IN_GIT: &str = "git-secret-value-51c0";
+const SECRET_BY_HAND: &str = "hand-secret-value-9e2d";
+
+/// One GitSync `app` applying a Deployment `web` of two replicas (kube-controller-manager makes
+/// its ReplicaSet and Pods, kwok makes them Ready), a ConfigMap `settings` and a Secret `db`.
+/// Its `interval` is an hour, so a hand edit stays until a sync is asked for.
+struct Workload {
+    ns: TestNamespace,
+    _repo: TestRepo,
+    _daemon: GitDaemon,
+    agent: Agent,
+}
+
+impl Workload {
+    async fn start(prefix: &str) -> Workload {
+        let ns = TestNamespace::new(prefix).await;
+        let repo = TestRepo::new();
+        // `data`, not `stringData`: driftless then owns `data.password`, which a hand edit
+        // of it takes away (the drift the page finds).
+        let secret = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  password: {}\n",
+            b64(SECRET_IN_GIT)
+        );
+        repo.commit(
+            &[
+                ("app/deploy.yaml", &deployment("web", 2, "nginx:1.27")),
+                (
+                    "app/cm.yaml",
+                    &configmap("settings", &[("mode", "from-git")]),
+                ),
+                ("app/secret.yaml", &secret),
+            ],
+            "a workload",
+        );
+        repo.push();
+        let daemon = GitDaemon::start(repo.base());
+        let agent = Agent::for_namespace(&ns)
+            .ui()
+            .args(&["--identity-namespace", &ns.name])
+            .start();
+        let spec = json!({
+            "url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s", "interval": "1h",
+        });
+        create_gitsync(&ns, "app", spec).await;
+        eventually("app Ready=True", LIVE, || async {
+            let gs = gitsync(&ns, "app").await;
+            (ready(&gs)?.0 == "True").then_some(())
+        })
+        .await;
+        Workload {
+            ns,
+            _repo: repo,
+            _daemon: daemon,
+            agent,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/gitsyncs/{}/app{path}",
+            self.agent.ui_url(),
+            self.ns.name
+        )
+    }
+
+    fn kubectl(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.ns.name.as_str()];
+        all.extend_from_slice(args);
+        let out = self.ns.kubectl(&all);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The Pods under Deployment `web` → its ReplicaSet, as (name, health word).
+async fn pods_of_web(browser: &Browser) -> Vec<(String, String)> {
+    let pod = "li.node[data-kind=\"Deployment\"][data-name=\"web\"] \
+               li.node[data-kind=\"ReplicaSet\"] li.node[data-kind=\"Pod\"]";
+    let names = browser.texts(&format!("{pod} > .name")).await;
+    let health = browser.texts(&format!("{pod} > .health")).await;
+    names.into_iter().zip(health).collect()
+}
+
+fn b64(value: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+fn assert_no_secret_value(source: &str) {
+    for value in [SECRET_IN_GIT, SECRET_BY_HAND] {
+        assert!(!source.contains(value), "{value} in the page");
+        assert!(
+            !source.contains(&b64(value)),
+            "{value} (base64) in the page"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_tree_shows_deployment_replicaset_pod_with_health_and_follows_the_pods() {
+    let w = Workload::start("uib-tree").await;
+    let browser = Browser::start().await;
+    browser.goto(&w.url("")).await;
+
+    // Deployment → ReplicaSet → two Pods, Healthy once kwok has them Ready (the page refreshes
+    // itself while something is progressing: no GitSync event says a Pod became Ready).
+    mark(&browser).await;
+    let healthy = eventually("two healthy Pods under web's ReplicaSet", LIVE, || async {
+        let pods = pods_of_web(&browser).await;
+        (pods.len() == 2 && pods.iter().all(|(_, h)| h == "Healthy")).then_some(pods)
+    })
+    .await;
+    let deployment = "li.node[data-kind=\"Deployment\"][data-name=\"web\"]";
+    assert_eq!(
+        browser.text(&format!("{deployment} > .health")).await,
+        "Healthy"
+    );
+    assert_eq!(
+        browser
+            .texts(&format!(
+                "{deployment} > ul > li.node[data-kind=\"ReplicaSet\"] > .health"
+            ))
+            .await,
+        ["Healthy"]
+    );
+    // The other objects: grouped by kind, the Secret named without its data.
+    for kind in ["ConfigMap", "Secret", "Deployment"] {
+        let group = format!("details#g-{}-{kind} summary", w.ns.name);
+        assert!(browser.text(&group).await.starts_with(kind), "{group}");
+    }
+    assert_eq!(
+        browser.text("li.node[data-kind=\"Secret\"] > .name").await,
+        "db"
+    );
+    assert!(browser.text("#tree-summary").await.contains("0 drifted"));
+    assert_no_secret_value(&browser.page_source().await);
+    // The tree is below the fold: the picture shows it.
+    browser
+        .execute(
+            "document.getElementById('tree-title').scrollIntoView();",
+            vec![],
+        )
+        .await;
+    browser.screenshot("gitsync-tree").await;
+    browser.assert_accessible().await;
+
+    // What a view costs (printed for the docs: `--nocapture`): the page and its fragment.
+    let port = w.agent.ui_port.expect("the web UI");
+    for path in [w.url(""), w.url("?fragment=1"), w.url("/diff")] {
+        let path = path.trim_start_matches(&w.agent.ui_url()).to_string();
+        let started = std::time::Instant::now();
+        let (code, body) = support::agent::http(port, "GET", &path, &[], b"");
+        assert_eq!(code, 200, "{body}");
+        eprintln!(
+            "GET {path}: {} ms, {} bytes",
+            started.elapsed().as_millis(),
+            body.len()
+        );
+    }
+    let log = w.agent.log();
+    let mut read = log
+        .lines()
+        .filter(|l| l.contains("page read its Events and objects"));
+    eprintln!("{}", read.next_back().unwrap_or_default());
+
+    // A Pod deleted: its replacement shows up, progresses and turns Healthy, without reload.
+    let (gone, _) = &healthy[0];
+    w.kubectl(&["delete", "pod", gone, "--wait=false"]);
+    eventually(
+        "the replacement Pod, Healthy",
+        Duration::from_secs(90),
+        || async {
+            let pods = pods_of_web(&browser).await;
+            let replaced = pods.len() == 2 && pods.iter().all(|(n, h)| n != gone && h == "Healthy");
+            replaced.then_some(())
+        },
+    )
+    .await;
+    assert_not_reloaded(&browser).await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_hand_edit_shows_in_the_live_diff_until_the_next_sync() {
+    let w = Workload::start("uib-diff").await;
+    let ns = w.ns.name.clone();
+    w.kubectl(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"mode":"by-hand"}}"#,
+    ]);
+    w.kubectl(&[
+        "patch",
+        "secret",
+        "db",
+        "--type",
+        "merge",
+        "-p",
+        &format!(r#"{{"data":{{"password":"{}"}}}}"#, b64(SECRET_BY_HAND)),
+    ]);
+
+    // The tree marks both as drifted; its link leads to the diff.
+    let browser = Browser::start().await;
+    browser.goto(&w.url("")).await;
+    let drifted = browser.texts("li.node:has(> .drifted) > .name").await;
+    assert_eq!(
+        drifted,
+        ["settings", "db"],
+        "ConfigMap then Secret, by kind"
+    );
+    assert!(browser.text("#tree-summary").await.contains("2 drifted"));
+    browser.click("#diff-link").await;
+    browser
+        .wait_for("#drift-summary", Duration::from_secs(10))
+        .await;
+    assert!(browser.current_url().await.ends_with("/app/diff"));
+    assert_eq!(
+        browser.text("h1").await,
+        format!("Live diff of GitSync {ns}/app")
+    );
+
+    // The ConfigMap's diff: the hand-made value out, Git's in.
+    let cm = format!("section.object-diff[data-object=\"ConfigMap/{ns}/settings\"]");
+    assert_eq!(
+        browser.texts(&format!("{cm} .del")).await,
+        ["-  mode: by-hand"]
+    );
+    assert_eq!(
+        browser.texts(&format!("{cm} .add")).await,
+        ["+  mode: from-git"]
+    );
+    // The Secret's: a change, masked.
+    let secret = format!("section.object-diff[data-object=\"Secret/{ns}/db\"]");
+    let lines = browser
+        .texts(&format!("{secret} .del, {secret} .add"))
+        .await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines.iter().all(|l| l.contains("masked")), "{lines:?}");
+    assert_no_secret_value(&browser.page_source().await);
+    browser.screenshot("gitsync-diff").await;
+    browser.assert_accessible().await;
+
+    // A sync asked for: it puts both back, and the diff goes without a reload.
+    mark(&browser).await;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    w.kubectl(&[
+        "annotate",
+        "gitsync",
+        "app",
+        "--overwrite",
+        &format!("driftless.dev/requested-at={now}"),
+    ]);
+    browser
+        .wait_for_text("#drift-summary", "No drift", LIVE)
+        .await;
+    assert!(browser.texts("section.object-diff").await.is_empty());
+    assert_not_reloaded(&browser).await;
+    browser.goto(&w.url("")).await;
+    assert!(browser.text("#tree-summary").await.contains("0 drifted"));
+    assert_no_secret_value(&browser.page_source().await);
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }

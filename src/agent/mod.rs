@@ -7,6 +7,7 @@
 //! Failures requeue with capped exponential backoff and jitter. Deleting a GitSync prunes its
 //! objects when `prune` is true (a finalizer), and orphans them otherwise.
 
+pub mod applied;
 pub mod coalesce;
 pub mod control;
 pub mod crd;
@@ -140,6 +141,10 @@ pub struct Context {
     pub api_warnings: warnings::Published,
     /// Chat messages, webhooks and commit statuses, sent off the sync's path.
     pub notifier: notifications::Notifier,
+    /// Whether the web UI is served: only then is [`Context::applied`] kept.
+    pub ui_enabled: bool,
+    /// What each GitSync's last successful sync applied, for the web UI's live diff.
+    pub applied: Arc<applied::AppliedSets>,
 }
 
 /// Runs the agent until the process is stopped.
@@ -234,6 +239,8 @@ fn spawn_listeners(
             changes,
             client: ctx.client.clone(),
             deploy_key: opts.deploy_key.clone(),
+            engine: ctx.engine.clone(),
+            applied: ctx.applied.clone(),
         };
         tokio::spawn(async move {
             if let Err(e) = crate::ui::serve(addr, state).await {
@@ -287,6 +294,8 @@ async fn reconcile_with_finalizer(
 /// A deleted GitSync: prune its objects when `prune` is true, otherwise leave them.
 async fn cleanup(gs: &GitSync, ctx: &Context) -> Result<Action, AgentError> {
     ctx.notifier.forget(gs);
+    ctx.applied
+        .forget(&gs.namespace().unwrap_or_default(), &gs.name_any());
     ctx.api_warnings.forget(&format!(
         "{}/{}",
         gs.namespace().unwrap_or_default(),
@@ -350,6 +359,8 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             api_warnings: warnings::Published::default(),
             notifier,
+            ui_enabled: opts.ui_listen.is_some(),
+            applied: Arc::default(),
         }
     }
 

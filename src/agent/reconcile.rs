@@ -16,6 +16,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::applied::AppliedSet;
 use super::crd::{GitSync, GitSyncStatus, RefSpec};
 use super::dependencies::{self, Waiting};
 use super::events::event;
@@ -310,9 +311,25 @@ async fn sync(
         ignore: gs.spec.ignore.clone(),
         ..SyncOptions::default()
     };
-    super::run_sync(engine, manifests, opts)
+    // Kept for the web UI's live diff, recorded only once the sync succeeded.
+    let applied = (ctx.ui_enabled).then(|| {
+        AppliedSet::new(
+            revision,
+            &manifests,
+            opts.inventory.clone(),
+            opts.inventory_namespace.clone(),
+            opts.default_namespace.clone(),
+            opts.ignore.clone(),
+        )
+    });
+    let changes = super::run_sync(engine, manifests, opts)
         .await
-        .map_err(|e| step(Reason::of_sync_error(&e))(e.to_string()))
+        .map_err(|e| step(Reason::of_sync_error(&e))(e.to_string()))?;
+    if let Some(set) = applied {
+        let ns = gs.namespace().unwrap_or_default();
+        ctx.applied.record(&ns, &gs.name_any(), set);
+    }
+    Ok(changes)
 }
 
 /// Step 2: checks the signature policy of `spec.verify`, if any. A refusal names the commit (or tag)

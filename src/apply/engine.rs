@@ -41,6 +41,22 @@ impl Engine {
         })
     }
 
+    /// An engine with an empty API catalog and no discovery run: every kind is unknown to it
+    /// until a sync rediscovers. For the UI's tests, which need an engine but no cluster.
+    pub fn undiscovered(client: Client) -> Engine {
+        Engine {
+            inventory_client: client.clone(),
+            client,
+            catalog: Arc::new(RwLock::new(Arc::new(Catalog::default()))),
+        }
+    }
+
+    /// The resource serving `group/version` `kind` as last discovered (the web UI lists a
+    /// GitSync's objects with it).
+    pub fn resource(&self, group: &str, version: &str, kind: &str) -> Option<Resource> {
+        self.catalog().get(group, version, kind).cloned()
+    }
+
     /// An engine that writes objects with `client` (typically impersonating a ServiceAccount)
     /// and everything else as this one: same inventory identity, same (shared) API catalog, so
     /// no discovery is repeated.

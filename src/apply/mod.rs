@@ -64,6 +64,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use engine::Engine;
+pub use managed::owned_fields_hash;
 pub use preview::Preview;
 pub use protect::{GITSYNC_CRD, Protected};
 pub use store::{InventoryStore, Stored};

@@ -57,18 +57,21 @@ impl Engine {
         let stored = self.inventory_store(opts).read().await?;
         let client = self.client();
         let warnings = Arc::new(ApiWarnings::default());
-        let results: Vec<Result<Option<(ObjectRef, String)>, String>> = stream::iter(
-            items
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| i.need != Need::Skip)
-                .map(|(idx, item)| {
-                    attribute(&warnings, idx, diff_one(client, item, &opts.ignore)).boxed()
-                }),
-        )
-        .buffered(opts.concurrency.max(1))
-        .collect()
-        .await;
+        // NB: indices, not references, go through the stream (as in `dry_run`): a closure
+        // taking a reference keeps the compiler from proving the future `Send`, which the web
+        // UI's diff page (an axum handler) needs.
+        let selected: Vec<usize> = (0..items.len())
+            .filter(|&idx| items[idx].need != Need::Skip)
+            .collect();
+        let (items_ref, warnings_ref) = (&items, &warnings);
+        let results: Vec<Result<Option<(ObjectRef, String)>, String>> =
+            stream::iter(selected.into_iter().map(|idx| {
+                let diff = diff_one(client, &items_ref[idx], &opts.ignore);
+                attribute(warnings_ref, idx, diff).boxed()
+            }))
+            .buffered(opts.concurrency.max(1))
+            .collect()
+            .await;
         let mut preview = Preview {
             warnings: attributed(&warnings, &items),
             ..Preview::default()
@@ -156,4 +159,12 @@ async fn diff_one(
     };
     let diff = unified_diff(&item.id, live.as_ref(), &after);
     Ok((!diff.is_empty()).then(|| (item.id.clone(), diff)))
+}
+
+/// The preview's future is `Send`, as the web UI's diff page needs; this fails to compile
+/// when it is not (see `sync_is_send`).
+#[allow(dead_code)]
+fn preview_is_send(engine: &Engine, opts: &SyncOptions) {
+    fn send<T: Send>(_: T) {}
+    send(engine.preview(Vec::new(), opts));
 }

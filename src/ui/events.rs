@@ -35,7 +35,8 @@ pub async fn of_gitsync(
     }
 }
 
-fn reason(e: &kube::Error) -> String {
+/// The API server's message and code for `e`, as the page shows it.
+pub(crate) fn reason(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
         other => other.to_string(),

@@ -1,5 +1,6 @@
 //! The view model of one GitSync's page: its state and conditions, what its spec asks for, the
-//! revisions, the sync history, its recent Events and the agent's public deploy key. Pure:
+//! revisions, the sync history, its recent Events, the agent's public deploy key and the
+//! resource tree (set by the server once read; see `tree`). Pure:
 //! built from the cached GitSync, the Events `events` listed and the key the agent was started
 //! with; rendered by `html::gitsync`.
 
@@ -9,6 +10,7 @@ use kube::ResourceExt;
 
 use super::DeployKey;
 use super::model::{self, RevisionView, Summary, When};
+use super::tree::Tree;
 use crate::agent::crd::{CommitSummary, GitSync};
 use crate::agent::reason::Reason;
 use crate::agent::status::READY;
@@ -40,6 +42,8 @@ pub struct Detail {
     /// Recent Events, or why they could not be read.
     pub events: Result<Vec<EventRow>, String>,
     pub deploy_key: Option<DeployKeyView>,
+    /// The resource tree, once read (`objects`, then `tree::build`), or why it could not be.
+    pub tree: Option<Result<Tree, String>>,
 }
 
 /// A condition of the GitSync.
@@ -195,6 +199,7 @@ pub fn detail(
             .collect(),
         events: events.map(newest_first),
         deploy_key: key.map(|k| deploy_key(k, gs, &namespace)),
+        tree: None,
         name: gs.name_any(),
         namespace,
     }

@@ -5,37 +5,52 @@
 //!
 //! A thin driver over the library, like `agent` and `cli`. The view models are pure functions
 //! of the agent's watch cache of GitSyncs ([`model`], [`overview`], [`gitsync`], with commit
-//! links from [`links`]); [`html`] renders them with maud, which escapes every value; the I/O
-//! is in [`server`] (routes, security headers, compression), [`live`] (the `/events` stream)
-//! and [`events`] (the Kubernetes Events of one GitSync, the one API read per page view).
+//! links from [`links`]) and of what a GitSync's page reads ([`tree`]: the resource tree;
+//! [`drift`]'s view of the live diff); [`html`] renders them with maud, which escapes every
+//! value; the I/O is in [`server`] (routes, security headers, compression), [`live`] (the
+//! `/events` stream), [`events`] (the Kubernetes Events of one GitSync), [`objects`] (its
+//! objects and their children: a handful of LISTs per view of its page, and the drift test;
+//! [`recent`] serves a read again for 2.5 s while its GitSync is unchanged)
+//! and [`drift`] (`Engine::preview` of the drifted objects, for the diff page).
 //!
 //! Reading needs no sign-in. Acting — [`actions`]: sync now, suspend, resume — needs a user
 //! who signed in with a Kubernetes bearer token and whom the API server allows to `patch` that
 //! GitSync ([`auth`]: TokenReview, SubjectAccessReview, sessions, CSRF); the agent then makes
 //! the change with its own client, through the same `agent::control` functions as the CLI.
 //!
-//! Data comes from the agent's `reflector::Store` of GitSyncs — the cache its controller
-//! reads — not from a LIST per page view; the agent bumps [`Changes`] on every watch event it
-//! applies to that store (status writes included), and `/events` tells the browsers, at most
-//! every 250 ms. Nothing from a Secret is shown but the agent's public deploy key.
+//! The overview comes from the agent's `reflector::Store` of GitSyncs — the cache its
+//! controller reads — not from a LIST per page view; the agent bumps [`Changes`] on every
+//! watch event it applies to that store (status writes included), and `/events` tells the
+//! browsers, at most every 250 ms. What changes no GitSync (a Pod turning Ready, a hand edit)
+//! reaches an open page by the timed refresh its fragment asks for (`data-refresh`, see
+//! `html::tree`). Nothing from a Secret is shown but the agent's public deploy key and Secret
+//! names: the tree lists Secrets by metadata only, and the diff masks their values.
 
 pub mod actions;
 pub mod assets;
 pub mod auth;
+pub mod drift;
 pub mod events;
 pub mod gitsync;
 pub mod html;
 pub mod links;
 pub mod live;
 pub mod model;
+pub mod objects;
 pub mod overview;
+pub mod recent;
 pub mod server;
+pub mod tree;
 
 pub use server::{router, serve};
 
 use kube::runtime::reflector::Store;
 
+use std::sync::Arc;
+
+use crate::agent::applied::AppliedSets;
 use crate::agent::crd::GitSync;
+use crate::apply::Engine;
 
 /// A counter the agent bumps each time its cache of GitSyncs changed.
 pub type Changes = tokio::sync::watch::Receiver<u64>;
@@ -62,4 +77,8 @@ pub struct UiState {
     pub client: kube::Client,
     /// The agent's deploy key, when it has one.
     pub deploy_key: Option<DeployKey>,
+    /// The agent's engine: its API catalog for the objects' LISTs, and `preview` for the diff.
+    pub engine: Arc<Engine>,
+    /// What each GitSync's last successful sync applied (the desired side of the diff).
+    pub applied: Arc<AppliedSets>,
 }

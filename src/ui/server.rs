@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /` (`?q=`, `?state=`, `?fragment=1`) | the overview (or its live fragment) |
 //! | `GET /gitsyncs/{namespace}/{name}` (`?fragment=1`) | one GitSync (or its fragment); 404 if unknown |
+//! | `GET /gitsyncs/{namespace}/{name}/diff` (`?fragment=1`) | its live diff (or its fragment); 404 if unknown |
 //! | `GET /assets/{file}` | the embedded CSS and JS, cached for a year (hashed names, ETag) |
 //! | `GET /events` | server-sent `change` events (`live`) |
 //! | `GET /healthz` | `ok` |
@@ -37,7 +38,8 @@ use super::auth::Auth;
 use super::html::auth::Acting;
 use super::live::Streams;
 use super::overview::Query;
-use super::{UiState, assets, events, gitsync, html, live, overview};
+use super::recent::Recent;
+use super::{UiState, assets, drift, events, gitsync, html, live, overview, tree};
 use crate::agent::crd::GitSync;
 
 /// The Content-Security-Policy of every response.
@@ -55,6 +57,8 @@ pub(crate) struct App {
     pub(crate) ui: UiState,
     streams: Arc<Streams>,
     pub(crate) auth: Arc<Auth>,
+    /// The last read of each GitSync's objects, reused while it is unchanged.
+    recent: Recent,
 }
 
 /// Serves the UI on `addr` until the process ends.
@@ -78,6 +82,7 @@ pub fn router_with(state: UiState, auth: Arc<Auth>) -> Router {
         ui: state,
         streams: Arc::default(),
         auth,
+        recent: Recent::default(),
     });
     let forms = Router::new()
         .route("/login", get(handlers::login_page).post(handlers::login))
@@ -88,6 +93,7 @@ pub fn router_with(state: UiState, auth: Arc<Auth>) -> Router {
         .route("/", get(overview_page))
         .route("/gitsyncs/{namespace}/{name}", get(gitsync_page))
         .merge(forms)
+        .route("/gitsyncs/{namespace}/{name}/diff", get(diff_page))
         .route("/assets/{file}", get(asset))
         .route("/events", get(live_events))
         .route("/healthz", get(|| async { "ok" }))
@@ -132,9 +138,28 @@ async fn gitsync_page(
         }
         return not_found(&text);
     };
-    let events = events::of_gitsync(&app.ui.client, &namespace, &name).await;
+    let started = std::time::Instant::now();
+    let (events, objects) = tokio::join!(
+        events::of_gitsync(&app.ui.client, &namespace, &name),
+        app.recent.objects(&app.ui.client, &app.ui.engine, &gs),
+    );
+    if let Ok(listed) = &objects {
+        tracing::debug!(
+            gitsync = %format!("{namespace}/{name}"),
+            objects = listed.managed.len(),
+            children = listed.others.len(),
+            requests = listed.requests + 1,
+            ms = started.elapsed().as_millis(),
+            "page read its Events and objects"
+        );
+    }
     let now = Timestamp::now();
-    let d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
+    let mut d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
+    d.tree = Some(
+        objects
+            .map(|l| tree::build(l.managed.clone(), l.others.clone()))
+            .map_err(|e| e.to_string()),
+    );
     let viewer = handlers::viewer(&app, &headers);
     let acting = Acting {
         viewer: viewer.as_ref(),
@@ -144,6 +169,36 @@ async fn gitsync_page(
         html::gitsync::fragment(&d, now, acting)
     } else {
         html::gitsync::render(&d, now, acting)
+    };
+    page(StatusCode::OK, markup, &headers)
+}
+
+async fn diff_page(
+    State(app): State<Arc<App>>,
+    Path((namespace, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !filled(&app) {
+        return not_ready();
+    }
+    let key = ObjectRef::<GitSync>::new(&name).within(&namespace);
+    let Some(gs) = app.ui.gitsyncs.get(&key) else {
+        let text = format!("There is no GitSync {namespace}/{name}.");
+        if is_fragment(raw.as_deref()) {
+            return page(StatusCode::NOT_FOUND, html::gone(&text), &headers);
+        }
+        return not_found(&text);
+    };
+    let listed = app
+        .recent
+        .objects(&app.ui.client, &app.ui.engine, &gs)
+        .await;
+    let d = drift::of_gitsync(&app.ui, &gs, listed).await;
+    let markup = if is_fragment(raw.as_deref()) {
+        html::drift::fragment(&d)
+    } else {
+        html::drift::render(&namespace, &name, &d)
     };
     page(StatusCode::OK, markup, &headers)
 }

@@ -41,6 +41,8 @@ fn state(ready: bool) -> (UiState, Writer<GitSync>, tokio::sync::watch::Sender<u
         changes,
         client: client(),
         deploy_key: None,
+        engine: std::sync::Arc::new(crate::apply::Engine::undiscovered(client())),
+        applied: std::sync::Arc::default(),
     };
     (ui, writer, tx)
 }

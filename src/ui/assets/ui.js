@@ -1,5 +1,5 @@
-// driftless web UI: live updates over server-sent events, and the deploy key's copy button.
-// The action buttons are plain forms: they need no script.
+// driftless web UI: live updates over server-sent events (and by a timer where the page asks),
+// and the deploy key's copy button. The action buttons are plain forms: they need no script.
 // Loaded from /assets (no inline script, no eval); the pages work without it, just not live.
 "use strict";
 (function () {
@@ -19,13 +19,30 @@
         var el = document.activeElement;
         var href = live.contains(el) && el.getAttribute("href");
         var id = live.contains(el) && el.id;
+        // Keep the tree's groups as the reader left them, opened or closed.
+        var open = {};
+        live.querySelectorAll("details[id]").forEach(function (d) { open[d.id] = d.open; });
         live.innerHTML = html;
+        live.querySelectorAll("details[id]").forEach(function (d) {
+          if (d.id in open) { d.open = open[d.id]; }
+        });
         var again = (id && document.getElementById(id)) ||
           (href && live.querySelector('a[href="' + CSS.escape(href) + '"]'));
         if (again) { again.focus(); }
+        schedule();
       })
-      .catch(function () {});
+      .catch(schedule);
   }
+  // A page whose fragment says `data-refresh="N"` refreshes itself after N seconds: the Pods
+  // of a rollout and a hand-made drift change no GitSync, so no server-sent event tells it.
+  var timer = null;
+  function schedule() {
+    if (timer) { clearTimeout(timer); timer = null; }
+    var marked = live && live.querySelector("[data-refresh]");
+    var seconds = marked ? parseInt(marked.getAttribute("data-refresh"), 10) : 0;
+    if (seconds > 0) { timer = setTimeout(refresh, seconds * 1000); }
+  }
+  schedule();
   if (live && "EventSource" in window) {
     var source = new EventSource("/events");
     source.addEventListener("change", refresh);

@@ -1,4 +1,5 @@
-//! A GitSync's page: state, conditions, source, objects, history, Events, deploy key.
+//! A GitSync's page: state, conditions, source, objects (counts, then the resource tree of
+//! `html::tree`, whose hooks are listed there), history, Events, deploy key.
 //!
 //! Hooks for tests and scripts: `#state[data-state]` (the state's word and reason),
 //! `#message`, the tables `#conditions` (a `tr[data-condition="Ready"]` per condition, Ready
@@ -97,6 +98,9 @@ fn objects(d: &Detail) -> Markup {
         @if !d.phases.is_empty() {
             p { "Hooks and waves of the last sync that had them:" }
             ul.plain { @for p in &d.phases { li { (p) } } }
+        }
+        @if let Some(t) = &d.tree {
+            (super::tree::section(t, &format!("/gitsyncs/{}/{}/diff", d.namespace, d.name)))
         }
     }
 }

@@ -8,8 +8,10 @@
 //! id `live` (its content is the page's *fragment*, served alone with `?fragment=1`).
 
 pub mod auth;
+pub mod drift;
 pub mod gitsync;
 pub mod overview;
+pub mod tree;
 
 use maud::{DOCTYPE, Markup, html};
 
@@ -31,7 +33,8 @@ pub fn page_for(title: &str, body: &Markup, viewer: Option<&Viewer>) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · driftless" }
-                // No icon: else browsers ask for /favicon.ico and log its 404 as an error.
+                // An empty icon: without one the browser asks for /favicon.ico, gets a 404
+                // and logs it as a console error on every page.
                 link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::stylesheet());
                 script src=(assets::script()) defer {}
