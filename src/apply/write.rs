@@ -76,7 +76,7 @@ impl Engine {
             .iter()
             .any(|o| o.need == Need::Deferred && o.resource.is_none());
         if crd_applied || unserved {
-            self.rediscover().await?;
+            self.rediscover_until_served(objects).await?;
         }
         let catalog = self.catalog();
         let deferred = classify::resolve_deferred(objects, |id| resource_of(&catalog, id));
@@ -97,6 +97,29 @@ impl Engine {
                 .await;
         }
         Ok(applied)
+    }
+
+    /// Rediscovers until every deferred object's kind is served, for a few seconds at most.
+    /// NB: a CRD's `Established` condition comes before the API server's discovery document
+    /// lists its kind (the discovery controller catches up asynchronously, later on a loaded
+    /// server), so one rediscovery right after may still miss it. A kind still unserved after
+    /// the last try is refused by the deferred dry-run, naming the object, as before.
+    async fn rediscover_until_served(&self, objects: &[DesiredObject]) -> Result<(), SyncError> {
+        const TRIES: u32 = 10;
+        const PAUSE: std::time::Duration = std::time::Duration::from_millis(300);
+        for attempt in 1..=TRIES {
+            self.rediscover().await?;
+            let catalog = self.catalog();
+            let all_served = objects
+                .iter()
+                .filter(|o| o.need == Need::Deferred)
+                .all(|o| resource_of(&catalog, &o.id).is_some());
+            if all_served || attempt == TRIES {
+                break;
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
+        Ok(())
     }
 
     /// `PreSync` hooks, the waves in order (each healthy before the next when another
