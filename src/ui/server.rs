@@ -39,7 +39,7 @@ use super::html::auth::Acting;
 use super::live::Streams;
 use super::overview::Query;
 use super::recent::Recent;
-use super::{UiState, assets, drift, events, gitsync, html, live, overview, tree};
+use super::{UiState, assets, drift, events, gitsync, health, html, live, overview, tree};
 use crate::agent::crd::GitSync;
 
 /// The Content-Security-Policy of every response.
@@ -111,7 +111,13 @@ async fn overview_page(
     let Some(all) = cached(&app) else {
         return not_ready();
     };
-    let o = overview::overview(&all, Query::parse(raw.as_deref()), Timestamp::now());
+    let counts = app.ui.health.snapshot();
+    let o = overview::overview(
+        &all,
+        &counts,
+        Query::parse(raw.as_deref()),
+        Timestamp::now(),
+    );
     let markup = if is_fragment(raw.as_deref()) {
         html::overview::fragment(&o)
     } else {
@@ -152,6 +158,14 @@ async fn gitsync_page(
             ms = started.elapsed().as_millis(),
             "page read its Events and objects"
         );
+    }
+    if let Ok(listed) = &objects {
+        // The read is free news for the overview's counts.
+        let counts = health::Counts::of(&listed.managed);
+        let at = std::time::Instant::now();
+        app.ui
+            .health
+            .record(&health::key(&gs), Some(counts), health::mark(&gs), at);
     }
     let now = Timestamp::now();
     let mut d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
@@ -224,7 +238,11 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
 }
 
 async fn live_events(State(app): State<Arc<App>>) -> Response {
-    match live::stream(app.ui.changes.clone(), &app.streams) {
+    match live::stream(
+        app.ui.changes.clone(),
+        app.ui.health.subscribe(),
+        &app.streams,
+    ) {
         Some(sse) => sse.into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
