@@ -49,14 +49,17 @@ impl Streams {
 }
 
 /// The event stream for one browser, or `None` when [`MAX_STREAMS`] are open: after each
-/// change of the agent's cache (`changes`) or of the objects' health counts (`counts`,
-/// `ui::health`).
+/// change of the agent's cache (`changes`) and, for the overview (`/events?health=1`), of the
+/// objects' health counts (`counts`, `ui::health`) — a GitSync page does not show them, and
+/// would only re-render for nothing.
 pub fn stream(
     changes: Changes,
-    counts: Changes,
+    counts: Option<Changes>,
     streams: &Arc<Streams>,
 ) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
     let slot = streams.enter()?;
+    // Without counts: a receiver whose sender is gone, which `versions` never waits on.
+    let counts = counts.unwrap_or_else(|| tokio::sync::watch::channel(0).1);
     let events = versions(changes, counts).map(move |version| {
         let _open = &slot; // held as long as the stream
         Ok(Event::default().event("change").data(version.to_string()))
@@ -117,7 +120,7 @@ mod tests {
     async fn streams_are_bounded_and_give_their_slot_back() {
         let (_tx, rx) = tokio::sync::watch::channel(0u64);
         let streams = Arc::new(Streams::default());
-        let sse = stream(rx.clone(), rx, &streams).unwrap();
+        let sse = stream(rx, None, &streams).unwrap();
         assert_eq!(streams.0.load(Ordering::Acquire), 1);
         drop(sse);
         assert_eq!(streams.0.load(Ordering::Acquire), 0);

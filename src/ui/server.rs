@@ -6,7 +6,7 @@
 //! | `GET /gitsyncs/{namespace}/{name}` (`?fragment=1`) | one GitSync (or its fragment); 404 if unknown |
 //! | `GET /gitsyncs/{namespace}/{name}/diff` (`?fragment=1`) | its live diff (or its fragment); 404 if unknown |
 //! | `GET /assets/{file}` | the embedded CSS and JS, cached for a year (hashed names, ETag) |
-//! | `GET /events` | server-sent `change` events (`live`) |
+//! | `GET /events` (`?health=1`) | server-sent `change` events (`live`; with the objects' health counts) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /login` (`?next=`), `POST /login` | the sign-in page; a token to review (`ui::auth`) |
 //! | `POST /logout` | forgets the session |
@@ -237,12 +237,11 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     (cache, [(header::CONTENT_TYPE, a.content_type)], a.body).into_response()
 }
 
-async fn live_events(State(app): State<Arc<App>>) -> Response {
-    match live::stream(
-        app.ui.changes.clone(),
-        app.ui.health.subscribe(),
-        &app.streams,
-    ) {
+async fn live_events(State(app): State<Arc<App>>, RawQuery(raw): RawQuery) -> Response {
+    let health = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .any(|(k, v)| k == "health" && v == "1");
+    let counts = health.then(|| app.ui.health.subscribe());
+    match live::stream(app.ui.changes.clone(), counts, &app.streams) {
         Some(sse) => sse.into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,

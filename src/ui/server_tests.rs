@@ -253,7 +253,7 @@ async fn the_overview_shows_measured_health_and_the_stream_tells_of_it() {
     let res = app
         .clone()
         .oneshot(
-            Request::get("/events")
+            Request::get("/events?health=1")
                 .body(Body::empty())
                 .expect("request"),
         )
@@ -279,6 +279,23 @@ async fn the_overview_shows_measured_health_and_the_stream_tells_of_it() {
         String::from_utf8_lossy(&chunk),
         "event: change\ndata: 1\n\n"
     );
+    // A GitSync page's stream (no `?health=1`) is not told: it shows no counts.
+    let plain = app
+        .clone()
+        .oneshot(
+            Request::get("/events")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    let mut plain = plain.into_body().into_data_stream();
+    let now = std::time::Instant::now();
+    health.record("a/ok", Some(Default::default()), String::new(), now);
+    let quiet = std::time::Duration::from_millis(400);
+    let next = tokio::time::timeout(quiet, futures::StreamExt::next(&mut plain)).await;
+    assert!(next.is_err(), "no event");
+    health.record("a/ok", Some(counts), String::new(), now);
     let page = get(&app, "/?fragment=1", &[]).await;
     assert!(
         page.body.contains("3 healthy · <strong>1 failed</strong>"),

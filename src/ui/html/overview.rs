@@ -19,7 +19,8 @@ pub fn render(o: &Overview, viewer: Option<&Viewer>) -> Markup {
     let body = html! {
         h1 { "GitSyncs" }
         (filter_form(o))
-        div #live { (fragment(o)) }
+        // The overview follows the objects' health counts too (`ui::health`).
+        div #live data-events="/events?health=1" { (fragment(o)) }
     };
     page_for("GitSyncs", &body, viewer)
 }
