@@ -85,6 +85,22 @@ impl Three {
     }
 }
 
+/// Clicks `css` in the live part of a page: the refresh `ui.js` makes when its event stream
+/// opens (or any live refresh) may replace the element between finding and clicking it, so a
+/// stale element is looked for again (as in `tests/ui_actions.rs`).
+async fn click_live(browser: &Browser, css: &str) {
+    for _ in 0..20 {
+        let found = browser.client().find(fantoccini::Locator::Css(css)).await;
+        if let Ok(element) = found
+            && element.click().await.is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot click `{css}` on {}", browser.current_url().await);
+}
+
 /// Marks the page so that a reload (which would lose the mark) is seen.
 async fn mark(browser: &Browser) {
     browser.execute("window.notReloaded = true;", vec![]).await;
@@ -583,7 +599,7 @@ async fn a_hand_edit_shows_in_the_live_diff_until_the_next_sync() {
         "ConfigMap then Secret, by kind"
     );
     assert!(browser.text("#tree-summary").await.contains("2 drifted"));
-    browser.click("#diff-link").await;
+    click_live(&browser, "#diff-link").await;
     browser
         .wait_for("#drift-summary", Duration::from_secs(10))
         .await;
