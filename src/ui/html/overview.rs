@@ -135,7 +135,8 @@ fn row(r: &Row) -> Markup {
 /// The objects' cell: their number and health (`12 10 healthy · 1 progressing · 1 failed`,
 /// the problems in `strong`), or their kinds until their health is measured.
 fn objects(r: &Row) -> Markup {
-    let Some(c) = r.health else {
+    // No object counted (nothing applied yet): the number alone says it.
+    let Some(c) = r.health.filter(|c| c.total() > 0) else {
         return html! { (r.objects) @if !r.kinds.is_empty() { " " small { (r.kinds) } } };
     };
     let problems = [
