@@ -85,6 +85,22 @@ impl Three {
     }
 }
 
+/// Clicks `css` in the live part of a page: the refresh `ui.js` makes when its event stream
+/// opens (or any live refresh) may replace the element between finding and clicking it, so a
+/// stale element is looked for again (as in `tests/ui_actions.rs`).
+async fn click_live(browser: &Browser, css: &str) {
+    for _ in 0..20 {
+        let found = browser.client().find(fantoccini::Locator::Css(css)).await;
+        if let Ok(element) = found
+            && element.click().await.is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot click `{css}` on {}", browser.current_url().await);
+}
+
 /// Marks the page so that a reload (which would lose the mark) is seen.
 async fn mark(browser: &Browser) {
     browser.execute("window.notReloaded = true;", vec![]).await;
@@ -361,7 +377,13 @@ impl Workload {
         let daemon = GitDaemon::start(repo.base());
         let agent = Agent::for_namespace(&ns)
             .ui()
-            .args(&["--identity-namespace", &ns.name])
+            // Healthy objects counted again every 10 s, others every 2 s (`ui::health`).
+            .args(&[
+                "--identity-namespace",
+                &ns.name,
+                "--ui-health-interval",
+                "2s",
+            ])
             .start();
         let spec = json!({
             "url": daemon.url(repo.name()), "path": "app", "pollInterval": "1s", "interval": "1h",
@@ -509,6 +531,42 @@ async fn the_tree_shows_deployment_replicaset_pod_with_health_and_follows_the_po
 }
 
 #[tokio::test]
+async fn the_overview_counts_objects_by_health_and_follows_a_deleted_one() {
+    let w = Workload::start("uib-health").await;
+    let browser = Browser::start().await;
+    // The overview only: the counts come from the UI's refresher, not from a GitSync page.
+    browser.goto(&w.agent.ui_url()).await;
+    mark(&browser).await;
+    let cell = format!("tr[data-gitsync=\"{}/app\"] td.objects", w.ns.name);
+    eventually("3 healthy objects on the overview", LIVE, || async {
+        let text = browser.text(&cell).await;
+        (text == "3 3 healthy").then_some(())
+    })
+    .await;
+    // A ConfigMap deleted by hand (the GitSync syncs hourly): missing, without reload.
+    w.kubectl(&["delete", "configmap", "settings"]);
+    eventually("1 missing on the overview", LIVE, || async {
+        let text = browser.text(&cell).await;
+        (text == "3 2 healthy · 1 missing").then_some(())
+    })
+    .await;
+    let state = format!("tr[data-gitsync=\"{}/app\"] td.state", w.ns.name);
+    assert_eq!(browser.text(&state).await, "Ready", "the state word stays");
+    assert_not_reloaded(&browser).await;
+    // What the overview costs with the counts (printed: `--nocapture`).
+    let port = w.agent.ui_port.expect("the web UI");
+    let started = std::time::Instant::now();
+    let (code, body) = support::agent::http(port, "GET", "/", &[], b"");
+    assert_eq!(code, 200, "{body}");
+    eprintln!(
+        "GET /: {} ms, {} bytes",
+        started.elapsed().as_millis(),
+        body.len()
+    );
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn a_hand_edit_shows_in_the_live_diff_until_the_next_sync() {
     let w = Workload::start("uib-diff").await;
     let ns = w.ns.name.clone();
@@ -541,7 +599,7 @@ async fn a_hand_edit_shows_in_the_live_diff_until_the_next_sync() {
         "ConfigMap then Secret, by kind"
     );
     assert!(browser.text("#tree-summary").await.contains("2 drifted"));
-    browser.click("#diff-link").await;
+    click_live(&browser, "#diff-link").await;
     browser
         .wait_for("#drift-summary", Duration::from_secs(10))
         .await;

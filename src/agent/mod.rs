@@ -106,6 +106,9 @@ pub struct AgentOptions {
     pub cluster_name: String,
     /// Where the read-only web UI is served (None: not served).
     pub ui_listen: Option<std::net::SocketAddr>,
+    /// How often the web UI re-counts the health of a GitSync's objects while some are not
+    /// healthy (five times less often while all are); `ui::health`.
+    pub ui_health_interval: Duration,
     /// The public half of the agent's deploy key (`--identity-secret`), shown by the web UI.
     pub deploy_key: Option<crate::ui::DeployKey>,
 }
@@ -241,7 +244,10 @@ fn spawn_listeners(
             deploy_key: opts.deploy_key.clone(),
             engine: ctx.engine.clone(),
             applied: ctx.applied.clone(),
+            health: Arc::default(),
         };
+        let every = crate::ui::health::RefreshOptions::every(opts.ui_health_interval);
+        tokio::spawn(crate::ui::health::run(state.clone(), every));
         tokio::spawn(async move {
             if let Err(e) = crate::ui::serve(addr, state).await {
                 tracing::error!("cannot serve the web UI on {addr}: {e}");

@@ -62,6 +62,7 @@ fn options(tools: &ToolFlags, args: AgentArgs, deploy_key: Option<DeployKey>) ->
         decryption_secret: args.decryption_secret.clone(),
         cluster_name: args.cluster_name.clone(),
         ui_listen: args.ui_listen,
+        ui_health_interval: args.ui_health_interval,
         deploy_key,
         leader: args.leader_elect.then(|| LeaseConfig {
             namespace: args.leader_lease_namespace.clone(),

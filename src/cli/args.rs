@@ -166,6 +166,11 @@ pub struct AgentArgs {
     /// who may read GitSync status (a port-forward, or an Ingress with authentication).
     #[arg(long, value_name = "ADDR")]
     pub ui_listen: Option<std::net::SocketAddr>,
+    /// How often the web UI counts again the health of the objects of a GitSync with some
+    /// object not healthy, for the overview (five times less often when all are; at once
+    /// after a sync).
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub ui_health_interval: Duration,
     /// Elect a leader on a coordination.k8s.io Lease: with several replicas only the leader
     /// reconciles; a standby takes over within the lease duration.
     #[arg(long)]

@@ -48,33 +48,47 @@ impl Streams {
     }
 }
 
-/// The event stream for one browser, or `None` when [`MAX_STREAMS`] are open.
+/// The event stream for one browser, or `None` when [`MAX_STREAMS`] are open: after each
+/// change of the agent's cache (`changes`) and, for the overview (`/events?health=1`), of the
+/// objects' health counts (`counts`, `ui::health`) — a GitSync page does not show them, and
+/// would only re-render for nothing.
 pub fn stream(
     changes: Changes,
+    counts: Option<Changes>,
     streams: &Arc<Streams>,
 ) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
     let slot = streams.enter()?;
-    let events = versions(changes).map(move |version| {
+    // Without counts: a receiver whose sender is gone, which `versions` never waits on.
+    let counts = counts.unwrap_or_else(|| tokio::sync::watch::channel(0).1);
+    let events = versions(changes, counts).map(move |version| {
         let _open = &slot; // held as long as the stream
         Ok(Event::default().event("change").data(version.to_string()))
     });
     Some(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// The counter's value after each change, at most one per [`MIN_INTERVAL`]; ends when the
-/// agent drops its end.
-pub fn versions(mut changes: Changes) -> impl Stream<Item = u64> {
+/// The sum of the two counters after each change of either, at most one per
+/// [`MIN_INTERVAL`]; ends when the agent drops its end of `changes`.
+pub fn versions(mut changes: Changes, mut counts: Changes) -> impl Stream<Item = u64> {
     // What is in the cache now is on the page already: only later changes are news.
     changes.borrow_and_update();
+    counts.borrow_and_update();
     let start = Instant::now()
         .checked_sub(MIN_INTERVAL)
         .unwrap_or_else(Instant::now);
-    futures::stream::unfold((changes, start), |(mut rx, last)| async move {
-        tokio::time::sleep_until(last + MIN_INTERVAL).await;
-        rx.changed().await.ok()?;
-        let version = *rx.borrow_and_update();
-        Some((version, (rx, Instant::now())))
-    })
+    futures::stream::unfold(
+        (changes, counts, start),
+        |(mut rx, mut cx, last)| async move {
+            tokio::time::sleep_until(last + MIN_INTERVAL).await;
+            tokio::select! {
+                r = rx.changed() => r.ok()?,
+                // A dropped sender disables this branch; the agent's ends the stream.
+                Ok(()) = cx.changed() => {}
+            }
+            let version = rx.borrow_and_update().wrapping_add(*cx.borrow_and_update());
+            Some((version, (rx, cx, Instant::now())))
+        },
+    )
 }
 
 #[cfg(test)]
@@ -87,7 +101,8 @@ mod tests {
     async fn a_burst_of_changes_is_one_event_per_quarter_second() {
         let (tx, rx) = tokio::sync::watch::channel(0u64);
         let start = Instant::now();
-        let mut events = Box::pin(versions(rx));
+        let (_counts_tx, counts) = tokio::sync::watch::channel(0u64);
+        let mut events = Box::pin(versions(rx, counts));
         for n in 1..=3 {
             tx.send_replace(n);
         }
@@ -105,7 +120,7 @@ mod tests {
     async fn streams_are_bounded_and_give_their_slot_back() {
         let (_tx, rx) = tokio::sync::watch::channel(0u64);
         let streams = Arc::new(Streams::default());
-        let sse = stream(rx, &streams).unwrap();
+        let sse = stream(rx, None, &streams).unwrap();
         assert_eq!(streams.0.load(Ordering::Acquire), 1);
         drop(sse);
         assert_eq!(streams.0.load(Ordering::Acquire), 0);

@@ -10,8 +10,10 @@
 //! value; the I/O is in [`server`] (routes, security headers, compression), [`live`] (the
 //! `/events` stream), [`events`] (the Kubernetes Events of one GitSync), [`objects`] (its
 //! objects and their children: a handful of LISTs per view of its page, and the drift test;
-//! [`recent`] serves a read again for 2.5 s while its GitSync is unchanged)
-//! and [`drift`] (`Engine::preview` of the drifted objects, for the diff page).
+//! [`recent`] serves a read again for 2.5 s while its GitSync is unchanged),
+//! [`drift`] (`Engine::preview` of the drifted objects, for the diff page) and [`health`]
+//! (each GitSync's objects counted by health, kept in memory for the overview: filled by the
+//! GitSync pages' reads and by a background refresher with few, bounded reads).
 //!
 //! Reading needs no sign-in. Acting — [`actions`]: sync now, suspend, resume — needs a user
 //! who signed in with a Kubernetes bearer token and whom the API server allows to `patch` that
@@ -32,6 +34,7 @@ pub mod auth;
 pub mod drift;
 pub mod events;
 pub mod gitsync;
+pub mod health;
 pub mod html;
 pub mod links;
 pub mod live;
@@ -81,4 +84,6 @@ pub struct UiState {
     pub engine: Arc<Engine>,
     /// What each GitSync's last successful sync applied (the desired side of the diff).
     pub applied: Arc<AppliedSets>,
+    /// Each GitSync's objects counted by health, for the overview ([`health`]).
+    pub health: Arc<health::Healths>,
 }

@@ -89,7 +89,35 @@ pub async fn of_gitsync(
         .map_err(|_| ObjectsError::Timeout)?
 }
 
+/// Reads GitSync `gs`'s own objects only (steps 1 and 2, not their children): what
+/// `ui::health` counts.
+///
+/// # Errors
+/// The first LIST that failed, or none answering within [`TIMEOUT`].
+pub async fn managed_of(
+    client: &Client,
+    engine: &Engine,
+    gs: &GitSync,
+) -> Result<Listed, ObjectsError> {
+    tokio::time::timeout(TIMEOUT, read_managed(client, engine, gs))
+        .await
+        .map_err(|_| ObjectsError::Timeout)?
+}
+
 async fn read(client: &Client, engine: &Engine, gs: &GitSync) -> Result<Listed, ObjectsError> {
+    let mut listed = read_managed(client, engine, gs).await?;
+    let checks = Checks::new(&gs.spec.health_check_exprs).unwrap_or_else(|_| Checks::built_in());
+    let (others, requests) = children(client, &listed.managed, &checks).await?;
+    listed.others = others;
+    listed.requests += requests;
+    Ok(listed)
+}
+
+async fn read_managed(
+    client: &Client,
+    engine: &Engine,
+    gs: &GitSync,
+) -> Result<Listed, ObjectsError> {
     let ns = gs.namespace().unwrap_or_default();
     let inventory = inventory_name(&ns, &gs.name_any());
     let entries = InventoryStore::new(client.clone(), &ns, &inventory)
@@ -134,9 +162,6 @@ async fn read(client: &Client, engine: &Engine, gs: &GitSync) -> Result<Listed, 
         listed.drifted.insert(key.clone());
         listed.managed.push(missing(key));
     }
-    let (others, requests) = children(client, &listed.managed, &checks).await?;
-    listed.others = others;
-    listed.requests += requests;
     Ok(listed)
 }
 

@@ -1,12 +1,15 @@
 //! The overview's view model: one row per GitSync, failures first, filtered by the query
-//! (`?q=` text, `?state=`). Pure: built from the agent's cache of GitSyncs, rendered by
-//! `html::overview`.
+//! (`?q=` text, `?state=`). Pure: built from the agent's cache of GitSyncs and the objects'
+//! health counts kept by `ui::health` (the rows of the page shown only), rendered by
+//! `html::overview`. The counts change no state word: a Ready GitSync with a failing object
+//! stays Ready, its row says so in its objects' cell.
 
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use super::health::Counts;
 use super::model::{self, RevisionView, State, When};
 use crate::agent::crd::{CommitSummary, GitSync};
 
@@ -145,6 +148,8 @@ pub struct Row {
     pub objects: i64,
     /// `3 ConfigMap, 1 Deployment` (the first kinds, then `+N more`).
     pub kinds: String,
+    /// Its objects by health, once measured (`ui::health`).
+    pub health: Option<Counts>,
 }
 
 impl Row {
@@ -187,8 +192,17 @@ pub struct Overview {
     pub query: Query,
 }
 
-/// The overview of `gitsyncs` for `query`, with times relative to `now`.
-pub fn overview(gitsyncs: &[Arc<GitSync>], query: Query, now: Timestamp) -> Overview {
+/// Health counts by `namespace/name`.
+pub type HealthCounts = std::collections::HashMap<String, Counts>;
+
+/// The overview of `gitsyncs` for `query`, with their objects' `counts` and times relative to
+/// `now`.
+pub fn overview(
+    gitsyncs: &[Arc<GitSync>],
+    counts: &HealthCounts,
+    query: Query,
+    now: Timestamp,
+) -> Overview {
     let all: Vec<Row> = gitsyncs.iter().map(|gs| row(gs, now)).collect();
     let failing = all.iter().filter(|r| r.state.is_failure()).count();
     let mut rows: Vec<Row> = all
@@ -207,8 +221,17 @@ pub fn overview(gitsyncs: &[Arc<GitSync>], query: Query, now: Timestamp) -> Over
     let pages = matched.div_ceil(PAGE_SIZE).max(1);
     let page = query.page.clamp(1, pages);
     let skip = (page - 1) * PAGE_SIZE;
+    let with_counts = |mut r: Row| {
+        r.health = counts.get(&r.key()).copied();
+        r
+    };
     Overview {
-        rows: rows.into_iter().skip(skip).take(PAGE_SIZE).collect(),
+        rows: rows
+            .into_iter()
+            .skip(skip)
+            .take(PAGE_SIZE)
+            .map(with_counts)
+            .collect(),
         total: gitsyncs.len(),
         failing,
         matched,
@@ -247,6 +270,7 @@ pub fn row(gs: &GitSync, now: Timestamp) -> Row {
         duration: last.map_or_else(String::new, |h| model::duration_text(h.duration_seconds)),
         objects: status.managed.values().sum(),
         kinds: kinds(&status.managed),
+        health: None,
     }
 }
 
@@ -341,14 +365,14 @@ pub(crate) mod tests {
 
     #[test]
     fn failures_come_first_then_namespace_and_name() {
-        let o = overview(&fleet(), Query::default(), now());
+        let o = overview(&fleet(), &HealthCounts::new(), Query::default(), now());
         assert_eq!(keys(&o), ["a/shop", "c/db", "a/zeta", "b/web"]);
         assert_eq!((o.total, o.failing), (4, 2));
     }
 
     #[test]
     fn a_row_has_what_the_overview_shows() {
-        let o = overview(&fleet(), Query::default(), now());
+        let o = overview(&fleet(), &HealthCounts::new(), Query::default(), now());
         let shop = &o.rows[0];
         assert_eq!(shop.state, State::Stalled);
         assert_eq!(shop.reason, "RenderFailed");
@@ -374,7 +398,14 @@ pub(crate) mod tests {
 
     #[test]
     fn the_query_filters_by_text_and_state() {
-        let q = |raw: &str| keys(&overview(&fleet(), Query::parse(Some(raw)), now()));
+        let q = |raw: &str| {
+            keys(&overview(
+                &fleet(),
+                &HealthCounts::new(),
+                Query::parse(Some(raw)),
+                now(),
+            ))
+        };
         assert_eq!(q("state=failed"), ["a/shop", "c/db"]);
         assert_eq!(q("state=ready"), ["a/zeta", "b/web"]);
         assert_eq!(q("state=suspended"), Vec::<String>::new());
@@ -409,14 +440,19 @@ pub(crate) mod tests {
             })
             .collect();
         fleet.push(Arc::new(gitsync("z", "bad", "False", "ApplyFailed", "x")));
-        let first = overview(&fleet, Query::parse(None), now());
+        let first = overview(&fleet, &HealthCounts::new(), Query::parse(None), now());
         assert_eq!(
             (first.page, first.pages, first.matched),
             (1, 2, PAGE_SIZE + 11)
         );
         assert_eq!((first.rows.len(), first.first), (PAGE_SIZE, 1));
         assert_eq!(first.rows[0].key(), "z/bad");
-        let last = overview(&fleet, Query::parse(Some("page=9")), now());
+        let last = overview(
+            &fleet,
+            &HealthCounts::new(),
+            Query::parse(Some("page=9")),
+            now(),
+        );
         assert_eq!(
             (last.page, last.rows.len(), last.first),
             (2, 11, PAGE_SIZE + 1)
@@ -426,7 +462,12 @@ pub(crate) mod tests {
         assert_eq!(q.page, 1);
         assert_eq!(q.href(2), "/?q=a+b&state=ready&page=2");
         assert_eq!(Query::parse(None).href(1), "/");
-        let none = overview(&fleet, Query::parse(Some("q=nothing")), now());
+        let none = overview(
+            &fleet,
+            &HealthCounts::new(),
+            Query::parse(Some("q=nothing")),
+            now(),
+        );
         assert_eq!((none.pages, none.first, none.rows.len()), (1, 0, 0));
     }
 

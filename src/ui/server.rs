@@ -6,7 +6,7 @@
 //! | `GET /gitsyncs/{namespace}/{name}` (`?fragment=1`) | one GitSync (or its fragment); 404 if unknown |
 //! | `GET /gitsyncs/{namespace}/{name}/diff` (`?fragment=1`) | its live diff (or its fragment); 404 if unknown |
 //! | `GET /assets/{file}` | the embedded CSS and JS, cached for a year (hashed names, ETag) |
-//! | `GET /events` | server-sent `change` events (`live`) |
+//! | `GET /events` (`?health=1`) | server-sent `change` events (`live`; with the objects' health counts) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /login` (`?next=`), `POST /login` | the sign-in page; a token to review (`ui::auth`) |
 //! | `POST /logout` | forgets the session |
@@ -39,7 +39,7 @@ use super::html::auth::Acting;
 use super::live::Streams;
 use super::overview::Query;
 use super::recent::Recent;
-use super::{UiState, assets, drift, events, gitsync, html, live, overview, tree};
+use super::{UiState, assets, drift, events, gitsync, health, html, live, overview, tree};
 use crate::agent::crd::GitSync;
 
 /// The Content-Security-Policy of every response.
@@ -111,7 +111,13 @@ async fn overview_page(
     let Some(all) = cached(&app) else {
         return not_ready();
     };
-    let o = overview::overview(&all, Query::parse(raw.as_deref()), Timestamp::now());
+    let counts = app.ui.health.snapshot();
+    let o = overview::overview(
+        &all,
+        &counts,
+        Query::parse(raw.as_deref()),
+        Timestamp::now(),
+    );
     let markup = if is_fragment(raw.as_deref()) {
         html::overview::fragment(&o)
     } else {
@@ -152,6 +158,14 @@ async fn gitsync_page(
             ms = started.elapsed().as_millis(),
             "page read its Events and objects"
         );
+    }
+    if let Ok(listed) = &objects {
+        // The read is free news for the overview's counts.
+        let counts = health::Counts::of(&listed.managed);
+        let at = std::time::Instant::now();
+        app.ui
+            .health
+            .record(&health::key(&gs), Some(counts), health::mark(&gs), at);
     }
     let now = Timestamp::now();
     let mut d = gitsync::detail(&gs, events, app.ui.deploy_key.as_ref(), now);
@@ -223,8 +237,11 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     (cache, [(header::CONTENT_TYPE, a.content_type)], a.body).into_response()
 }
 
-async fn live_events(State(app): State<Arc<App>>) -> Response {
-    match live::stream(app.ui.changes.clone(), &app.streams) {
+async fn live_events(State(app): State<Arc<App>>, RawQuery(raw): RawQuery) -> Response {
+    let health = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .any(|(k, v)| k == "health" && v == "1");
+    let counts = health.then(|| app.ui.health.subscribe());
+    match live::stream(app.ui.changes.clone(), counts, &app.streams) {
         Some(sse) => sse.into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -43,6 +43,7 @@ fn state(ready: bool) -> (UiState, Writer<GitSync>, tokio::sync::watch::Sender<u
         deploy_key: None,
         engine: std::sync::Arc::new(crate::apply::Engine::undiscovered(client())),
         applied: std::sync::Arc::default(),
+        health: std::sync::Arc::default(),
     };
     (ui, writer, tx)
 }
@@ -239,6 +240,67 @@ async fn events_stream_changes() {
     assert_eq!(
         String::from_utf8_lossy(&chunk),
         "event: change\ndata: 7\n\n"
+    );
+}
+
+#[tokio::test]
+async fn the_overview_shows_measured_health_and_the_stream_tells_of_it() {
+    let (ui, _w, _tx) = state(true);
+    let health = ui.health.clone();
+    let app = router(ui);
+    let before = get(&app, "/", &[]).await;
+    assert!(!before.body.contains("healthy"), "not measured yet");
+    let res = app
+        .clone()
+        .oneshot(
+            Request::get("/events?health=1")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    let counts = crate::ui::health::Counts {
+        healthy: 3,
+        failed: 1,
+        ..Default::default()
+    };
+    health.record(
+        "a/ok",
+        Some(counts),
+        String::new(),
+        std::time::Instant::now(),
+    );
+    let mut body = res.into_body().into_data_stream();
+    let chunk = futures::StreamExt::next(&mut body)
+        .await
+        .expect("an event")
+        .expect("bytes");
+    assert_eq!(
+        String::from_utf8_lossy(&chunk),
+        "event: change\ndata: 1\n\n"
+    );
+    // A GitSync page's stream (no `?health=1`) is not told: it shows no counts.
+    let plain = app
+        .clone()
+        .oneshot(
+            Request::get("/events")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    let mut plain = plain.into_body().into_data_stream();
+    let now = std::time::Instant::now();
+    health.record("a/ok", Some(Default::default()), String::new(), now);
+    let quiet = std::time::Duration::from_millis(400);
+    let next = tokio::time::timeout(quiet, futures::StreamExt::next(&mut plain)).await;
+    assert!(next.is_err(), "no event");
+    health.record("a/ok", Some(counts), String::new(), now);
+    let page = get(&app, "/?fragment=1", &[]).await;
+    assert!(
+        page.body.contains("3 healthy · <strong>1 failed</strong>"),
+        "{}",
+        page.body
     );
 }
 

@@ -251,7 +251,7 @@ fn any_progressing(n: &Node) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn obj(kind: &str, ns: Option<&str>, name: &str, uid: &str) -> LiveObject {

@@ -44,7 +44,8 @@
   }
   schedule();
   if (live && "EventSource" in window) {
-    var source = new EventSource("/events");
+    // The overview also follows its objects' health counts (`data-events`); other pages don't.
+    var source = new EventSource(live.getAttribute("data-events") || "/events");
     source.addEventListener("change", refresh);
     // Connected: what changed between this page's render and now was missed (the stream only
     // tells of later changes) — e.g. the sync a "Sync now" started, done before the page

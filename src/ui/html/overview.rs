@@ -19,7 +19,8 @@ pub fn render(o: &Overview, viewer: Option<&Viewer>) -> Markup {
     let body = html! {
         h1 { "GitSyncs" }
         (filter_form(o))
-        div #live { (fragment(o)) }
+        // The overview follows the objects' health counts too (`ui::health`).
+        div #live data-events="/events?health=1" { (fragment(o)) }
     };
     page_for("GitSyncs", &body, viewer)
 }
@@ -126,7 +127,31 @@ fn row(r: &Row) -> Markup {
             td.last {
                 @if let Some(w) = &r.last_sync { (when_compact(w)) " " (r.duration) }
             }
-            td.objects { (r.objects) @if !r.kinds.is_empty() { " " small { (r.kinds) } } }
+            td.objects { (objects(r)) }
+        }
+    }
+}
+
+/// The objects' cell: their number and health (`12 10 healthy · 1 progressing · 1 failed`,
+/// the problems in `strong`), or their kinds until their health is measured.
+fn objects(r: &Row) -> Markup {
+    // No object counted (nothing applied yet): the number alone says it.
+    let Some(c) = r.health.filter(|c| c.total() > 0) else {
+        return html! { (r.objects) @if !r.kinds.is_empty() { " " small { (r.kinds) } } };
+    };
+    let problems = [
+        (c.progressing, "progressing"),
+        (c.failed, "failed"),
+        (c.missing, "missing"),
+    ];
+    html! {
+        (c.total()) " "
+        small.health {
+            @if c.healthy > 0 || !c.troubled() { (c.healthy) " healthy" }
+            @for (i, (n, word)) in problems.iter().filter(|(n, _)| *n > 0).enumerate() {
+                @if i > 0 || c.healthy > 0 { " · " }
+                strong { (n) " " (word) }
+            }
         }
     }
 }
@@ -136,12 +161,25 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::ui::health::Counts;
     use crate::ui::overview::tests::{gitsync, now};
-    use crate::ui::overview::{Query, overview};
+    use crate::ui::overview::{HealthCounts, Query, overview};
 
     fn page_of(gitsyncs: Vec<crate::agent::crd::GitSync>, raw: &str) -> String {
+        page_with(gitsyncs, &HealthCounts::new(), raw)
+    }
+
+    fn page_with(
+        gitsyncs: Vec<crate::agent::crd::GitSync>,
+        counts: &HealthCounts,
+        raw: &str,
+    ) -> String {
         let all: Vec<_> = gitsyncs.into_iter().map(Arc::new).collect();
-        render(&overview(&all, Query::parse(Some(raw)), now()), None).into_string()
+        render(
+            &overview(&all, counts, Query::parse(Some(raw)), now()),
+            None,
+        )
+        .into_string()
     }
 
     #[test]
@@ -222,6 +260,61 @@ mod tests {
     }
 
     #[test]
+    fn the_objects_cell_says_their_health_once_measured() {
+        let fleet = || {
+            vec![
+                gitsync("a", "ok", "True", "Succeeded", "applied"),
+                gitsync("a", "sick", "True", "Succeeded", "applied"),
+            ]
+        };
+        let before = page_with(fleet(), &HealthCounts::new(), "");
+        assert!(before.contains("ConfigMap"), "the kinds until measured");
+        let counts = HealthCounts::from([
+            (
+                "a/ok".to_string(),
+                Counts {
+                    healthy: 3,
+                    ..Counts::default()
+                },
+            ),
+            (
+                "a/sick".to_string(),
+                Counts {
+                    healthy: 10,
+                    progressing: 1,
+                    failed: 1,
+                    missing: 0,
+                },
+            ),
+        ]);
+        let html = page_with(fleet(), &counts, "");
+        assert!(
+            html.contains(r#"<td class="objects">3 <small class="health">3 healthy</small></td>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<td class=\"objects\">12 <small class=\"health\">10 healthy · \
+                 <strong>1 progressing</strong> · <strong>1 failed</strong></small></td>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<tr data-gitsync="a/sick" data-state="ready">"#),
+            "the state stays Ready"
+        );
+        let broken = HealthCounts::from([(
+            "a/ok".to_string(),
+            Counts {
+                missing: 2,
+                ..Counts::default()
+            },
+        )]);
+        let html = page_with(fleet(), &broken, "");
+        assert!(html.contains(r#"<small class="health"><strong>2 missing</strong></small>"#));
+    }
+
+    #[test]
     fn the_filter_form_keeps_the_query() {
         let html = page_of(
             vec![gitsync("a", "ok", "True", "Succeeded", "applied")],
@@ -246,8 +339,18 @@ mod tests {
                 gs
             })
             .collect();
+        // Every row with its objects' health, problems included (the longest cell).
+        let sick = Counts {
+            healthy: 10,
+            progressing: 1,
+            failed: 1,
+            missing: 1,
+        };
+        let counts: HealthCounts = (0..1000)
+            .map(|i| (format!("team-{}/app-{i:04}", i % 40), sick))
+            .collect();
         let started = std::time::Instant::now();
-        let html = page_of(fleet, "");
+        let html = page_with(fleet, &counts, "");
         // Server time: the view model of all 1,000 and the page's HTML (unoptimised build).
         let took = started.elapsed();
         let rows = html.matches("<tr data-gitsync=").count();
