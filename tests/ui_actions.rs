@@ -89,30 +89,6 @@ async fn sign_in_with(browser: &Browser, token: &str) {
     browser.wait_for("#user", Duration::from_secs(10)).await;
 }
 
-/// Clicks `css` in the live part of a page: a live refresh may replace the element between
-/// finding and clicking it, so a stale element is looked for again.
-async fn click_live(browser: &Browser, css: &str) {
-    for _ in 0..20 {
-        let found = browser.client().find(fantoccini::Locator::Css(css)).await;
-        if let Ok(element) = found
-            && element.click().await.is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("cannot click `{css}` on {}", browser.current_url().await);
-}
-
-async fn mark(browser: &Browser) {
-    browser.execute("window.notReloaded = true;", vec![]).await;
-}
-
-async fn assert_not_reloaded(browser: &Browser) {
-    let mark = browser.execute("return window.notReloaded;", vec![]).await;
-    assert_eq!(mark, json!(true), "the page was reloaded");
-}
-
 #[tokio::test]
 async fn sync_suspend_and_resume_need_a_user_allowed_to_patch() {
     let web = Web::start("uia-actions").await;
@@ -139,12 +115,12 @@ async fn sync_suspend_and_resume_need_a_user_allowed_to_patch() {
 
     // Sync now: the annotation is set, the page says so, and the history gains the sync live.
     let before = browser.texts("#history tbody tr").await.len();
-    click_live(&browser, "#sync-now").await;
+    browser.click_live("#sync-now").await;
     let done = browser
         .wait_for_text("#action-done", "Sync requested", Duration::from_secs(10))
         .await;
     assert!(done.starts_with("Sync requested"), "{done}");
-    mark(&browser).await;
+    browser.mark_page().await;
     assert!(
         requested_at(&gitsync(&web.ns, "web").await).is_some(),
         "the annotation is set"
@@ -153,16 +129,16 @@ async fn sync_suspend_and_resume_need_a_user_allowed_to_patch() {
         (browser.texts("#history tbody tr").await.len() > before).then_some(())
     })
     .await;
-    assert_not_reloaded(&browser).await;
+    browser.assert_not_reloaded().await;
     browser.screenshot("gitsync-actions").await;
     browser.assert_accessible().await;
 
     // Suspend, then resume.
-    click_live(&browser, "#suspend").await;
+    browser.click_live("#suspend").await;
     browser.wait_for_text("#state", "Suspended", LIVE).await;
     assert!(suspended(&gitsync(&web.ns, "web").await));
     assert!(browser.text("#action-done").await.starts_with("Suspended"));
-    click_live(&browser, "#resume").await;
+    browser.click_live("#resume").await;
     browser.wait_for_text("#state", "Ready", LIVE).await;
     assert!(!suspended(&gitsync(&web.ns, "web").await));
 
@@ -190,7 +166,7 @@ async fn phase_nobody_and_the_reader_are_refused(web: &Web, browser: &Browser, r
             .await
             .contains("Sign in to sync, suspend or resume")
     );
-    click_live(browser, "#sync-now").await;
+    browser.click_live("#sync-now").await;
     let why = browser
         .wait_for_text("#why", "refused", Duration::from_secs(10))
         .await;
@@ -212,7 +188,7 @@ async fn phase_nobody_and_the_reader_are_refused(web: &Web, browser: &Browser, r
         format!("system:serviceaccount:{ns}:reader")
     );
     assert!(browser.current_url().await.ends_with(&web.page()));
-    click_live(browser, "#sync-now").await;
+    browser.click_live("#sync-now").await;
     let refusal = browser
         .wait_for_text("#refusal", "may not", Duration::from_secs(10))
         .await;

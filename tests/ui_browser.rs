@@ -85,32 +85,6 @@ impl Three {
     }
 }
 
-/// Clicks `css` in the live part of a page: the refresh `ui.js` makes when its event stream
-/// opens (or any live refresh) may replace the element between finding and clicking it, so a
-/// stale element is looked for again (as in `tests/ui_actions.rs`).
-async fn click_live(browser: &Browser, css: &str) {
-    for _ in 0..20 {
-        let found = browser.client().find(fantoccini::Locator::Css(css)).await;
-        if let Ok(element) = found
-            && element.click().await.is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("cannot click `{css}` on {}", browser.current_url().await);
-}
-
-/// Marks the page so that a reload (which would lose the mark) is seen.
-async fn mark(browser: &Browser) {
-    browser.execute("window.notReloaded = true;", vec![]).await;
-}
-
-async fn assert_not_reloaded(browser: &Browser) {
-    let mark = browser.execute("return window.notReloaded;", vec![]).await;
-    assert_eq!(mark, json!(true), "the page was reloaded");
-}
-
 #[tokio::test]
 async fn the_overview_shows_three_states_and_follows_pushes_without_reload() {
     let three = Three::start("uib-overview", &[]).await;
@@ -161,7 +135,7 @@ async fn the_overview_shows_three_states_and_follows_pushes_without_reload() {
     browser.assert_accessible().await;
 
     // A push: the new commit's subject replaces the old one in place.
-    mark(&browser).await;
+    browser.mark_page().await;
     let second = three.repo.commit(
         &[("web/cm.yaml", &configmap("web", &[("revision", "2")]))],
         "second commit",
@@ -171,7 +145,7 @@ async fn the_overview_shows_three_states_and_follows_pushes_without_reload() {
         .wait_for_text(&three.cell("web", "revision"), "second commit", LIVE)
         .await;
     assert!(revision.contains(&second[..7]), "{revision}");
-    assert_not_reloaded(&browser).await;
+    browser.assert_not_reloaded().await;
 
     // A broken manifest pushed to `web`: its row turns failed, naming the file, and moves up
     // among the failures.
@@ -196,7 +170,7 @@ async fn the_overview_shows_three_states_and_follows_pushes_without_reload() {
             format!("{ns}/paused")
         ]
     );
-    assert_not_reloaded(&browser).await;
+    browser.assert_not_reloaded().await;
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }
 
@@ -313,7 +287,7 @@ async fn a_gitsync_page_names_the_failure_and_follows_its_fix() {
     browser.assert_accessible().await;
 
     // The fix, pushed: the page turns Ready without reload, the history gains the success.
-    mark(&browser).await;
+    browser.mark_page().await;
     three.repo.commit(
         &[("broken/bad-config.yaml", &configmap("fixed", &[]))],
         "fix the config",
@@ -328,7 +302,7 @@ async fn a_gitsync_page_names_the_failure_and_follows_its_fix() {
             .await
             .is_empty()
     );
-    assert_not_reloaded(&browser).await;
+    browser.assert_not_reloaded().await;
 
     browser
         .goto(&three.url(&format!("/gitsyncs/{ns}/web")))
@@ -454,7 +428,7 @@ async fn the_tree_shows_deployment_replicaset_pod_with_health_and_follows_the_po
 
     // Deployment → ReplicaSet → two Pods, Healthy once kwok has them Ready (the page refreshes
     // itself while something is progressing: no GitSync event says a Pod became Ready).
-    mark(&browser).await;
+    browser.mark_page().await;
     let healthy = eventually("two healthy Pods under web's ReplicaSet", LIVE, || async {
         let pods = pods_of_web(&browser).await;
         (pods.len() == 2 && pods.iter().all(|(_, h)| h == "Healthy")).then_some(pods)
@@ -526,7 +500,7 @@ async fn the_tree_shows_deployment_replicaset_pod_with_health_and_follows_the_po
         },
     )
     .await;
-    assert_not_reloaded(&browser).await;
+    browser.assert_not_reloaded().await;
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }
 
@@ -536,7 +510,7 @@ async fn the_overview_counts_objects_by_health_and_follows_a_deleted_one() {
     let browser = Browser::start().await;
     // The overview only: the counts come from the UI's refresher, not from a GitSync page.
     browser.goto(&w.agent.ui_url()).await;
-    mark(&browser).await;
+    browser.mark_page().await;
     let cell = format!("tr[data-gitsync=\"{}/app\"] td.objects", w.ns.name);
     eventually("3 healthy objects on the overview", LIVE, || async {
         let text = browser.text(&cell).await;
@@ -552,7 +526,7 @@ async fn the_overview_counts_objects_by_health_and_follows_a_deleted_one() {
     .await;
     let state = format!("tr[data-gitsync=\"{}/app\"] td.state", w.ns.name);
     assert_eq!(browser.text(&state).await, "Ready", "the state word stays");
-    assert_not_reloaded(&browser).await;
+    browser.assert_not_reloaded().await;
     // What the overview costs with the counts (printed: `--nocapture`).
     let port = w.agent.ui_port.expect("the web UI");
     let started = std::time::Instant::now();
@@ -599,7 +573,7 @@ async fn a_hand_edit_shows_in_the_live_diff_until_the_next_sync() {
         "ConfigMap then Secret, by kind"
     );
     assert!(browser.text("#tree-summary").await.contains("2 drifted"));
-    click_live(&browser, "#diff-link").await;
+    browser.click_live("#diff-link").await;
     browser
         .wait_for("#drift-summary", Duration::from_secs(10))
         .await;
@@ -631,7 +605,7 @@ async fn a_hand_edit_shows_in_the_live_diff_until_the_next_sync() {
     browser.assert_accessible().await;
 
     // A sync asked for: it puts both back, and the diff goes without a reload.
-    mark(&browser).await;
+    browser.mark_page().await;
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     w.kubectl(&[
         "annotate",
@@ -644,7 +618,7 @@ async fn a_hand_edit_shows_in_the_live_diff_until_the_next_sync() {
         .wait_for_text("#drift-summary", "No drift", LIVE)
         .await;
     assert!(browser.texts("section.object-diff").await.is_empty());
-    assert_not_reloaded(&browser).await;
+    browser.assert_not_reloaded().await;
     browser.goto(&w.url("")).await;
     assert!(browser.text("#tree-summary").await.contains("0 drifted"));
     assert_no_secret_value(&browser.page_source().await);

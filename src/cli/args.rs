@@ -161,9 +161,11 @@ pub struct AgentArgs {
     /// DRIFTLESS_AZURE_DEVOPS_BASIC_AUTH).
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: std::net::SocketAddr,
-    /// Address of the read-only web UI (an overview of every GitSync, a page per GitSync, live
-    /// updates); off unless set, e.g. `0.0.0.0:8090`. It has no login: expose it only to those
-    /// who may read GitSync status (a port-forward, or an Ingress with authentication).
+    /// Address of the web UI (an overview of every GitSync, a page per GitSync with its resource
+    /// tree and live diff, live updates); off unless set, e.g. `0.0.0.0:8090`. Reading needs no
+    /// login: expose it only to those who may read GitSync status (a port-forward, or an
+    /// Ingress with authentication). Sync now, suspend and resume need a Kubernetes bearer
+    /// token whose user may `patch` the GitSync.
     #[arg(long, value_name = "ADDR")]
     pub ui_listen: Option<std::net::SocketAddr>,
     /// How often the web UI counts again the health of the objects of a GitSync with some

@@ -132,17 +132,9 @@ async fn gitsync_page(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if !filled(&app) {
-        return not_ready();
-    }
-    let key = ObjectRef::<GitSync>::new(&name).within(&namespace);
-    let Some(gs) = app.ui.gitsyncs.get(&key) else {
-        let text = format!("There is no GitSync {namespace}/{name}.");
-        if is_fragment(raw.as_deref()) {
-            // A live refresh of a GitSync deleted meanwhile: say so in place.
-            return page(StatusCode::NOT_FOUND, html::gone(&text), &headers);
-        }
-        return not_found(&text);
+    let gs = match shown(&app, &namespace, &name, raw.as_deref(), &headers) {
+        Ok(gs) => gs,
+        Err(answer) => return *answer,
     };
     let started = std::time::Instant::now();
     let (events, objects) = tokio::join!(
@@ -193,16 +185,9 @@ async fn diff_page(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if !filled(&app) {
-        return not_ready();
-    }
-    let key = ObjectRef::<GitSync>::new(&name).within(&namespace);
-    let Some(gs) = app.ui.gitsyncs.get(&key) else {
-        let text = format!("There is no GitSync {namespace}/{name}.");
-        if is_fragment(raw.as_deref()) {
-            return page(StatusCode::NOT_FOUND, html::gone(&text), &headers);
-        }
-        return not_found(&text);
+    let gs = match shown(&app, &namespace, &name, raw.as_deref(), &headers) {
+        Ok(gs) => gs,
+        Err(answer) => return *answer,
     };
     let listed = app
         .recent
@@ -215,6 +200,30 @@ async fn diff_page(
         html::drift::render(&namespace, &name, &d)
     };
     page(StatusCode::OK, markup, &headers)
+}
+
+/// The GitSync a page shows, from the agent's cache; else the answer to give: 503 while the
+/// cache is not filled, 404 when there is no such GitSync (for a live refresh, a fragment
+/// saying so in place: it was deleted meanwhile).
+fn shown(
+    app: &App,
+    namespace: &str,
+    name: &str,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Arc<GitSync>, Box<Response>> {
+    if !filled(app) {
+        return Err(Box::new(not_ready()));
+    }
+    let key = ObjectRef::<GitSync>::new(name).within(namespace);
+    app.ui.gitsyncs.get(&key).ok_or_else(|| {
+        let text = format!("There is no GitSync {namespace}/{name}.");
+        Box::new(if is_fragment(raw) {
+            page(StatusCode::NOT_FOUND, html::gone(&text), headers)
+        } else {
+            not_found(&text)
+        })
+    })
 }
 
 async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {

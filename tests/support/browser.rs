@@ -260,6 +260,35 @@ impl Browser {
         }
     }
 
+    /// Clicks `css` in the live part of a page: a live refresh (`ui.js` swapping the `#live`
+    /// fragment) may replace the element between finding and clicking it, so a stale element
+    /// is looked for again, for two seconds at most.
+    pub async fn click_live(&self, css: &str) {
+        for _ in 0..20 {
+            let found = self.client.find(Locator::Css(css)).await;
+            if let Ok(element) = found
+                && element.click().await.is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        panic!("cannot click `{css}` on {}", self.current_url().await);
+    }
+
+    /// Marks the page, so that [`assert_not_reloaded`](Browser::assert_not_reloaded) sees a
+    /// reload (which loses the mark).
+    pub async fn mark_page(&self) {
+        self.execute("window.notReloaded = true;", vec![]).await;
+    }
+
+    /// Panics when the page was reloaded since [`mark_page`](Browser::mark_page): what changed
+    /// came by a live update.
+    pub async fn assert_not_reloaded(&self) {
+        let mark = self.execute("return window.notReloaded;", vec![]).await;
+        assert_eq!(mark, json!(true), "the page was reloaded");
+    }
+
     /// Moves the keyboard focus to the element matching `css`, as a click would, without
     /// activating it: where a keyboard walk starts.
     pub async fn focus(&self, css: &str) {
