@@ -83,6 +83,14 @@ async fn send(
     }
 }
 
+/// Opens the event stream at `path`: the response, its body still streaming.
+async fn open_stream(app: &Router, path: &str) -> axum::response::Response {
+    app.clone()
+        .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+        .await
+        .expect("answer")
+}
+
 fn header<'a>(a: &'a Answer, name: &str) -> &'a str {
     a.headers
         .get(name)
@@ -214,15 +222,7 @@ async fn pages_wait_for_the_cache_and_say_so() {
 async fn events_stream_changes() {
     let (ui, _w, tx) = state(true);
     let app = router(ui);
-    let res = app
-        .clone()
-        .oneshot(
-            Request::get("/events")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("answer");
+    let res = open_stream(&app, "/events").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers()
@@ -250,15 +250,7 @@ async fn the_overview_shows_measured_health_and_the_stream_tells_of_it() {
     let app = router(ui);
     let before = get(&app, "/", &[]).await;
     assert!(!before.body.contains("healthy"), "not measured yet");
-    let res = app
-        .clone()
-        .oneshot(
-            Request::get("/events?health=1")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("answer");
+    let res = open_stream(&app, "/events?health=1").await;
     let counts = crate::ui::health::Counts {
         healthy: 3,
         failed: 1,
@@ -280,15 +272,7 @@ async fn the_overview_shows_measured_health_and_the_stream_tells_of_it() {
         "event: change\ndata: 1\n\n"
     );
     // A GitSync page's stream (no `?health=1`) is not told: it shows no counts.
-    let plain = app
-        .clone()
-        .oneshot(
-            Request::get("/events")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("answer");
+    let plain = open_stream(&app, "/events").await;
     let mut plain = plain.into_body().into_data_stream();
     let now = std::time::Instant::now();
     health.record("a/ok", Some(Default::default()), String::new(), now);
