@@ -176,9 +176,15 @@ async fn a_gitea_push_webhook_syncs_at_once() {
         },
     )
     .await;
+    // Gitea queues push notifications: on a loaded machine the first push may still be queued
+    // when the hooks are added, and then it is delivered to them too. So each hook sees one or
+    // two pushes; what must hold is that the right secret only triggers and the wrong one is
+    // only denied.
+    let all = webhook_count(&metrics, &["name=\"github\""]);
     let triggered = webhook_count(&metrics, &["name=\"github\"", "result=\"triggered\""]);
     let denied = webhook_count(&metrics, &["name=\"github\"", "result=\"denied\""]);
-    assert_eq!((triggered, denied), (1, 1), "{metrics}");
+    assert!(triggered >= 1 && denied >= 1, "{metrics}");
+    assert_eq!(triggered + denied, all, "no other result: {metrics}");
 }
 
 /// The statuses Gitea holds for `sha` in `context`, newest first, as (state, description).
