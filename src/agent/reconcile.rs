@@ -241,7 +241,7 @@ async fn request(ctx: &Context, gs: &GitSync) -> Result<FetchRequest, StepError>
 
 /// A `spec.ref` that names no valid ref.
 #[derive(Debug, thiserror::Error)]
-enum RefSpecError {
+pub enum RefSpecError {
     /// More than one of branch, tag, semver, commit.
     #[error("spec.ref must set exactly one of branch, tag, semver, commit")]
     Ambiguous,
@@ -250,7 +250,11 @@ enum RefSpecError {
     Invalid(#[from] crate::source::refs::RefError),
 }
 
-fn git_ref(spec: Option<&RefSpec>) -> Result<Option<GitRef>, RefSpecError> {
+/// The ref a `spec.ref` names; `None` for the remote's default branch.
+///
+/// # Errors
+/// More than one kind of ref, or an invalid one.
+pub fn git_ref(spec: Option<&RefSpec>) -> Result<Option<GitRef>, RefSpecError> {
     let Some(r) = spec else { return Ok(None) };
     let parsed = match (&r.branch, &r.tag, &r.semver, &r.commit) {
         (Some(b), None, None, None) => GitRef::branch(b),
@@ -302,14 +306,7 @@ async fn sync(
     let opts = SyncOptions {
         run_hooks: applied != Some(revision),
         health_checks: std::sync::Arc::new(checks),
-        inventory: inventory_name(&ns, &gs.name_any()),
-        inventory_namespace: ns.clone(),
-        default_namespace: gs.spec.target_namespace.clone().unwrap_or(ns),
-        prune: gs.spec.prune,
-        wait: gs.spec.wait,
-        timeout: duration(gs.spec.health_timeout.as_deref(), Duration::from_secs(300)),
-        ignore: gs.spec.ignore.clone(),
-        ..SyncOptions::default()
+        ..sync_options(gs)
     };
     // Kept for the web UI's live diff, recorded only once the sync succeeded.
     let applied = (ctx.ui_enabled).then(|| {
@@ -330,6 +327,23 @@ async fn sync(
         ctx.applied.record(&ns, &gs.name_any(), set);
     }
     Ok(changes)
+}
+
+/// The options of a sync of `gs` (but its hooks and health checks): its inventory (named for
+/// it, in its namespace), target namespace, prune, wait and ignore rules. `driftless plan`
+/// plans with the same.
+pub fn sync_options(gs: &GitSync) -> SyncOptions {
+    let ns = gs.namespace().unwrap_or_default();
+    SyncOptions {
+        inventory: inventory_name(&ns, &gs.name_any()),
+        inventory_namespace: ns.clone(),
+        default_namespace: gs.spec.target_namespace.clone().unwrap_or(ns),
+        prune: gs.spec.prune,
+        wait: gs.spec.wait,
+        timeout: duration(gs.spec.health_timeout.as_deref(), Duration::from_secs(300)),
+        ignore: gs.spec.ignore.clone(),
+        ..SyncOptions::default()
+    }
 }
 
 /// Step 2: checks the signature policy of `spec.verify`, if any. A refusal names the commit (or tag)

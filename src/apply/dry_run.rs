@@ -33,7 +33,7 @@ pub(super) enum Pass<'a> {
 
 /// The API server's refusal of a dry-run, as it sent it (its `Status`, with `details.causes`).
 #[derive(Debug)]
-pub(super) struct Refusal(kube::Error);
+pub(super) struct Refusal(pub(super) kube::Error);
 
 /// How the API server words the refusal of a change to a field that cannot change. Most
 /// messages say "immutable"; a few do not (Service `clusterIP`, RoleBinding `roleRef`,
@@ -53,6 +53,14 @@ impl Refusal {
         match &self.0 {
             kube::Error::Api(status) => messages(status).any(immutable),
             other => immutable(&other.to_string()),
+        }
+    }
+
+    /// The HTTP status code of the refusal, when the API server answered.
+    pub fn code(&self) -> Option<u16> {
+        match &self.0 {
+            kube::Error::Api(status) => Some(status.code),
+            _ => None,
         }
     }
 

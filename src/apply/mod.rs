@@ -33,7 +33,8 @@
 //! | `wait` | Namespaces/CRDs ready; `--wait` health |
 //! | `write` | steps 9 and 10: the staged apply |
 //! | `prune` | step 11 |
-//! | `preview` | [`Engine::preview`] (`driftless diff`) |
+//! | `forecast` | [`Plan`]: what a sync would do and why it would fail (pure) |
+//! | `preview` | [`Engine::preview`] (`driftless diff`), [`Engine::plan`] (`driftless plan`) |
 //! | `sync` | [`Engine::sync`]: the steps in order |
 
 mod api;
@@ -41,6 +42,7 @@ mod classify;
 mod desired;
 mod dry_run;
 mod engine;
+pub mod forecast;
 mod ignore;
 mod live;
 mod managed;
@@ -64,6 +66,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use engine::Engine;
+pub use forecast::{Failure, FailureReason, Outcome, Plan};
 pub use managed::owned_fields_hash;
 pub use preview::Preview;
 pub use protect::{GITSYNC_CRD, Protected};

@@ -32,6 +32,10 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show what `apply` would change as unified diffs (exit 0: none, 1: changes, 2: error).
     Diff(DiffArgs),
+    /// What a sync would do, checked against the live cluster: objects to create, change (with
+    /// diffs), prune and leave alone, and every reason it would fail; as text, JSON or Markdown
+    /// for a pull request (exit 0: no changes, 1: changes, 2: would fail).
+    Plan(PlanArgs),
     /// Print the SSH deploy key, generating it into its Secret when there is none.
     Identity(IdentityArgs),
     /// Run the agent: keep every GitSync applied (in-cluster config or kubeconfig).
@@ -282,6 +286,54 @@ pub struct ApplyArgs {
 pub struct DiffArgs {
     #[command(flatten)]
     pub set: SetArgs,
+}
+
+/// `driftless plan DIR --inventory NAME`, `driftless plan DIR --gitsync FILE` (its inventory,
+/// options and ServiceAccount), or `driftless plan --from NAME [--ref REF]` (a GitSync in the
+/// cluster, fetched and rendered as the agent would).
+#[derive(Args)]
+pub struct PlanArgs {
+    /// The directory of manifests (not with --from).
+    #[arg(required_unless_present = "from", conflicts_with = "from")]
+    pub dir: Option<PathBuf>,
+    /// The inventory name (default with --gitsync: the GitSync's, as the agent names it).
+    #[arg(long, conflicts_with = "from")]
+    pub inventory: Option<String>,
+    /// Namespace where the inventory is stored (default with --gitsync: the GitSync's).
+    #[arg(long)]
+    pub inventory_namespace: Option<String>,
+    /// Plan the GitSync NAME of the cluster (in --namespace): its repository fetched at --ref
+    /// with its credentials, rendered with its options.
+    #[arg(long, value_name = "NAME")]
+    pub from: Option<String>,
+    /// With --from: the branch, tag or commit to plan (default: the GitSync's own ref).
+    #[arg(long = "ref", value_name = "REF", requires = "from")]
+    pub git_ref: Option<String>,
+    /// Namespace of --from's GitSync, and for namespaced objects that name none (default: the
+    /// kubeconfig context's).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Concurrent API requests.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Output format; `markdown` is a pull-request comment.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: PlanOutput,
+    /// The largest Markdown comment, in bytes (GitHub's limit is 65,536 characters).
+    #[arg(long, default_value_t = 65_536)]
+    pub comment_limit: usize,
+    /// The cluster's name shown in the plan's heading.
+    #[arg(long, env = "DRIFTLESS_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    #[command(flatten)]
+    pub render: RenderFlags,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PlanOutput {
+    Text,
+    Json,
+    Markdown,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

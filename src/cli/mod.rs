@@ -15,6 +15,7 @@ mod identity;
 pub mod logging;
 mod notify;
 pub mod output;
+mod plan;
 mod render;
 mod render_input;
 mod status;
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Render(args) => render::run(&conn, &cli.tools, args).await,
         Command::Apply(args) => apply::run(&conn, &cli.tools, args).await,
         Command::Diff(args) => diff::run(&conn, &cli.tools, args).await,
+        Command::Plan(args) => plan::run(&conn, &cli.tools, args).await,
         Command::Identity(args) => identity::run(&conn, args).await,
         Command::Agent(args) => agent::run(&conn, &cli.tools, args).await,
         Command::Status(args) => status::run(&conn, args).await,

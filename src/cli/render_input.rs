@@ -23,7 +23,7 @@ use kube::ResourceExt;
 
 use super::args::{RenderFlags, ToolFlags};
 
-fn read_gitsync(file: &Path) -> Result<GitSync> {
+pub fn read_gitsync(file: &Path) -> Result<GitSync> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let value: serde_json::Value =
@@ -49,7 +49,23 @@ pub async fn load(
     flags: &RenderFlags,
     namespace: &str,
 ) -> Result<Vec<Manifest>> {
-    let target = Target::new(flags, dir, namespace)?;
+    let gitsync = flags.gitsync.as_deref().map(read_gitsync).transpose()?;
+    load_as(conn, tools, dir, flags, namespace, gitsync).await
+}
+
+/// Renders DIR as `gitsync` (read from a file or the cluster) would have the agent render it.
+///
+/// # Errors
+/// As [`load`].
+pub async fn load_as(
+    conn: &Connection<'_>,
+    tools: &ToolFlags,
+    dir: &Path,
+    flags: &RenderFlags,
+    namespace: &str,
+    gitsync: Option<GitSync>,
+) -> Result<Vec<Manifest>> {
+    let target = Target::new(gitsync, flags, dir, namespace)?;
     let (vars_from, credentials) = cluster_inputs(conn, &target).await?;
     let (real_dir, repo_root) = roots(dir, flags, &target.spec)?;
     let path = real_dir.strip_prefix(&repo_root).with_context(|| {
@@ -122,8 +138,12 @@ struct Target {
 }
 
 impl Target {
-    fn new(flags: &RenderFlags, dir: &Path, namespace: &str) -> Result<Self> {
-        let gitsync = flags.gitsync.as_deref().map(read_gitsync).transpose()?;
+    fn new(
+        gitsync: Option<GitSync>,
+        flags: &RenderFlags,
+        dir: &Path,
+        namespace: &str,
+    ) -> Result<Self> {
         let mut spec: RenderSpec = gitsync.as_ref().map(render_spec).unwrap_or_default();
         set_vars(&mut spec, &flags.set_var)?;
         let gs_ns = gitsync

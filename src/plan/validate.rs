@@ -128,6 +128,24 @@ pub enum ValidationError {
     },
 }
 
+impl ValidationError {
+    /// Where the error is (for a duplicate, the second definition) and the object, when the
+    /// manifest names one.
+    pub fn origin(&self) -> (&Source, Option<String>) {
+        match self {
+            Self::MissingField { origin, .. } => (origin, None),
+            Self::InvalidName { origin, object, .. }
+            | Self::InvalidNamespace { origin, object, .. }
+            | Self::UnknownKind { origin, object, .. }
+            | Self::VersionNotServed { origin, object, .. }
+            | Self::KindRemoved { origin, object, .. }
+            | Self::NamespaceOnClusterScoped { origin, object, .. }
+            | Self::InvalidCrd { origin, object, .. } => (origin, Some(object.to_string())),
+            Self::Duplicate { object, second, .. } => (second, Some(object.to_string())),
+        }
+    }
+}
+
 /// Validates a manifest set and defaults namespaces.
 ///
 /// Kinds are looked up first among the CRDs of the set, then in `resolver`. Namespaced objects

@@ -248,6 +248,7 @@ pub fn file_under_contains(dir: &Path, needle: &str) -> bool {
 }
 
 pub mod agent;
+pub mod audit;
 pub mod browser;
 pub mod case;
 pub mod cli;
