@@ -25,6 +25,7 @@ pub mod memory;
 pub mod notify;
 pub mod object;
 pub mod plan;
+pub mod pulls;
 pub mod render;
 pub mod source;
 pub mod ui;
