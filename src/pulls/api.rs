@@ -84,7 +84,6 @@ pub fn list_comments(f: &Forge, number: u64, page: u32) -> Result<Outgoing, Pull
 /// The answer is not the documented JSON.
 pub fn parse_comments(f: &Forge, body: &[u8]) -> Result<Page<Comment>, String> {
     let comments = match f.type_() {
-        ProviderType::Gitlab => gitlab::parse_comments(body),
         ProviderType::Azuredevops => azure::parse_comments(body),
         _ => github::parse_comments(body),
     };
@@ -147,7 +146,6 @@ pub fn create_comment(f: &Forge, number: u64, text: &str) -> Result<Outgoing, Pu
 /// The answer is not the documented JSON.
 pub fn parse_created(f: &Forge, body: &[u8]) -> Result<CommentId, String> {
     match f.type_() {
-        ProviderType::Gitlab => gitlab::parse_created(body).map_err(|e| e.to_string()),
         ProviderType::Azuredevops => azure::parse_created(body),
         _ => github::parse_created(body).map_err(|e| e.to_string()),
     }

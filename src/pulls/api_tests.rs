@@ -118,11 +118,17 @@ fn comments_are_listed_created_and_edited() {
     for (type_, list, create, (method, edit)) in cases {
         let f = forge(type_);
         let out = list_comments(&f, 7, 1).unwrap();
-        assert_eq!((&out.method, out.url.as_str()), (&Method::GET, list.as_str()));
+        assert_eq!(
+            (&out.method, out.url.as_str()),
+            (&Method::GET, list.as_str())
+        );
         assert_headers(&out, type_);
 
         let out = create_comment(&f, 7, "plan").unwrap();
-        assert_eq!((&out.method, out.url.as_str()), (&Method::POST, create.as_str()));
+        assert_eq!(
+            (&out.method, out.url.as_str()),
+            (&Method::POST, create.as_str())
+        );
         assert_headers(&out, type_);
         let expected = match type_ {
             ProviderType::Azuredevops => json!({
@@ -189,7 +195,10 @@ fn statuses_are_the_commit_status_providers() {
             "plan: 1 to change",
         )
         .unwrap();
-        assert_eq!((&out.method, out.url.as_str()), (&Method::POST, url.as_str()));
+        assert_eq!(
+            (&out.method, out.url.as_str()),
+            (&Method::POST, url.as_str())
+        );
         assert_headers(&out, type_);
         assert_eq!(body(&out), expected, "{type_:?}");
     }
@@ -226,10 +235,21 @@ fn paging_ends_on_a_short_page_or_gitea_on_an_empty_one() {
     let github = forge(ProviderType::Github);
     let page = parse_pulls(&github, "main", &github_pulls(100, 10)).unwrap();
     assert_eq!(page.items.len(), 90, "other branches filtered out");
-    assert!(page.more, "a full page, filtered or not, may have a successor");
-    assert!(!parse_pulls(&github, "main", &github_pulls(99, 0)).unwrap().more);
+    assert!(
+        page.more,
+        "a full page, filtered or not, may have a successor"
+    );
+    assert!(
+        !parse_pulls(&github, "main", &github_pulls(99, 0))
+            .unwrap()
+            .more
+    );
     let gitea = forge(ProviderType::Gitea);
-    assert!(parse_pulls(&gitea, "main", &github_pulls(3, 0)).unwrap().more);
+    assert!(
+        parse_pulls(&gitea, "main", &github_pulls(3, 0))
+            .unwrap()
+            .more
+    );
     assert!(!parse_pulls(&gitea, "main", b"[]").unwrap().more);
     let comments = parse_comments(&gitea, br#"[{"id": 1, "body": "x"}]"#).unwrap();
     assert!(!comments.more, "Gitea lists every comment at once");
@@ -239,7 +259,13 @@ fn paging_ends_on_a_short_page_or_gitea_on_an_empty_one() {
     assert!(page.more);
     let azure = forge(ProviderType::Azuredevops);
     let page = parse_comments(&azure, br#"{"value": [], "count": 0}"#).unwrap();
-    assert_eq!(page, Page { items: vec![], more: false });
+    assert_eq!(
+        page,
+        Page {
+            items: vec![],
+            more: false
+        }
+    );
 }
 
 #[test]

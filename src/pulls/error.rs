@@ -101,7 +101,10 @@ mod tests {
             get("https://api.github.com/repos/o/r/pulls?state=open&base=main"),
             "GET https://api.github.com/repos/o/r/pulls?***"
         );
-        assert_eq!(get("https://u:T@h:8443/a/b#x"), "GET https://h:8443/a/b?***");
+        assert_eq!(
+            get("https://u:T@h:8443/a/b#x"),
+            "GET https://h:8443/a/b?***"
+        );
         assert_eq!(get("http://h"), "GET http://h");
     }
 

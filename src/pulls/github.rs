@@ -1,5 +1,5 @@
 //! GitHub's pull requests and issue comments; Gitea answers in the same shapes, so its parsers
-//! are these (`gitea` builds its own URLs).
+//! are these (`gitea` builds its own URLs), and so do GitLab's notes.
 //!
 //! - List: <https://docs.github.com/en/rest/pulls/pulls?apiVersion=2022-11-28#list-pull-requests>
 //!   (`state`, `base`, `per_page` at most 100, `page`); `head.repo` is `null` when the fork is
@@ -179,7 +179,8 @@ mod tests {
 
     #[test]
     fn comments_are_read_with_their_ids() {
-        let body = br#"[{"id": 1, "body": "LGTM", "user": {"login": "ada"}}, {"id": 2, "body": null}]"#;
+        let body =
+            br#"[{"id": 1, "body": "LGTM", "user": {"login": "ada"}}, {"id": 2, "body": null}]"#;
         let comments = parse_comments(body).unwrap();
         assert_eq!(comments[0].id, CommentId::Number(1));
         assert_eq!(comments[0].body, "LGTM");

@@ -8,11 +8,12 @@
 //!   `GET /projects/{id}/merge_requests/{iid}/notes` (`sort`, `order_by`, paged), create `POST`
 //!   there with `{"body"}`, edit `PUT …/notes/{note_id}` with `{"body"}`. System notes
 //!   ("added 1 commit") are kept: dropping them would shorten a page and end the paging early,
-//!   and none starts with a marker.
+//!   and none starts with a marker. Notes have GitHub's comment shape (`id`, `body`), so
+//!   `github`'s parsers read them.
 
 use serde::Deserialize;
 
-use super::{Comment, CommentId, PullRequest};
+use super::PullRequest;
 use crate::notify::forge::{Repository, encode};
 
 /// GitLab's largest page.
@@ -73,44 +74,17 @@ pub(super) fn parse_pulls(body: &[u8]) -> Result<Vec<PullRequest>, serde_json::E
     let list: Vec<MergeRequest> = serde_json::from_slice(body)?;
     Ok(list
         .into_iter()
-        .map(|mr| {
-            PullRequest {
-                number: mr.iid,
-                title: mr.title,
-                head_sha: mr.sha.unwrap_or_default(),
-                head_ref: mr.source_branch,
-                base_ref: mr.target_branch,
-                from_fork: mr.source_project_id != mr.target_project_id,
-                web_url: mr.web_url,
-                author: mr.author.map(|a| a.username).unwrap_or_default(),
-            }
+        .map(|mr| PullRequest {
+            number: mr.iid,
+            title: mr.title,
+            head_sha: mr.sha.unwrap_or_default(),
+            head_ref: mr.source_branch,
+            base_ref: mr.target_branch,
+            from_fork: mr.source_project_id != mr.target_project_id,
+            web_url: mr.web_url,
+            author: mr.author.map(|a| a.username).unwrap_or_default(),
         })
         .collect())
-}
-
-#[derive(Deserialize)]
-struct Note {
-    id: u64,
-    #[serde(default)]
-    body: String,
-}
-
-/// A page of notes, system notes included.
-pub(super) fn parse_comments(body: &[u8]) -> Result<Vec<Comment>, serde_json::Error> {
-    let notes: Vec<Note> = serde_json::from_slice(body)?;
-    Ok(notes
-        .into_iter()
-        .map(|n| Comment {
-            id: CommentId::Number(n.id),
-            body: n.body,
-        })
-        .collect())
-}
-
-/// The note just created.
-pub(super) fn parse_created(body: &[u8]) -> Result<CommentId, serde_json::Error> {
-    let note: Note = serde_json::from_slice(body)?;
-    Ok(CommentId::Number(note.id))
 }
 
 #[cfg(test)]
@@ -150,6 +124,9 @@ mod tests {
 
     #[test]
     fn notes_are_read_with_their_ids() {
+        use super::super::github::{parse_comments, parse_created};
+        use super::super::{Comment, CommentId};
+
         let body = br#"[{"id": 1, "body": "added 1 commit", "system": true},
                         {"id": 2, "body": "plan", "system": false}]"#;
         let comments = parse_comments(body).unwrap();

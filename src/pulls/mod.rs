@@ -18,6 +18,11 @@
 //! | Gitea | `GET /api/v1/repos/{o}/{r}/pulls?state=open&base_branch={b}` | issue comments |
 //! | Azure DevOps | `GET {org}/{project}/_apis/git/repositories/{repo}/pullrequests?searchCriteria.targetRefName=refs/heads/{b}` | threads (the comment is a thread's first) |
 //!
+//! Tokens: GitHub `pull_requests: read`, `issues: write` (comments) and `statuses: write`;
+//! GitLab the `api` scope; Gitea `write:repository` and `write:issue` (a token with only the
+//! first is refused the comments: `tests/pulls.rs` found it); Azure DevOps Code (read) and Pull
+//! Request Threads (read and write), Code (status).
+//!
 //! Bitbucket is not supported: [`Forge::new`] refuses it ([`PullsError::Unsupported`]).
 //!
 //! The comment is found again by a hidden marker on its first line,

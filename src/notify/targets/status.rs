@@ -234,7 +234,10 @@ fn azure(target: &Target, s: &CommitStatus) -> Result<Outgoing, TargetError> {
         encode(s.sha)
     );
     let headers = credentials(target)?;
-    let (genre, name) = s.context.split_once('/').unwrap_or((AZURE_GENRE, s.context));
+    let (genre, name) = s
+        .context
+        .split_once('/')
+        .unwrap_or((AZURE_GENRE, s.context));
     let body = json!({
         "state": pick(s.state, ["pending", "succeeded", "failed"]),
         "description": truncate(s.description, 255),
