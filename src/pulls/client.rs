@@ -78,8 +78,10 @@ impl Client {
         Ok(all)
     }
 
-    /// Pull request `pr`'s comment for `context` made to say `body` (with the marker on top):
-    /// edited when it exists, else created. Returns its id.
+    /// Pull request `pr`'s comment for `context` made to say `body` (with the marker on top,
+    /// cut to the forge's limit: [`compose`]): edited when it exists, else created. Returns its
+    /// id. Comments are read oldest first, at most [`MAX_PAGES`] pages: a pull request with
+    /// more comments than that before ours (1,000 on GitHub) would get a second one.
     ///
     /// # Errors
     /// The first request that fails.

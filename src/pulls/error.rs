@@ -79,7 +79,7 @@ impl PullsError {
 
 /// `GET https://host/path?***`: the request without userinfo, query or fragment (forge API
 /// paths hold no secret; a query might, and it is long).
-pub fn request_line(method: &Method, url: &str) -> String {
+pub(crate) fn request_line(method: &Method, url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let end = rest.find(['?', '#']).unwrap_or(rest.len());
     let (before, query) = rest.split_at(end);

@@ -3,9 +3,10 @@
 //! "plans posted on pull requests"). The plan itself is `preview`'s; the loop that calls this
 //! is the agent's.
 //!
-//! Pure request builders and answer parsers ([`api`], over one file per forge: `github` (which
-//! Gitea's answers share), `gitea`, `gitlab`, `azure`), each shape citing the forge's
-//! documentation and unit-tested without I/O; and a thin async [`Client`] that sends them.
+//! Pure request builders and answer parsers ([`api`], over one file per forge: `github` (whose
+//! shapes Gitea's answers and GitLab's notes share), `gitea`, `gitlab`, `azure`), each shape
+//! citing the forge's documentation and unit-tested without I/O; and a thin async [`Client`]
+//! that sends them.
 //! Where the repository and its API are comes from [`crate::notify::forge`], the credential
 //! headers and the commit status request from `notify::targets::status` (so a plan's status
 //! looks like a sync's), the HTTP client from [`crate::notify::deliver::client`] (rustls on
@@ -18,10 +19,10 @@
 //! | Gitea | `GET /api/v1/repos/{o}/{r}/pulls?state=open&base_branch={b}` | issue comments |
 //! | Azure DevOps | `GET {org}/{project}/_apis/git/repositories/{repo}/pullrequests?searchCriteria.targetRefName=refs/heads/{b}` | threads (the comment is a thread's first) |
 //!
-//! Tokens: GitHub `pull_requests: read`, `issues: write` (comments) and `statuses: write`;
+//! Tokens: GitHub, one that may read pull requests, comment on them and write commit statuses;
 //! GitLab the `api` scope; Gitea `write:repository` and `write:issue` (a token with only the
-//! first is refused the comments: `tests/pulls.rs` found it); Azure DevOps Code (read) and Pull
-//! Request Threads (read and write), Code (status).
+//! first is refused the comments: `tests/pulls.rs` found it); Azure DevOps Code (read), Code
+//! (status) and Pull Request Threads (read and write).
 //!
 //! Bitbucket is not supported: [`Forge::new`] refuses it ([`PullsError::Unsupported`]).
 //!
