@@ -12,6 +12,7 @@ use driftless::notify::{CommitState, ProviderType};
 use driftless::pulls::{Client, CommentId, Forge, PullRequest, PullsError, compose};
 use serde_json::{Value, json};
 use support::eventually;
+use support::git_servers::{TestRepo, git_in, run};
 use support::gitea::{Gitea, USER};
 use support::receiver::{Answer, Receiver, Recorded};
 use zeroize::Zeroizing;
@@ -42,6 +43,16 @@ async fn pushed(gitea: &Gitea, branch: &str, sha: &str) {
     .await;
 }
 
+/// A Gitea whose repository `USER/REPO` has a first commit on `main`, and its working clone.
+async fn gitea_with_main() -> (Gitea, TestRepo) {
+    let gitea = Gitea::start();
+    let repo = gitea.create_repo(REPO);
+    let main = repo.commit(&[("app.yaml", "revision: 1\n")], "first");
+    repo.push();
+    pushed(&gitea, "main", &main).await;
+    (gitea, repo)
+}
+
 /// The bodies of the pull request's comments, oldest first.
 fn bodies(gitea: &Gitea, number: u64) -> Vec<String> {
     let comments = gitea.comments(USER, REPO, number);
@@ -51,11 +62,7 @@ fn bodies(gitea: &Gitea, number: u64) -> Vec<String> {
 
 #[tokio::test]
 async fn gitea_pull_requests_get_one_comment_per_context_and_a_status() {
-    let gitea = Gitea::start();
-    let repo = gitea.create_repo(REPO);
-    let main = repo.commit(&[("app.yaml", "revision: 1\n")], "first");
-    repo.push();
-    pushed(&gitea, "main", &main).await;
+    let (gitea, repo) = gitea_with_main().await;
     let head = repo.push_branch("change", &[("app.yaml", "revision: 2\n")], "change");
     pushed(&gitea, "change", &head).await;
     let number = gitea.open_pull(USER, REPO, "change", "main", "Revision 2");
@@ -128,10 +135,7 @@ async fn gitea_pull_requests_get_one_comment_per_context_and_a_status() {
 
 #[tokio::test]
 async fn gitea_refusals_name_the_request_but_not_the_token() {
-    let gitea = Gitea::start();
-    let repo = gitea.create_repo(REPO);
-    repo.commit(&[("app.yaml", "revision: 1\n")], "first");
-    repo.push();
+    let (gitea, _repo) = gitea_with_main().await;
     let client = gitea_client(&gitea, "NOT-A-VALID-TOKEN");
     let err = client.open("main").await.expect_err("a bad token");
     assert!(
@@ -316,4 +320,31 @@ async fn github_open_reads_every_page() {
             line("GET", &format!("{list}&page=2")),
         ]
     );
+}
+
+#[tokio::test]
+async fn gitea_lists_a_pull_request_from_a_fork_as_one() {
+    let (gitea, repo) = gitea_with_main().await;
+    let fork = "plans-fork";
+    let path = format!("/api/v1/repos/{USER}/{REPO}/forks");
+    gitea.api("POST", &path, Some(&json!({"name": fork})));
+    let head = repo.commit(&[("app.yaml", "revision: 2\n")], "from the fork");
+    run(git_in(repo.work_path())
+        .args(["push", "-q"])
+        .arg(gitea.repo_http_url(USER, fork))
+        .arg("HEAD:refs/heads/feature"));
+    let number = gitea.open_pull(
+        USER,
+        REPO,
+        &format!("{USER}/{fork}:feature"),
+        "main",
+        "Fork",
+    );
+    let client = gitea_client(&gitea, gitea.token());
+    let open = client.open("main").await.expect("open pull requests");
+    let listed: Vec<(u64, &str, bool)> = open
+        .iter()
+        .map(|p| (p.number, p.head_sha.as_str(), p.from_fork))
+        .collect();
+    assert_eq!(listed, [(number, head.as_str(), true)]);
 }

@@ -30,8 +30,8 @@ pub(super) fn pulls_url(repo: &Repository, base: &str, page: u32) -> String {
 
 pub(super) fn comments_url(repo: &Repository, iid: u64, page: u32) -> String {
     format!(
-        "{}&per_page={PAGE}&page={page}",
-        notes_url(repo, iid) + "?sort=asc&order_by=created_at"
+        "{}?sort=asc&order_by=created_at&per_page={PAGE}&page={page}",
+        notes_url(repo, iid)
     )
 }
 
