@@ -26,6 +26,7 @@ pub mod notify;
 pub mod object;
 pub mod plan;
 pub mod preview;
+pub mod pulls;
 pub mod render;
 pub mod source;
 pub mod ui;

@@ -149,7 +149,8 @@ pub async fn send_once(
     }
 }
 
-fn network_error(e: &reqwest::Error, timeout: Duration) -> DeliveryError {
+/// A network error as text without the URL (which may be a credential).
+pub(crate) fn network_error(e: &reqwest::Error, timeout: Duration) -> DeliveryError {
     if e.is_timeout() {
         DeliveryError::Timeout(timeout)
     } else {

@@ -40,7 +40,8 @@ pub struct Gitea {
 
 impl Gitea {
     /// Starts Gitea on a free port of 127.0.0.1 with user [`USER`] and an access token with the
-    /// `write:repository` and `write:user` scopes. About a second when the binary is cached.
+    /// `write:repository`, `write:user` and `write:issue` (pull request comments) scopes. About
+    /// a second when the binary is cached.
     ///
     /// # Panics
     /// When Gitea cannot be built, set up or started; the message has its output or log.
@@ -85,7 +86,10 @@ impl Gitea {
             tmp,
         };
         gitea.wait_for_api();
-        gitea.token = gitea.create_token("driftless-tests", &["write:repository", "write:user"]);
+        gitea.token = gitea.create_token(
+            "driftless-tests",
+            &["write:repository", "write:user", "write:issue"],
+        );
         gitea
     }
 
@@ -94,7 +98,7 @@ impl Gitea {
         format!("http://127.0.0.1:{}", self.process.port())
     }
 
-    /// The access token of [`USER`] (`write:repository`, `write:user`).
+    /// The access token of [`USER`] (`write:repository`, `write:user`, `write:issue`).
     pub fn token(&self) -> &str {
         &self.token
     }
@@ -197,6 +201,35 @@ impl Gitea {
         hook["id"]
             .as_i64()
             .unwrap_or_else(|| panic!("no hook id in Gitea's answer: {hook}"))
+    }
+
+    /// Opens a pull request from `head` into `base` of `owner/repo`; returns its number.
+    pub fn open_pull(&self, owner: &str, repo: &str, head: &str, base: &str, title: &str) -> u64 {
+        let body = json!({"head": head, "base": base, "title": title});
+        let pull = self.api(
+            "POST",
+            &format!("/api/v1/repos/{owner}/{repo}/pulls"),
+            Some(&body),
+        );
+        pull["number"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no pull request number in Gitea's answer: {pull}"))
+    }
+
+    /// Closes pull request `number` of `owner/repo` (without merging it).
+    pub fn close_pull(&self, owner: &str, repo: &str, number: u64) {
+        let path = format!("/api/v1/repos/{owner}/{repo}/pulls/{number}");
+        self.api("PATCH", &path, Some(&json!({"state": "closed"})));
+    }
+
+    /// The comments of issue or pull request `number` of `owner/repo`, oldest first (`id`,
+    /// `body`, `user`, ...).
+    pub fn comments(&self, owner: &str, repo: &str, number: u64) -> Vec<Value> {
+        let path = format!("/api/v1/repos/{owner}/{repo}/issues/{number}/comments");
+        match self.api("GET", &path, None) {
+            Value::Array(list) => list,
+            other => panic!("GET {path}: not a list: {other}"),
+        }
     }
 
     fn wait_for_api(&self) {

@@ -17,7 +17,7 @@ mod chat;
 mod discord;
 mod googlechat;
 mod slack;
-mod status;
+pub(crate) mod status;
 mod teams;
 mod webhook;
 
@@ -73,15 +73,37 @@ impl Outgoing {
     fn post_json(
         url: String,
         content_type: &'static str,
+        headers: HeaderMap,
+        body: &serde_json::Value,
+    ) -> Self {
+        Self::json(Method::POST, url, content_type, headers, body)
+    }
+
+    /// A request with a JSON body (`POST`, `PATCH`, `PUT`): `Content-Type` is
+    /// `content_type`, plus `headers`.
+    pub(crate) fn json(
+        method: Method,
+        url: String,
+        content_type: &'static str,
         mut headers: HeaderMap,
         body: &serde_json::Value,
     ) -> Self {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         Self {
-            method: Method::POST,
+            method,
             url: Zeroizing::new(url),
             headers,
             body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// A `GET` of `url` with `headers` and no body.
+    pub(crate) fn get(url: String, headers: HeaderMap) -> Self {
+        Self {
+            method: Method::GET,
+            url: Zeroizing::new(url),
+            headers,
+            body: Vec::new(),
         }
     }
 }
@@ -184,7 +206,7 @@ fn address(target: &Target) -> Result<&str, TargetError> {
 
 /// `address` if it is an `http(s)://host…` URL, else
 /// [`TargetError::BadAddress`] naming only its scheme and host: the rest may be a credential.
-fn checked_address(address: &str) -> Result<&str, TargetError> {
+pub(crate) fn checked_address(address: &str) -> Result<&str, TargetError> {
     let lower = address.to_ascii_lowercase();
     let rest = ["https://", "http://"]
         .iter()
@@ -241,7 +263,7 @@ fn header(value: &str, sensitive: bool) -> Result<HeaderValue, TargetError> {
 
 /// `text` cut to `max` characters (not bytes: the services count characters), ending in `…`
 /// when cut.
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }

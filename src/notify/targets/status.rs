@@ -18,8 +18,8 @@
 //!
 //! [`Source::context`]: crate::notify::event::Source::context
 
-use http::HeaderValue;
 use http::header::{ACCEPT, USER_AGENT};
+use http::{HeaderMap, HeaderValue};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -27,24 +27,32 @@ use zeroize::Zeroizing;
 use super::{
     Outgoing, Target, TargetError, authorization, base64, checked_address, header, token, truncate,
 };
-use crate::notify::event::{Commit, CommitState, Notification};
+use crate::notify::event::{CommitState, Notification};
 use crate::notify::forge::{self, Repository, encode};
 use crate::notify::resources::ProviderType;
 
-/// Azure DevOps' `context.genre`; with `context.name` `<cluster>/<namespace>/<name>` the
-/// status reads `driftless/<cluster>/<namespace>/<name>` like the other forges' context.
+/// Azure DevOps' `context.genre` when a context has no `/`; otherwise the genre is what comes
+/// before the first `/` (`driftless`) and `context.name` the rest
+/// (`<cluster>/<namespace>/<name>`), so the status reads like the other forges' context.
 pub(super) const AZURE_GENRE: &str = "driftless";
 /// Bitbucket refuses a `key` longer than this.
 const BITBUCKET_KEY: usize = 40;
 
-/// What every forge's status says.
-struct Status<'a> {
-    n: &'a Notification,
-    repo: Repository,
-    /// Encoded for a URL path.
-    sha: String,
-    state: CommitState,
-    context: String,
+/// A commit status to set, whoever asks for it: a notification ([`request`]) or a pull
+/// request's plan (`crate::pulls`).
+pub(crate) struct CommitStatus<'a> {
+    pub repo: &'a Repository,
+    /// The full commit SHA, not yet encoded.
+    pub sha: &'a str,
+    pub state: CommitState,
+    /// `driftless/<cluster>/<namespace>/<name>`.
+    pub context: &'a str,
+    /// The whole text; each forge's builder cuts it to its limit.
+    pub description: &'a str,
+    /// The branch or tag (GitLab's optional `ref`).
+    pub reference: Option<&'a str>,
+    /// The Git URL the repository came from, for errors.
+    pub url: &'a str,
 }
 
 /// The status request for `n`, or `None` when it has no commit or says nothing about one.
@@ -63,22 +71,78 @@ pub(super) fn request(target: &Target, n: &Notification) -> Result<Option<Outgoi
             url: n.source.url.clone(),
         }
     })?;
-    let s = Status {
-        n,
-        repo,
-        sha: encode(&commit.sha),
+    let context = n.source.context();
+    let text = description(n, state);
+    let s = CommitStatus {
+        repo: &repo,
+        sha: &commit.sha,
         state,
-        context: n.source.context(),
+        context: &context,
+        description: &text,
+        reference: commit.reference.as_deref(),
+        url: &n.source.url,
     };
+    commit_status(target, &s)
+}
+
+/// The request setting `s` on `target`'s forge; `None` when `target` is not a forge.
+///
+/// # Errors
+/// When the Provider lacks a credential, or the repository's coordinates do not fit the forge.
+pub(crate) fn commit_status(
+    target: &Target,
+    s: &CommitStatus,
+) -> Result<Option<Outgoing>, TargetError> {
     let out = match target.type_ {
-        ProviderType::Github => github(target, &s)?,
-        ProviderType::Gitlab => gitlab(target, &s, commit)?,
-        ProviderType::Gitea => gitea(target, &s)?,
-        ProviderType::Azuredevops => azure(target, &s)?,
-        ProviderType::Bitbucket => bitbucket(target, &s)?,
+        ProviderType::Github => github(target, s)?,
+        ProviderType::Gitlab => gitlab(target, s)?,
+        ProviderType::Gitea => gitea(target, s)?,
+        ProviderType::Azuredevops => azure(target, s)?,
+        ProviderType::Bitbucket => bitbucket(target, s)?,
         _ => return Ok(None),
     };
     Ok(Some(out))
+}
+
+/// The headers every API request to `target`'s forge carries: its credential (marked
+/// sensitive) and, for GitHub, the documented `Accept`, API version and `User-Agent`. Bitbucket:
+/// `username` and app password as Basic when set, else the token as Bearer.
+///
+/// # Errors
+/// When the Provider lacks the credential.
+pub(crate) fn credentials(target: &Target) -> Result<HeaderMap, TargetError> {
+    match target.type_ {
+        ProviderType::Github => {
+            let mut headers = authorization("Bearer", token(target)?)?;
+            headers.insert(
+                ACCEPT,
+                HeaderValue::from_static("application/vnd.github+json"),
+            );
+            headers.insert(
+                "x-github-api-version",
+                HeaderValue::from_static("2022-11-28"),
+            );
+            headers.insert(USER_AGENT, HeaderValue::from_static("driftless"));
+            Ok(headers)
+        }
+        ProviderType::Gitlab => {
+            let mut headers = HeaderMap::new();
+            headers.insert("private-token", header(token(target)?, true)?);
+            Ok(headers)
+        }
+        ProviderType::Azuredevops => {
+            let pat = base64(&Zeroizing::new(format!(":{}", token(target)?)));
+            authorization("Basic", &pat)
+        }
+        ProviderType::Bitbucket => match &target.basic {
+            Some((user, password)) => {
+                let pair = Zeroizing::new(format!("{user}:{}", password.as_str()));
+                authorization("Basic", &base64(&pair))
+            }
+            None => authorization("Bearer", token(target)?),
+        },
+        _ => authorization("token", token(target)?),
+    }
 }
 
 /// <https://docs.github.com/en/rest/commits/statuses?apiVersion=2022-11-28#create-a-commit-status>:
@@ -86,28 +150,19 @@ pub(super) fn request(target: &Target, n: &Notification) -> Result<Option<Outgoi
 /// description over 140 characters (422 "description is too long (maximum is 140
 /// characters)"). Headers per <https://docs.github.com/en/rest/using-the-rest-api/getting-started-with-the-rest-api>;
 /// GitHub Enterprise Server serves the same at `https://HOST/api/v3`.
-fn github(target: &Target, s: &Status) -> Result<Outgoing, TargetError> {
+fn github(target: &Target, s: &CommitStatus) -> Result<Outgoing, TargetError> {
     let url = format!(
         "{}/repos/{}/statuses/{}",
         s.repo.api,
         s.repo.encoded_path(),
-        s.sha
+        encode(s.sha)
     );
-    let mut headers = authorization("Bearer", token(target)?)?;
-    headers.insert(
-        ACCEPT,
-        HeaderValue::from_static("application/vnd.github+json"),
-    );
-    headers.insert(
-        "x-github-api-version",
-        HeaderValue::from_static("2022-11-28"),
-    );
-    headers.insert(USER_AGENT, HeaderValue::from_static("driftless"));
     let body = json!({
         "state": pick(s.state, ["pending", "success", "failure"]),
         "context": s.context,
-        "description": description(s, 140),
+        "description": truncate(s.description, 140),
     });
+    let headers = credentials(target)?;
     Ok(Outgoing::post_json(url, "application/json", headers, &body))
 }
 
@@ -119,21 +174,20 @@ fn github(target: &Target, s: &Status) -> Result<Outgoing, TargetError> {
 /// A sync under way is `running` (GitLab's `pending` means queued). GitLab answers 400
 /// "Cannot transition status via :run from :running" when the status already has that state;
 /// [`super::delivered`] counts that as done.
-fn gitlab(target: &Target, s: &Status, commit: &Commit) -> Result<Outgoing, TargetError> {
+fn gitlab(target: &Target, s: &CommitStatus) -> Result<Outgoing, TargetError> {
     let url = format!(
         "{}/projects/{}/statuses/{}",
         s.repo.api,
         s.repo.encoded_id(),
-        s.sha
+        encode(s.sha)
     );
-    let mut headers = http::HeaderMap::new();
-    headers.insert("private-token", header(token(target)?, true)?);
+    let headers = credentials(target)?;
     let mut body = json!({
         "state": pick(s.state, ["running", "success", "failed"]),
         "name": s.context,
-        "description": description(s, 255),
+        "description": truncate(s.description, 255),
     });
-    if let Some(reference) = commit.reference.as_deref().filter(|r| !r.is_empty()) {
+    if let Some(reference) = s.reference.filter(|r| !r.is_empty()) {
         body["ref"] = json!(reference);
     }
     Ok(Outgoing::post_json(url, "application/json", headers, &body))
@@ -144,18 +198,18 @@ fn gitlab(target: &Target, s: &Status, commit: &Commit) -> Result<Outgoing, Targ
 /// <https://github.com/go-gitea/gitea/blob/v1.26.0/templates/swagger/v1_json.tmpl>): `state`
 /// `pending|success|error|failure|warning`, `context`, `description`; the token in
 /// `Authorization: token …` (<https://docs.gitea.com/development/api-usage>).
-fn gitea(target: &Target, s: &Status) -> Result<Outgoing, TargetError> {
+fn gitea(target: &Target, s: &CommitStatus) -> Result<Outgoing, TargetError> {
     let url = format!(
         "{}/api/v1/repos/{}/statuses/{}",
         s.repo.api,
         s.repo.encoded_path(),
-        s.sha
+        encode(s.sha)
     );
-    let headers = authorization("token", token(target)?)?;
+    let headers = credentials(target)?;
     let body = json!({
         "state": pick(s.state, ["pending", "success", "failure"]),
         "context": s.context,
-        "description": description(s, 255),
+        "description": truncate(s.description, 255),
     });
     Ok(Outgoing::post_json(url, "application/json", headers, &body))
 }
@@ -164,11 +218,11 @@ fn gitea(target: &Target, s: &Status) -> Result<Outgoing, TargetError> {
 /// `state` `error|failed|notApplicable|notSet|pending|succeeded`, `description`,
 /// `context {name, genre}`; a PAT with scope Code (status) as Basic credentials with an empty
 /// user (<https://learn.microsoft.com/en-us/azure/devops/organizations/accounts/use-personal-access-tokens-to-authenticate>).
-fn azure(target: &Target, s: &Status) -> Result<Outgoing, TargetError> {
+fn azure(target: &Target, s: &CommitStatus) -> Result<Outgoing, TargetError> {
     let [org, project, repo] = &s.repo.path[..] else {
         return Err(TargetError::UnknownRepository {
             forge: ProviderType::Azuredevops.as_str(),
-            url: s.n.source.url.clone(),
+            url: s.url.to_owned(),
         });
     };
     let url = format!(
@@ -177,18 +231,17 @@ fn azure(target: &Target, s: &Status) -> Result<Outgoing, TargetError> {
         encode(org),
         encode(project),
         encode(repo),
-        s.sha
+        encode(s.sha)
     );
-    let pat = base64(&Zeroizing::new(format!(":{}", token(target)?)));
-    let headers = authorization("Basic", &pat)?;
-    let name = format!(
-        "{}/{}/{}",
-        s.n.source.cluster, s.n.source.namespace, s.n.source.name
-    );
+    let headers = credentials(target)?;
+    let (genre, name) = s
+        .context
+        .split_once('/')
+        .unwrap_or((AZURE_GENRE, s.context));
     let body = json!({
         "state": pick(s.state, ["pending", "succeeded", "failed"]),
-        "description": description(s, 255),
-        "context": {"name": name, "genre": AZURE_GENRE},
+        "description": truncate(s.description, 255),
+        "context": {"name": name, "genre": genre},
     });
     Ok(Outgoing::post_json(url, "application/json", headers, &body))
 }
@@ -200,36 +253,30 @@ fn azure(target: &Target, s: &Status) -> Result<Outgoing, TargetError> {
 /// [`bitbucket_key`]. Credentials: `username` and app password (or API token) as Basic, else a
 /// repository or workspace access token as Bearer
 /// (<https://developer.atlassian.com/cloud/bitbucket/rest/intro/#authentication>).
-fn bitbucket(target: &Target, s: &Status) -> Result<Outgoing, TargetError> {
+fn bitbucket(target: &Target, s: &CommitStatus) -> Result<Outgoing, TargetError> {
     let [workspace, repo] = &s.repo.path[..] else {
         return Err(TargetError::UnknownRepository {
             forge: ProviderType::Bitbucket.as_str(),
-            url: s.n.source.url.clone(),
+            url: s.url.to_owned(),
         });
     };
+    let sha = encode(s.sha);
     let path = s.repo.encoded_path();
     let url = format!(
-        "{}/repositories/{path}/commit/{}/statuses/build",
-        s.repo.api, s.sha
+        "{}/repositories/{path}/commit/{sha}/statuses/build",
+        s.repo.api
     );
-    let headers = match &target.basic {
-        Some((user, password)) => {
-            let pair = Zeroizing::new(format!("{user}:{}", password.as_str()));
-            authorization("Basic", &base64(&pair))?
-        }
-        None => authorization("Bearer", token(target)?)?,
-    };
+    let headers = credentials(target)?;
     let page = format!(
-        "https://bitbucket.org/{}/{}/commits/{}",
+        "https://bitbucket.org/{}/{}/commits/{sha}",
         encode(workspace),
         encode(repo),
-        s.sha
     );
     let body = json!({
-        "key": bitbucket_key(&s.context),
+        "key": bitbucket_key(s.context),
         "state": pick(s.state, ["INPROGRESS", "SUCCESSFUL", "FAILED"]),
-        "name": truncate(&s.context, 255),
-        "description": description(s, 255),
+        "name": truncate(s.context, 255),
+        "description": truncate(s.description, 255),
         "url": page,
     });
     Ok(Outgoing::post_json(url, "application/json", headers, &body))
@@ -255,11 +302,10 @@ fn pick(state: CommitState, words: [&'static str; 3]) -> &'static str {
     }
 }
 
-/// What the status says, cut to `max` characters.
-fn description(s: &Status, max: usize) -> String {
-    let n = s.n;
+/// What the status says about `n` (whole: each forge cuts it to its limit).
+fn description(n: &Notification, state: CommitState) -> String {
     let short = n.short_sha().unwrap_or_default();
-    let text = match s.state {
+    match state {
         CommitState::Pending => format!("syncing {short}"),
         CommitState::Success => match n.counts {
             Some(counts) => format!("applied {short}: {}", counts.summary()),
@@ -276,8 +322,7 @@ fn description(s: &Status, max: usize) -> String {
                 parts.join(": ")
             }
         }
-    };
-    truncate(&text, max)
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,25 @@ impl TestRepo {
         ]);
     }
 
+    /// Commits `files` on `branch` (made from the current commit when it does not exist yet),
+    /// pushes that branch alone, and goes back to [`DEFAULT_BRANCH`]. Returns the new commit.
+    pub fn push_branch(&self, branch: &str, files: &[(&str, &str)], message: &str) -> String {
+        let exists = git_in(&self.work)
+            .args(["rev-parse", "-q", "--verify"])
+            .arg(format!("refs/heads/{branch}"))
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if exists {
+            self.git(&["checkout", "-q", branch]);
+        } else {
+            self.git(&["checkout", "-q", "-b", branch]);
+        }
+        let sha = self.commit(files, message);
+        self.git(&["push", "-q", "origin", branch]);
+        self.git(&["checkout", "-q", DEFAULT_BRANCH]);
+        sha
+    }
+
     /// Resets the branch to `sha` (an older commit) and force-pushes it: history rewritten.
     pub fn force_push_to(&self, sha: &str) {
         self.git(&["reset", "-q", "--hard", sha]);
