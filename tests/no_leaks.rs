@@ -1212,3 +1212,87 @@ async fn web_ui_tokens_appear_nowhere() {
     }
     assert!(leaks.is_empty(), "tokens leaked:\n{}", leaks.join("\n"));
 }
+
+/// Plans and pull-request previews (#24): a Secret rotated in a pull request shows as changed,
+/// but neither its old nor its new value (as written or base64) appears in the comment, the
+/// commit statuses, `driftless plan`'s text, JSON and Markdown, the agent's log, Events or the
+/// GitSync; the forge token appears in none of them either.
+#[tokio::test]
+async fn plans_and_pull_request_previews_show_no_secret_value_or_forge_token() {
+    use support::gitea::USER;
+    use support::previews::{REPO, Setup, previewed_with, push_to};
+    let debug = [(
+        "DRIFTLESS_LOG",
+        "debug,hyper=info,h2=info,rustls=info,tower=info",
+    )];
+    let setup = Setup {
+        env: &debug,
+        ..Setup::default()
+    };
+    let (p, agent) = previewed_with("leaks-plan", &setup).await;
+    let ns = p.ns.name.clone();
+    let (old, new) = ("plan-s3cret-one", "plan-s3cret-two");
+    let secret = |v: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {v}\n"
+        )
+    };
+    p.repo.commit(&[("app/db.yaml", &secret(old))], "a Secret");
+    p.repo.push();
+    Cli::new()
+        .args(["sync", "app", "-n", &ns, "--wait", "--timeout", "60s"])
+        .run_async()
+        .await
+        .succeeded();
+    let sha = push_to(&p.repo, "rotate", &[("app/db.yaml", &secret(new))], &[]);
+    let pr = p
+        .gitea
+        .open_pull(USER, REPO, "rotate", "main", "rotate the password");
+    let secret_id = format!("Secret/{ns}/db");
+    let (_, comment) = p.wait_comment(pr, &[&secret_id, &sha[..12]]).await;
+    assert!(
+        comment.contains("*** (masked"),
+        "the change shows, masked: {comment}"
+    );
+    p.wait_status(&sha, "success").await;
+
+    let mut outputs = vec![("comment".to_string(), comment)];
+    let statuses = p.gitea.statuses(USER, REPO, &sha);
+    outputs.push((
+        "statuses".into(),
+        serde_json::to_string(&statuses).unwrap_or_default(),
+    ));
+    for format in ["text", "json", "markdown"] {
+        let run = Cli::new()
+            .render_tools()
+            .args([
+                "plan", "--from", "app", "-n", &ns, "--ref", &sha, "-o", format,
+            ])
+            .run_async()
+            .await;
+        run.expect_code(1);
+        assert!(run.stdout.contains(&secret_id), "{}", run.stdout);
+        outputs.push((
+            format!("plan -o {format}"),
+            format!("{}{}", run.stdout, run.stderr),
+        ));
+    }
+    outputs.push(("agent log".into(), agent.log()));
+    let text = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    for (what, out) in events_and_gitsyncs(&p.ns, text) {
+        outputs.push((what.into(), out));
+    }
+    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    let needles = [
+        old.to_string(),
+        new.to_string(),
+        b64(old),
+        b64(new),
+        p.gitea.token().to_string(),
+    ];
+    let leaks: Vec<String> = outputs
+        .iter()
+        .flat_map(|(where_, out)| needles.iter().filter_map(|n| find_leak(where_, out, n)))
+        .collect();
+    assert!(leaks.is_empty(), "leaked:\n{}", leaks.join("\n"));
+}

@@ -13,17 +13,7 @@ use support::agent::{create_gitsync, install_crd};
 use support::audit::Mark;
 use support::cli::{Cli, Run};
 use support::git_servers::{GitDaemon, TestRepo, git_in, run};
-
-const FRONT_V1: &str = "mcr.microsoft.com/azuredocs/azure-vote-front:v1";
-const FRONT_V2: &str = "mcr.microsoft.com/azuredocs/azure-vote-front:v2";
-
-fn deployment(name: &str, image: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  \
-         selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        \
-         app: {name}\n    spec:\n      containers:\n      - name: {name}\n        image: {image}\n"
-    )
-}
+use support::previews::{FRONT_V1, FRONT_V2, config_map, deployment, resource_versions, tenant};
 
 fn service(name: &str) -> String {
     format!(
@@ -32,16 +22,18 @@ fn service(name: &str) -> String {
     )
 }
 
-fn config_map(name: &str, value: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
-    )
-}
-
 /// The azure-vote application, v1: front and back Deployments, the back Service, a ConfigMap.
 fn write_v1(dir: &Path) {
-    write(dir, "front.yaml", &deployment("azure-vote-front", FRONT_V1));
-    write(dir, "back.yaml", &deployment("azure-vote-back", "redis:6"));
+    write(
+        dir,
+        "front.yaml",
+        &deployment("azure-vote-front", FRONT_V1, 1),
+    );
+    write(
+        dir,
+        "back.yaml",
+        &deployment("azure-vote-back", "redis:6", 1),
+    );
     write(dir, "back-svc.yaml", &service("azure-vote-back"));
     write(dir, "settings.yaml", &config_map("settings", "1"));
 }
@@ -65,28 +57,34 @@ async fn plan(dir: &Path, ns: &TestNamespace, extra: &[&str]) -> Run {
     Cli::new().render_tools().args(&args).run_async().await
 }
 
-/// Every object's resourceVersion in the namespace (and of the test's cluster-scoped ones).
-fn resource_versions(ns: &TestNamespace) -> BTreeMap<String, String> {
-    let out = ns.kubectl(&[
-        "get",
-        "deployments,services,configmaps,serviceaccounts,roles,rolebindings",
-        "-n",
+/// Nothing in `ns` changed since `before` and `mark`: the same resourceVersions, and no write
+/// but dry-runs in the audit log.
+fn assert_untouched(ns: &TestNamespace, before: &BTreeMap<String, String>, mark: &Mark) {
+    assert_eq!(&resource_versions(ns), before, "a plan changes no object");
+    assert_eq!(
+        mark.writes(&ns.name),
+        Vec::<Value>::new(),
+        "no write but dry-runs"
+    );
+}
+
+/// `driftless apply DIR --prune` under `inventory`, stored in `ns`, succeeding.
+async fn apply(dir: &Path, inventory: &str, ns: &TestNamespace) {
+    let dir = dir.to_str().expect("utf-8");
+    let args = [
+        "apply",
+        dir,
+        "--inventory",
+        inventory,
+        "--inventory-namespace",
         &ns.name,
-        "-o",
-        "json",
-    ]);
-    let list: Value = serde_json::from_slice(&out.stdout).expect("kubectl JSON");
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| {
-            (
-                format!("{}/{}", o["kind"], o["metadata"]["name"]),
-                o["metadata"]["resourceVersion"].to_string(),
-            )
-        })
-        .collect()
+    ];
+    Cli::new()
+        .args(args)
+        .args(["-n", &ns.name, "--prune"])
+        .run_async()
+        .await
+        .succeeded();
 }
 
 /// A diff line starting with `sign` that sets the image to `image`.
@@ -114,19 +112,8 @@ async fn a_plan_shows_the_image_bump_the_new_service_and_the_prune_and_writes_no
     let ns = TestNamespace::new("plan").await;
     let dir = tempfile::tempdir().expect("tempdir");
     write_v1(dir.path());
-    let apply = [
-        "apply",
-        dir.path().to_str().expect("utf-8"),
-        "--inventory",
-        &ns.name,
-        "--inventory-namespace",
-        &ns.name,
-        "-n",
-        &ns.name,
-        "--prune",
-    ];
     let applying = Mark::now();
-    Cli::new().args(apply).run_async().await.succeeded();
+    apply(dir.path(), &ns.name, &ns).await;
     assert!(
         applying.writes(&ns.name).len() >= 4,
         "the audit log sees an apply's writes"
@@ -136,7 +123,7 @@ async fn a_plan_shows_the_image_bump_the_new_service_and_the_prune_and_writes_no
     write(
         dir.path(),
         "front.yaml",
-        &deployment("azure-vote-front", FRONT_V2),
+        &deployment("azure-vote-front", FRONT_V2, 1),
     );
     write(dir.path(), "front-svc.yaml", &service("azure-vote-front"));
     std::fs::remove_file(dir.path().join("settings.yaml")).expect("rm");
@@ -196,12 +183,7 @@ async fn a_plan_shows_the_image_bump_the_new_service_and_the_prune_and_writes_no
         md.stdout
     );
 
-    assert_eq!(resource_versions(&ns), before, "a plan changes no object");
-    assert_eq!(
-        mark.writes(&ns.name),
-        Vec::<Value>::new(),
-        "no write but dry-runs"
-    );
+    assert_untouched(&ns, &before, &mark);
     assert!(
         mark.dry_runs(&ns.name) >= 3,
         "the audit log sees the plan's dry-runs"
@@ -215,23 +197,11 @@ async fn a_plan_shows_the_image_bump_the_new_service_and_the_prune_and_writes_no
 async fn an_invalid_manifest_and_a_forbidden_cluster_role_fail_the_plan_naming_file_and_reason() {
     let ns = TestNamespace::new("plan-fail").await;
     install_crd(&ns);
-    let rbac = format!(
-        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: tenant\n  namespace: {ns}\n---\n\
-         apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: tenant\n  namespace: {ns}\n\
-         rules:\n- apiGroups: ['*']\n  resources: ['*']\n  verbs: ['*']\n---\n\
-         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: tenant\n  namespace: {ns}\n\
-         roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: tenant\n\
-         subjects:\n- kind: ServiceAccount\n  name: tenant\n  namespace: {ns}\n",
-        ns = ns.name
-    );
-    let rbac_file = tempfile::NamedTempFile::new().expect("tempfile");
-    std::fs::write(rbac_file.path(), rbac).expect("write");
-    let applied = ns.kubectl(&["apply", "-f", rbac_file.path().to_str().expect("utf-8")]);
-    assert!(applied.status.success(), "{applied:?}");
+    tenant(&ns);
 
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "settings.yaml", &config_map("settings", "1"));
-    let bad = deployment("azure-vote-front", FRONT_V1).replace("replicas: 1", "replicas: -1");
+    let bad = deployment("azure-vote-front", FRONT_V1, -1);
     write(dir.path(), "front.yaml", &bad);
     let role = format!(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {}-reader\n\
@@ -249,18 +219,14 @@ async fn an_invalid_manifest_and_a_forbidden_cluster_role_fail_the_plan_naming_f
     let before = resource_versions(&ns);
     let mark = Mark::now();
 
+    let dir_arg = dir.path().to_str().expect("utf-8");
     let gs_arg = gs_file.to_str().expect("utf-8");
-    let run = Cli::new()
-        .args([
-            "plan",
-            dir.path().to_str().expect("utf-8"),
-            "--gitsync",
-            gs_arg,
-            "-o",
-            "json",
-        ])
-        .run_async()
-        .await;
+    let plan_as_gitsync = |format: &'static str| {
+        Cli::new()
+            .args(["plan", dir_arg, "--gitsync", gs_arg, "-o", format])
+            .run()
+    };
+    let run = plan_as_gitsync("json");
     run.expect_code(2);
     let p: Value = serde_json::from_str(&run.stdout).expect("plan JSON");
     assert_eq!(p["outcome"], "wouldFail", "{p:#}");
@@ -298,17 +264,7 @@ async fn an_invalid_manifest_and_a_forbidden_cluster_role_fail_the_plan_naming_f
         [format!("ConfigMap/{}/settings", ns.name)]
     );
 
-    let md = Cli::new()
-        .args([
-            "plan",
-            dir.path().to_str().expect("utf-8"),
-            "--gitsync",
-            gs_arg,
-            "-o",
-            "markdown",
-        ])
-        .run_async()
-        .await;
+    let md = plan_as_gitsync("markdown");
     md.expect_code(2);
     assert!(
         md.stdout.starts_with("### ❌ driftless plan: would fail")
@@ -319,12 +275,7 @@ async fn an_invalid_manifest_and_a_forbidden_cluster_role_fail_the_plan_naming_f
         "{}",
         md.stdout
     );
-    assert_eq!(resource_versions(&ns), before, "a plan changes no object");
-    assert_eq!(
-        mark.writes(&ns.name),
-        Vec::<Value>::new(),
-        "no write but dry-runs"
-    );
+    assert_untouched(&ns, &before, &mark);
 }
 
 /// `plan --from NAME --ref BRANCH` fetches the GitSync's repository at the branch and plans it
@@ -350,21 +301,7 @@ async fn plan_from_a_gitsync_fetches_the_ref_and_plans_against_its_inventory() {
     // What the agent would have applied, under the inventory it would use.
     let inventory = driftless::agent::reconcile::inventory_name(&ns.name, "app");
     let checkout = repo.work_path().join("app");
-    Cli::new()
-        .args([
-            "apply",
-            checkout.to_str().expect("utf-8"),
-            "--inventory",
-            &inventory,
-            "--inventory-namespace",
-            &ns.name,
-            "-n",
-            &ns.name,
-            "--prune",
-        ])
-        .run_async()
-        .await
-        .succeeded();
+    apply(&checkout, &inventory, &ns).await;
 
     run(git_in(repo.work_path()).args(["checkout", "-q", "-b", "change"]));
     repo.remove("app/b.yaml");

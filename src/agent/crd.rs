@@ -103,6 +103,31 @@ pub struct GitSyncSpec {
     /// object fails the sync rather than be applied as data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decryption: Option<DecryptionSpec>,
+    /// Plan every open pull request into `ref.branch` and post the plan to it: one comment,
+    /// edited on later pushes, and a commit status on its head (`success`: it applies
+    /// cleanly; `failure`: it would fail, and why). Dry-run only: a preview writes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewSpec>,
+}
+
+/// Pull-request previews of a GitSync.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewSpec {
+    /// A Provider in the GitSync's namespace of type `github`, `gitlab`, `gitea` or
+    /// `azuredevops`: its `address` (the API base, derived from the GitSync's URL when
+    /// empty), its Secret's `token` (which may read pull requests, comment on them and set
+    /// commit statuses), CA and proxy.
+    pub provider_ref: LocalRef,
+    /// How often open pull requests are listed (Go duration; default 1m). A pull-request
+    /// webhook (`/hook/<source>`) makes it immediate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Preview pull requests from forks although the render reads Secrets
+    /// (`postBuild.substituteFrom` Secrets, `helm.secretRef`). Off by default: a fork's
+    /// author could print them into the plan.
+    #[serde(default)]
+    pub allow_forks: bool,
 }
 
 /// How to decrypt SOPS-encrypted manifests.

@@ -69,12 +69,24 @@ impl WebhookSecrets {
     }
 }
 
+/// What the webhook endpoints act on.
+pub struct Hooks {
+    pub client: Client,
+    /// The namespace the agent watches (None: all).
+    pub namespace: Option<String>,
+    pub secrets: WebhookSecrets,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the pull-request previews.
+    pub previews: Arc<tokio::sync::Notify>,
+}
+
 struct AppState {
     client: Client,
     namespace: Option<String>,
     secrets: WebhookSecrets,
     metrics: Arc<Metrics>,
     triggers: Arc<Coalescer>,
+    previews: Arc<tokio::sync::Notify>,
 }
 
 /// Distinct (repositories, branch) triggers pending at once before webhooks get a 503.
@@ -88,19 +100,14 @@ const MIN_TRIGGER_INTERVAL: std::time::Duration = std::time::Duration::from_mill
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub async fn serve(
-    addr: SocketAddr,
-    client: Client,
-    namespace: Option<String>,
-    secrets: WebhookSecrets,
-    metrics: Arc<Metrics>,
-) -> std::io::Result<()> {
+pub async fn serve(addr: SocketAddr, hooks: Hooks) -> std::io::Result<()> {
     let state = Arc::new(AppState {
-        client,
-        namespace,
-        secrets,
-        metrics,
+        client: hooks.client,
+        namespace: hooks.namespace,
+        secrets: hooks.secrets,
+        metrics: hooks.metrics,
         triggers: Coalescer::new(MAX_PENDING_TRIGGERS, MIN_TRIGGER_INTERVAL),
+        previews: hooks.previews,
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -161,6 +168,17 @@ async fn dispatch(
     body: &[u8],
 ) -> (&'static str, (StatusCode, String)) {
     let payload: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if is_pull_request_event(&payload) {
+        // A pull request opened or pushed to: its preview, not a sync.
+        state.previews.notify_one();
+        return (
+            "previewed",
+            (
+                StatusCode::ACCEPTED,
+                "pull request event: previews are looked at now\n".into(),
+            ),
+        );
+    }
     let (repos, branch) = push_target(source, &payload);
     let key = format!("{repos:?} {branch:?}");
     let run = {
@@ -280,6 +298,17 @@ fn constant_eq(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+/// A pull-request (merge-request) event rather than a push: GitHub's and Gitea's carry a
+/// `pull_request` object, GitLab's `object_kind: merge_request`, Azure DevOps' an `eventType`
+/// `git.pullrequest.*`.
+fn is_pull_request_event(p: &Value) -> bool {
+    p.get("pull_request").is_some_and(Value::is_object)
+        || p["object_kind"] == "merge_request"
+        || p["eventType"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("git.pullrequest."))
 }
 
 /// The repository URLs and branch a push event names.
@@ -410,6 +439,21 @@ mod tests {
             b"tampered"
         ));
         assert!(!github_signature_ok("s3cret", "", body));
+    }
+
+    #[test]
+    fn pull_request_events_are_told_from_pushes() {
+        let github = serde_json::json!({"action": "synchronize", "pull_request": {"number": 1}});
+        let gitlab = serde_json::json!({"object_kind": "merge_request"});
+        let azure = serde_json::json!({"eventType": "git.pullrequest.updated"});
+        let push = serde_json::json!({"ref": "refs/heads/main", "repository": {}});
+        assert!(is_pull_request_event(&github));
+        assert!(is_pull_request_event(&gitlab));
+        assert!(is_pull_request_event(&azure));
+        assert!(!is_pull_request_event(&push));
+        assert!(!is_pull_request_event(
+            &serde_json::json!({"object_kind": "push"})
+        ));
     }
 
     #[test]

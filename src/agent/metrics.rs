@@ -49,6 +49,9 @@ pub struct Metrics {
     pub renders: Family<ResultLabels, Counter>,
     /// Notification deliveries by Provider and result.
     pub notifications: Family<NotificationLabels, Counter>,
+    /// Pull-request previews posted by GitSync and result (`changes`, `unchanged`, `fails`,
+    /// `error`).
+    pub previews: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -66,6 +69,7 @@ impl Default for Metrics {
             webhooks: Family::default(),
             renders: Family::default(),
             notifications: Family::default(),
+            previews: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -105,6 +109,11 @@ impl Default for Metrics {
             "notifications",
             "Notification deliveries by Provider (target) and result (sent, failed, dropped)",
             m.notifications.clone(),
+        );
+        r.register(
+            "previews",
+            "Pull-request previews by GitSync and result (changes, unchanged, fails, error)",
+            m.previews.clone(),
         );
         m
     }

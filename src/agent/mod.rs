@@ -18,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod notifications;
 mod notify_status;
+mod previews;
 pub mod reason;
 pub mod reconcile;
 pub mod rendering;
@@ -148,6 +149,8 @@ pub struct Context {
     pub ui_enabled: bool,
     /// What each GitSync's last successful sync applied, for the web UI's live diff.
     pub applied: Arc<applied::AppliedSets>,
+    /// Wakes the pull-request previews (a pull-request webhook arrived).
+    pub previews_wake: previews::Wake,
 }
 
 /// Runs the agent until the process is stopped.
@@ -179,6 +182,12 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
     tokio::spawn(notify_status::run(
         ctx.client.clone(),
         opts.namespace.clone(),
+    ));
+    tokio::spawn(previews::run(
+        ctx.clone(),
+        reader.clone(),
+        opts.cluster_name.clone(),
+        ctx.previews_wake.clone(),
     ));
     tracing::info!(cache = %opts.cache_dir.display(), concurrency = opts.concurrency, "agent started");
     // Reconcile on what a user changes (spec, annotations such as the sync request,
@@ -224,14 +233,15 @@ fn spawn_listeners(
     changes: crate::ui::Changes,
 ) {
     if let Some(addr) = opts.listen {
-        let (c, ns, secrets, m) = (
-            ctx.client.clone(),
-            opts.namespace.clone(),
-            opts.webhooks.clone(),
-            ctx.metrics.clone(),
-        );
+        let hooks = http::Hooks {
+            client: ctx.client.clone(),
+            namespace: opts.namespace.clone(),
+            secrets: opts.webhooks.clone(),
+            metrics: ctx.metrics.clone(),
+            previews: ctx.previews_wake.clone(),
+        };
         tokio::spawn(async move {
-            if let Err(e) = http::serve(addr, c, ns, secrets, m).await {
+            if let Err(e) = http::serve(addr, hooks).await {
                 tracing::error!("cannot serve HTTP on {addr}: {e}");
             }
         });
@@ -367,6 +377,7 @@ impl Context {
             notifier,
             ui_enabled: opts.ui_listen.is_some(),
             applied: Arc::default(),
+            previews_wake: Arc::default(),
         }
     }
 

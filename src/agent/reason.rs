@@ -53,6 +53,8 @@ pub enum Reason {
     HistoryRewritten,
     /// The sync tag could not be moved (a Warning event, never a failed sync).
     SyncTagPushFailed,
+    /// A pull-request preview could not be posted (a Warning event).
+    PreviewFailed,
 }
 
 impl Reason {
@@ -78,6 +80,7 @@ impl Reason {
             Reason::ApiWarning => "APIWarning",
             Reason::HistoryRewritten => "HistoryRewritten",
             Reason::SyncTagPushFailed => "SyncTagPushFailed",
+            Reason::PreviewFailed => "PreviewFailed",
         }
     }
 

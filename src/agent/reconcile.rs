@@ -225,7 +225,8 @@ fn needs_sync(gs: &GitSync, status: &GitSyncStatus, revision: &str) -> bool {
         || !is_ready(status)
 }
 
-async fn request(ctx: &Context, gs: &GitSync) -> Result<FetchRequest, StepError> {
+/// What fetching `gs` asks for: its URL, ref, credentials (read as the agent) and timeout.
+pub(super) async fn request(ctx: &Context, gs: &GitSync) -> Result<FetchRequest, StepError> {
     let fail = step(Reason::FetchFailed);
     let url = url::parse(&gs.spec.url).map_err(|e| fail(e.to_string()))?;
     let git_ref = git_ref(gs.spec.git_ref.as_ref()).map_err(|e| fail(e.to_string()))?;

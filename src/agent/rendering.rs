@@ -102,9 +102,41 @@ async fn decryption_keys(
     Ok(Some(keys))
 }
 
+/// What a render is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A sync: every input, the SOPS keys included.
+    Sync,
+    /// A pull request's preview: never the SOPS keys; Secrets only when `secrets`.
+    Preview { secrets: bool },
+}
+
+/// Refuses a preview that may not read Secrets when the render would: a fork's author could
+/// print them into the plan.
+fn check_secrets_allowed(spec: &RenderSpec, purpose: Purpose) -> Result<(), StepError> {
+    if purpose != (Purpose::Preview { secrets: false }) {
+        return Ok(());
+    }
+    let substitutes_secrets = spec
+        .post_build
+        .as_ref()
+        .is_some_and(|p| p.substitute_from.iter().any(|r| r.kind == "Secret"));
+    let chart_credentials = spec.helm.as_ref().is_some_and(|h| h.secret_ref.is_some());
+    if substitutes_secrets || chart_credentials {
+        return Err(render_failed(
+            "not previewed: this pull request comes from a fork, and the render reads Secrets \
+             (postBuild.substituteFrom, helm.secretRef); set spec.preview.allowForks to \
+             preview such pull requests"
+                .to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads what the render needs from the GitSync and the cluster.
-async fn inputs(ctx: &Context, gs: &GitSync) -> Result<Inputs, StepError> {
+async fn inputs(ctx: &Context, gs: &GitSync, purpose: Purpose) -> Result<Inputs, StepError> {
     let spec = render_spec(gs);
+    check_secrets_allowed(&spec, purpose)?;
     let ns = gs.namespace().unwrap_or_default();
     // Read as the GitSync's ServiceAccount when it has one: substitution must not let a tenant
     // copy a Secret it may not read into an object it may write.
@@ -142,7 +174,10 @@ async fn inputs(ctx: &Context, gs: &GitSync) -> Result<Inputs, StepError> {
         ),
         None => None,
     };
-    let keys = decryption_keys(ctx, gs, &as_service_account, &ns).await?;
+    let keys = match purpose {
+        Purpose::Sync => decryption_keys(ctx, gs, &as_service_account, &ns).await?,
+        Purpose::Preview { .. } => None,
+    };
     let is_upgrade = gs
         .status
         .as_ref()
@@ -168,7 +203,7 @@ pub(super) async fn render_for(
     req: &FetchRequest,
     fetched: &Fetched,
 ) -> Result<Vec<Manifest>, StepError> {
-    let inputs = inputs(ctx, gs).await?;
+    let inputs = inputs(ctx, gs, Purpose::Sync).await?;
     let creds_hash = inputs
         .credentials
         .as_ref()
@@ -212,8 +247,9 @@ pub(super) async fn render_for(
         .status
         .as_ref()
         .and_then(|s| s.last_applied_revision.as_deref());
-    let rendered =
-        snapshot_and_render(ctx, req, &fetched.revision.sha, last_applied, inputs).await?;
+    let rendered = snapshot_and_render(ctx, req, &fetched.revision.sha, last_applied, inputs)
+        .await?
+        .0;
     count("rendered");
     if !rendered.unstable.is_empty() {
         report_unstable(ctx, gs, &fetched.revision.to_string(), &rendered.unstable).await;
@@ -223,6 +259,37 @@ pub(super) async fn render_for(
         ctx.render_cache.insert(key, &rendered.manifests, depends);
     }
     Ok(rendered.manifests)
+}
+
+/// Renders the GitSync's path at a pull request's head `sha` for its preview: as a sync
+/// would, but never with the SOPS keys (an encrypted object fails the preview's render), and
+/// without Secrets unless `secrets`. Not cached: a head is previewed once.
+pub(super) async fn render_preview(
+    ctx: &Context,
+    gs: &GitSync,
+    req: &FetchRequest,
+    sha: &str,
+    secrets: bool,
+) -> Result<Vec<Manifest>, StepError> {
+    let inputs = inputs(ctx, gs, Purpose::Preview { secrets }).await?;
+    let last_applied = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.last_applied_revision.as_deref());
+    let (rendered, prefix) = snapshot_and_render(ctx, req, sha, last_applied, inputs)
+        .await
+        .map_err(|e| match e.reason {
+            Reason::DecryptionFailed => {
+                decryption_failed(format!("previews never decrypt SOPS files: {}", e.message))
+            }
+            _ => e,
+        })?;
+    // A pull request's reviewers read paths in the repository, as its diff shows them.
+    let mut manifests = rendered.manifests;
+    for m in &mut manifests {
+        m.source.file = Path::new(&prefix).join(&m.source.file);
+    }
+    Ok(manifests)
 }
 
 /// Warns once per GitSync and revision that the chart's output changes between two renders of
@@ -265,7 +332,8 @@ async fn report_unstable(ctx: &Context, gs: &GitSync, revision: &str, unstable: 
     }
 }
 
-/// Checks out what the render needs and renders it.
+/// Checks out what the render needs and renders it; with the objects, the prefix that makes
+/// their files' paths the repository's (`spec.path` when only it was checked out, else empty).
 ///
 /// The path alone is enough for plain manifests; Kustomize overlays and charts may read the
 /// rest of the repository (`../base`, values files), so those get the whole commit.
@@ -275,7 +343,7 @@ async fn snapshot_and_render(
     sha: &str,
     last_applied: Option<&str>,
     inputs: Inputs,
-) -> Result<Rendered, StepError> {
+) -> Result<(Rendered, String), StepError> {
     // A missing path stalls (PathNotFound) like a missing branch; other errors are transient.
     let snapshot_of = |p: String| async move {
         ctx.cache
@@ -312,14 +380,15 @@ async fn snapshot_and_render(
         lookup: inputs.lookup.as_ref(),
         decryption: inputs.keys.as_ref(),
     };
-    render(&inputs.spec, &render_ctx).await.map_err(|e| {
+    // Only the path checked out: what the render names is below it.
+    let (prefix, bare) = if rel.is_empty() && !path.is_empty() {
+        (format!("{path}/"), path.to_string())
+    } else {
+        (String::new(), ".".to_string())
+    };
+    let rendered = render(&inputs.spec, &render_ctx).await.map_err(|e| {
         // Messages name paths in the repository, not in the agent's scratch space.
         let root = snapshot.root.display().to_string();
-        let (prefix, bare) = if rel.is_empty() && !path.is_empty() {
-            (format!("{path}/"), path.to_string())
-        } else {
-            (String::new(), ".".to_string())
-        };
         let message = e
             .to_string()
             .replace(&format!("{root}/"), &prefix)
@@ -328,7 +397,8 @@ async fn snapshot_and_render(
             RenderError::Decrypt(_) => decryption_failed(message),
             _ => render_failed(message),
         }
-    })
+    })?;
+    Ok((rendered, prefix))
 }
 
 /// `spec.path` as a relative path without `./` or slashes at either end.

@@ -44,6 +44,8 @@ pub enum FailureReason {
     Protected,
     /// The set is empty and pruning would delete the whole inventory.
     EmptySet,
+    /// The commit could not be fetched.
+    Fetch,
     /// The render failed.
     Render,
     /// A SOPS document could not be decrypted.
@@ -63,6 +65,7 @@ impl FailureReason {
             Self::Refused => "refused",
             Self::Protected => "protected",
             Self::EmptySet => "empty set",
+            Self::Fetch => "fetch failed",
             Self::Render => "render failed",
             Self::Decryption => "decryption failed",
         }

@@ -39,18 +39,22 @@ impl Heading {
     }
 }
 
-/// A revision with its SHA cut to 12 characters (`main@sha1:0123456789ab`).
+/// A revision with its SHA cut to 12 characters (`main@sha1:0123456789ab`); a commit fetched
+/// by its id is named `<sha>@sha1:<sha>`, and shows as `sha1:0123456789ab`.
 fn short(revision: &str) -> String {
+    let is_sha = |s: &str| s.len() > 12 && s.chars().all(|c| c.is_ascii_hexdigit());
     let (prefix, sha) = match revision.rsplit_once(':') {
         Some((p, s)) => (format!("{p}:"), s),
         None => (String::new(), revision),
     };
-    let is_sha = sha.len() > 12 && sha.chars().all(|c| c.is_ascii_hexdigit());
-    if is_sha {
-        format!("{prefix}{}", &sha[..12])
-    } else {
-        revision.to_string()
+    if !is_sha(sha) {
+        return revision.to_string();
     }
+    let prefix = match prefix.split_once('@') {
+        Some((name, rest)) if is_sha(name) => rest.to_string(),
+        _ => prefix,
+    };
+    format!("{prefix}{}", &sha[..12])
 }
 
 /// The plan as JSON: the heading, the outcome and summary, then the plan's own fields.
@@ -92,6 +96,8 @@ mod tests {
         );
         assert_eq!(short("0123456789abcdef0123"), "0123456789ab");
         assert_eq!(short("v1.2.3"), "v1.2.3");
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(short(&format!("{sha}@sha1:{sha}")), "sha1:0123456789ab");
     }
 
     #[test]

@@ -28,11 +28,7 @@ impl Mark {
     /// but dry-runs. Waits a moment first: the API server writes the log after it answers.
     pub fn writes(&self, ns: &str) -> Vec<Value> {
         std::thread::sleep(Duration::from_millis(500));
-        let text = std::fs::read(log_path()).unwrap_or_default();
-        let from = usize::try_from(self.0)
-            .unwrap_or(usize::MAX)
-            .min(text.len());
-        String::from_utf8_lossy(&text[from..])
+        self.since()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|e| {
@@ -50,13 +46,18 @@ impl Mark {
     /// How many dry-runs were logged since the mark in `ns`: proof the log sees the requests
     /// a plan makes at all.
     pub fn dry_runs(&self, ns: &str) -> usize {
+        self.since()
+            .lines()
+            .filter(|l| l.contains("dryRun=All") && l.contains(ns))
+            .count()
+    }
+
+    /// The log written since the mark.
+    fn since(&self) -> String {
         let text = std::fs::read(log_path()).unwrap_or_default();
         let from = usize::try_from(self.0)
             .unwrap_or(usize::MAX)
             .min(text.len());
-        String::from_utf8_lossy(&text[from..])
-            .lines()
-            .filter(|l| l.contains("dryRun=All") && l.contains(ns))
-            .count()
+        String::from_utf8_lossy(&text[from..]).into_owned()
     }
 }

@@ -186,10 +186,24 @@ impl Gitea {
     /// to `url` signed with `secret` (Gitea sends `X-Gitea-Signature` and GitHub's
     /// `X-Hub-Signature-256` and `X-GitHub-Event` alike). Returns the hook's id.
     pub fn add_push_webhook(&self, owner: &str, repo: &str, url: &str, secret: &str) -> i64 {
+        self.add_webhook(owner, repo, url, secret, &["push"])
+    }
+
+    /// Adds a webhook of type `gitea` for `events` (`push`, `pull_request` — opened, edited,
+    /// closed —, `pull_request_sync` — pushed to) of `owner/repo`, as
+    /// [`add_push_webhook`](Self::add_push_webhook) does. Returns the hook's id.
+    pub fn add_webhook(
+        &self,
+        owner: &str,
+        repo: &str,
+        url: &str,
+        secret: &str,
+        events: &[&str],
+    ) -> i64 {
         let body = json!({
             "type": "gitea",
             "active": true,
-            "events": ["push"],
+            "events": events,
             "branch_filter": "*",
             "config": {"url": url, "content_type": "json", "secret": secret},
         });

@@ -256,6 +256,7 @@ pub mod git_servers;
 pub mod gitea;
 pub mod manifests;
 pub mod notify;
+pub mod previews;
 pub mod receiver;
 pub mod render;
 pub mod sops;
