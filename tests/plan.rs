@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::TestNamespace;
@@ -343,5 +344,87 @@ async fn plan_from_a_gitsync_fetches_the_ref_and_plans_against_its_inventory() {
         mark.writes(&ns.name),
         Vec::<Value>::new(),
         "no write but dry-runs"
+    );
+}
+
+/// An admission policy (a `ValidatingAdmissionPolicy`, the API server's own CEL admission)
+/// refusing a ConfigMap shows as `refused by admission` with the policy's message, and an
+/// immutable field (a Deployment's selector) as `immutable field`, each naming its file.
+#[tokio::test]
+async fn admission_refusals_and_immutable_fields_are_named_in_the_plan() {
+    let ns = TestNamespace::new("plan-admit").await;
+    let policy = format!(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n\
+         metadata:\n  name: {ns}-names\nspec:\n  failurePolicy: Fail\n  matchConstraints:\n    \
+         resourceRules:\n    - apiGroups: ['']\n      apiVersions: ['v1']\n      operations: [CREATE, UPDATE]\n      \
+         resources: [configmaps]\n  validations:\n  - expression: \"object.metadata.name != 'denied'\"\n    \
+         message: configmaps may not be named denied\n---\n\
+         apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\n\
+         metadata:\n  name: {ns}-names\nspec:\n  policyName: {ns}-names\n  validationActions: [Deny]\n  \
+         matchResources:\n    namespaceSelector:\n      matchLabels:\n        kubernetes.io/metadata.name: {ns}\n",
+        ns = ns.name
+    );
+    let _cleanup = support::DeleteOnDrop::new(&[
+        "validatingadmissionpolicy,validatingadmissionpolicybinding",
+        &format!("{}-names", ns.name),
+    ]);
+    let file = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(file.path(), policy).expect("write");
+    let out = ns.kubectl(&["apply", "-f", file.path().to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{out:?}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "front.yaml",
+        &deployment("azure-vote-front", FRONT_V1, 1),
+    );
+    apply(dir.path(), &ns.name, &ns).await;
+    let moved = deployment("azure-vote-front", FRONT_V1, 1).replace(
+        "matchLabels:\n      app: azure-vote-front",
+        "matchLabels:\n      app: azure-vote-front\n      tier: web",
+    );
+    let moved = moved.replace(
+        "labels:\n        app: azure-vote-front",
+        "labels:\n        app: azure-vote-front\n        tier: web",
+    );
+    write(dir.path(), "front.yaml", &moved);
+    write(dir.path(), "denied.yaml", &config_map("denied", "1"));
+
+    // The API server loads a new policy within a second or two.
+    let p = support::eventually("the policy in force", Duration::from_secs(30), || async {
+        let run = plan(dir.path(), &ns, &["-o", "json"]).await;
+        let p: Value = serde_json::from_str(&run.stdout).ok()?;
+        let admission = p["failures"]
+            .as_array()?
+            .iter()
+            .any(|f| f["reason"] == "admission");
+        (run.code == Some(2) && admission).then_some(p)
+    })
+    .await;
+    let failure = |reason: &str| {
+        p["failures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["reason"] == reason)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {reason} failure: {p:#}"))
+    };
+    let admission = failure("admission");
+    assert_eq!(admission["file"], "denied.yaml", "{admission:#}");
+    assert!(
+        admission["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("configmaps may not be named denied")),
+        "{admission:#}"
+    );
+    let immutable = failure("immutable");
+    assert_eq!(immutable["file"], "front.yaml", "{immutable:#}");
+    assert!(
+        immutable["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("immutable") && m.contains("driftless.dev/force")),
+        "{immutable:#}"
     );
 }

@@ -6,12 +6,13 @@
 
 mod support;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::agent::http;
+use support::agent::{events, http};
 use support::audit::Mark;
 use support::cli::Cli;
+use support::eventually;
 use support::git_servers::{git_in, run};
 use support::gitea::USER;
 use support::previews::{
@@ -271,4 +272,28 @@ async fn a_preview_never_decrypts_and_a_forks_pull_request_reads_no_secret() {
     let description = p.wait_status(&head, "failure").await;
     assert!(description.contains("from a fork"), "{description}");
     p.wait_comment(forked, &["spec.preview.allowForks"]).await;
+}
+
+/// A preview that cannot reach its forge (here: its Provider does not exist) is a
+/// `PreviewFailed` Warning event on the GitSync naming what is missing — once, not at every
+/// listing — and the GitSync's syncs go on.
+#[tokio::test]
+async fn a_missing_provider_is_one_preview_failed_event() {
+    let setup = Setup {
+        spec: json!({"preview": {"providerRef": {"name": "missing"}, "interval": "1s"}}),
+        ..Setup::default()
+    };
+    let (p, _agent) = previewed_with("preview-broken", &setup).await;
+    let event = eventually("a PreviewFailed event", Duration::from_secs(30), || async {
+        events(&p.ns, "app", "PreviewFailed").into_iter().next()
+    })
+    .await;
+    assert!(
+        event.1.contains("spec.preview.providerRef") && event.1.contains("missing"),
+        "{event:?}"
+    );
+    // Several listings later, still one Event (its count may grow; the message is the same).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let all = events(&p.ns, "app", "PreviewFailed");
+    assert_eq!(all.len(), 1, "{all:?}");
 }

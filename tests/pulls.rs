@@ -244,6 +244,45 @@ async fn github_lists_then_creates_then_lists_then_edits() {
     assert_eq!(got[4].json(), json!({ "body": edited }));
 }
 
+/// GitLab's notes (<https://docs.gitlab.com/api/notes/#merge-requests>): listed oldest first,
+/// created with `POST …/notes`, edited with `PUT …/notes/{id}`, the token in `PRIVATE-TOKEN`;
+/// the project is named by its URL-encoded path.
+#[tokio::test]
+async fn gitlab_creates_a_note_then_edits_it() {
+    let receiver = Receiver::https();
+    let client = receiver_client(&receiver, ProviderType::Gitlab, &["group", "sub", "r"]);
+    let notes = "/projects/group%2Fsub%2Fr/merge_requests/7/notes";
+    let list = format!("{notes}?sort=asc&order_by=created_at&per_page=100&page=1");
+    receiver.respond(vec![
+        Answer::Json(200, json!([{"id": 1, "body": "LGTM", "system": false}])),
+        Answer::Json(201, json!({"id": 5, "body": "plan"})),
+    ]);
+    assert_eq!(upsert(&client, "plan").await, CommentId::Number(5));
+    let sent = compose(ProviderType::Gitlab, CONTEXT, "plan");
+    receiver.respond(vec![
+        Answer::Json(
+            200,
+            json!([{"id": 1, "body": "LGTM"}, {"id": 5, "body": sent}]),
+        ),
+        Answer::Json(200, json!({"id": 5})),
+    ]);
+    assert_eq!(upsert(&client, "plan 2").await, CommentId::Number(5));
+    let got = receiver.requests();
+    assert_eq!(
+        lines(&got),
+        [
+            line("GET", &list),
+            line("POST", notes),
+            line("GET", &list),
+            line("PUT", &format!("{notes}/5")),
+        ]
+    );
+    assert_eq!(got[1].json(), json!({ "body": sent }));
+    let edited = compose(ProviderType::Gitlab, CONTEXT, "plan 2");
+    assert_eq!(got[3].json(), json!({ "body": edited }));
+    assert_eq!(got[3].header("private-token"), Some("TOKEN"));
+}
+
 #[tokio::test]
 async fn azure_devops_creates_a_thread_then_edits_its_comment() {
     let receiver = Receiver::https();
