@@ -210,11 +210,9 @@ async fn an_invalid_manifest_and_a_forbidden_cluster_role_fail_the_plan_naming_f
         ns.name
     );
     write(dir.path(), "role.yaml", &role);
-    let gitsync = format!(
-        "apiVersion: driftless.dev/v1alpha1\nkind: GitSync\nmetadata:\n  name: app\n  namespace: {}\n\
-         spec:\n  url: https://example.invalid/repo.git\n  prune: true\n  serviceAccountName: tenant\n",
-        ns.name
-    );
+    // No namespace: the one of `-n`.
+    let gitsync = "apiVersion: driftless.dev/v1alpha1\nkind: GitSync\nmetadata:\n  name: app\n\
+         spec:\n  url: https://example.invalid/repo.git\n  prune: true\n  serviceAccountName: tenant\n";
     let gs_file = dir.path().join("gitsync.yaml.txt");
     std::fs::write(&gs_file, gitsync).expect("write");
     let before = resource_versions(&ns);
@@ -224,7 +222,16 @@ async fn an_invalid_manifest_and_a_forbidden_cluster_role_fail_the_plan_naming_f
     let gs_arg = gs_file.to_str().expect("utf-8");
     let plan_as_gitsync = |format: &'static str| {
         Cli::new()
-            .args(["plan", dir_arg, "--gitsync", gs_arg, "-o", format])
+            .args([
+                "plan",
+                dir_arg,
+                "--gitsync",
+                gs_arg,
+                "-n",
+                &ns.name,
+                "-o",
+                format,
+            ])
             .run()
     };
     let run = plan_as_gitsync("json");

@@ -113,7 +113,14 @@ async fn from_dir(
         .gitsync
         .as_deref()
         .map(read_gitsync)
-        .transpose()?;
+        .transpose()?
+        // A GitSync manifest without a namespace is the one it would be in `namespace`.
+        .map(|mut gs| {
+            gs.metadata
+                .namespace
+                .get_or_insert_with(|| namespace.to_string());
+            gs
+        });
     let (opts, subject) = match (&args.inventory, &gitsync) {
         (Some(inventory), _) => {
             let mut opts = match &gitsync {
