@@ -81,12 +81,8 @@ pub struct Hooks {
 }
 
 struct AppState {
-    client: Client,
-    namespace: Option<String>,
-    secrets: WebhookSecrets,
-    metrics: Arc<Metrics>,
+    hooks: Hooks,
     triggers: Arc<Coalescer>,
-    previews: Arc<tokio::sync::Notify>,
 }
 
 /// Distinct (repositories, branch) triggers pending at once before webhooks get a 503.
@@ -102,12 +98,8 @@ const MIN_TRIGGER_INTERVAL: std::time::Duration = std::time::Duration::from_mill
 /// When the address cannot be bound.
 pub async fn serve(addr: SocketAddr, hooks: Hooks) -> std::io::Result<()> {
     let state = Arc::new(AppState {
-        client: hooks.client,
-        namespace: hooks.namespace,
-        secrets: hooks.secrets,
-        metrics: hooks.metrics,
+        hooks,
         triggers: Coalescer::new(MAX_PENDING_TRIGGERS, MIN_TRIGGER_INTERVAL),
-        previews: hooks.previews,
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -122,7 +114,7 @@ pub async fn serve(addr: SocketAddr, hooks: Hooks) -> std::io::Result<()> {
 }
 
 async fn render_metrics(State(state): State<Arc<AppState>>) -> String {
-    state.metrics.encode()
+    state.hooks.metrics.encode()
 }
 
 async fn hook(
@@ -131,7 +123,7 @@ async fn hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let (result, response) = match authenticate(&state.secrets, &source, &headers, &body) {
+    let (result, response) = match authenticate(&state.hooks.secrets, &source, &headers, &body) {
         Auth::Disabled => (
             "disabled",
             (
@@ -149,6 +141,7 @@ async fn hook(
         Auth::Ok => dispatch(&state, &source, &body).await,
     };
     state
+        .hooks
         .metrics
         .webhooks
         .get_or_create(&ResultLabels {
@@ -170,7 +163,7 @@ async fn dispatch(
     let payload: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     if is_pull_request_event(&payload) {
         // A pull request opened or pushed to: its preview, not a sync.
-        state.previews.notify_one();
+        state.hooks.previews.notify_one();
         return (
             "previewed",
             (
@@ -374,7 +367,7 @@ async fn trigger(
     branch: Option<&str>,
 ) -> Result<Vec<String>, String> {
     let wanted: Vec<String> = repos.iter().map(|u| repo_identity(u)).collect();
-    let syncs = control::list(&state.client, state.namespace.as_deref())
+    let syncs = control::list(&state.hooks.client, state.hooks.namespace.as_deref())
         .await
         .map_err(|e| e.to_string())?;
     let mut names = Vec::new();
@@ -384,7 +377,7 @@ async fn trigger(
         let same_branch = branch.is_none() || gs_branch.is_none() || gs_branch == branch;
         if same_repo && same_branch {
             let ns = gs.namespace().unwrap_or_default();
-            control::request_sync(&state.client, &ns, &gs.name_any())
+            control::request_sync(&state.hooks.client, &ns, &gs.name_any())
                 .await
                 .map_err(|e| e.to_string())?;
             names.push(format!("{ns}/{}", gs.name_any()));

@@ -34,7 +34,7 @@ use crate::apply::{Failure, FailureReason, Outcome, Plan};
 use crate::notify::CommitState;
 use crate::preview::{self, Heading};
 use crate::pulls::{self, PullRequest};
-use crate::source::GitRef;
+use crate::source::{FetchRequest, GitRef};
 
 /// Wakes the preview loop: a pull-request webhook arrived.
 pub type Wake = Arc<tokio::sync::Notify>;
@@ -143,11 +143,17 @@ async fn preview_gitsync(ctx: &Context, gs: &GitSync, cluster: &str, memory: &mu
         Err(message) => return warn(ctx, gs, memory, message).await,
     };
     memory.keep_open(&key, &open);
-    for pr in &open {
-        if memory.is_posted(&key, pr) {
-            continue;
-        }
-        match post(ctx, gs, &client, pr, cluster).await {
+    let fresh: Vec<&PullRequest> = open
+        .iter()
+        .filter(|pr| !memory.is_posted(&key, pr))
+        .collect();
+    if fresh.is_empty() {
+        return;
+    }
+    // One fetch request (the Git credentials read once) for every head of this listing.
+    let req = reconcile::request(ctx, gs).await.map_err(|e| e.message);
+    for pr in fresh {
+        match post(ctx, gs, &client, pr, cluster, &req).await {
             Ok(outcome) => {
                 count(ctx, gs, outcome);
                 memory
@@ -217,6 +223,7 @@ async fn post(
     client: &pulls::Client,
     pr: &PullRequest,
     cluster: &str,
+    req: &Result<FetchRequest, String>,
 ) -> Result<Outcome, pulls::PullsError> {
     let context = context_of(cluster, gs);
     let planning = format!("planning {}", short(&pr.head_sha));
@@ -224,7 +231,7 @@ async fn post(
         .status(&pr.head_sha, CommitState::Pending, &context, &planning)
         .await?;
     let secrets = !pr.from_fork || gs.spec.preview.as_ref().is_some_and(|p| p.allow_forks);
-    let (plan, revision) = plan_head(ctx, gs, &pr.head_sha, secrets).await;
+    let (plan, revision) = plan_head(ctx, gs, req, &pr.head_sha, secrets).await;
     let heading = Heading {
         subject: format!("GitSync {}", key_of(gs)),
         revision,
@@ -240,18 +247,19 @@ async fn post(
     Ok(plan.outcome())
 }
 
-/// The plan of commit `sha` of the GitSync's repository, and its revision; every failure on
-/// the way (fetch, render, plan) is the plan's failure.
+/// The plan of commit `sha` of the GitSync's repository (fetched as `req` asks, at `sha`), and
+/// its revision; every failure on the way (fetch, render, plan) is the plan's failure.
 async fn plan_head(
     ctx: &Context,
     gs: &GitSync,
+    req: &Result<FetchRequest, String>,
     sha: &str,
     secrets: bool,
 ) -> (Plan, Option<String>) {
     let failed = |reason, message: String| Plan::failed(vec![Failure::of_set(reason, message)]);
-    let mut req = match reconcile::request(ctx, gs).await {
-        Ok(req) => req,
-        Err(e) => return (failed(FailureReason::Fetch, e.message), None),
+    let mut req = match req {
+        Ok(req) => req.clone(),
+        Err(message) => return (failed(FailureReason::Fetch, message.clone()), None),
     };
     req.git_ref = match GitRef::commit(sha) {
         Ok(r) => Some(r),

@@ -401,8 +401,9 @@ async fn snapshot_and_render(
     Ok((rendered, prefix))
 }
 
-/// `spec.path` as a relative path without `./` or slashes at either end.
-fn clean(path: &str) -> String {
+/// `spec.path` as a relative path without `./` or slashes at either end (`driftless plan
+/// --from` finds the GitSync's directory with it too).
+pub fn clean(path: &str) -> String {
     let p = path.trim_matches('/');
     p.strip_prefix("./")
         .unwrap_or(p)

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use driftless::agent::crd::GitSync;
 use driftless::agent::reconcile::{git_ref, sync_options};
+use driftless::agent::rendering;
 use driftless::apply::{Engine, Failure, FailureReason, Outcome, Plan, SyncOptions};
 use driftless::cluster::{self, Connection};
 use driftless::inputs;
@@ -179,13 +180,9 @@ async fn from_cluster(
     let cache_dir = tempfile::tempdir().context("cannot make a scratch directory")?;
     let (snapshot, revision) =
         fetch(client, &gs, args.git_ref.as_deref(), cache_dir.path()).await?;
-    let path = gs
-        .spec
-        .path
-        .as_deref()
-        .unwrap_or_default()
-        .trim_matches('/');
-    let dir = snapshot.root.join(path.strip_prefix("./").unwrap_or(path));
+    let dir = snapshot.root.join(rendering::clean(
+        gs.spec.path.as_deref().unwrap_or_default(),
+    ));
     let flags = RenderFlags {
         repo_root: Some(snapshot.root.clone()),
         is_upgrade: gs
