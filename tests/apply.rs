@@ -260,6 +260,69 @@ async fn sets_larger_than_a_list_page_are_read_across_pages() {
 // Update of a field
 // ---------------------------------------------------------------------------------------------
 
+/// Objects new to the inventory are not read before their first sync: their dry-run tells
+/// whether they exist. One that does (made by kubectl, or another inventory's) is then read
+/// like any other, so that it is configured, not "created", and a conflict is still refused.
+#[tokio::test]
+async fn new_objects_are_read_only_when_their_dry_run_finds_them() {
+    let case = Case::new("firstread").await;
+    case.write("a.yaml", &configmap("a", &[("k", "1")]));
+    case.write("b.yaml", &configmap("b", &[("k", "1")]));
+    let first = case.apply(&[]).await;
+    first.expect_code(0);
+    // The inventory's LIST, two dry-runs, one inventory write (with the hashes the dry-runs
+    // foretold: none after the applies), two applies. No GET.
+    assert_eq!(
+        first.json()["requests"].as_u64(),
+        Some(6),
+        "{}",
+        first.stdout
+    );
+
+    let client = case.ns.client();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), case.name());
+    let made = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "c"}, "data": {"k": "by-hand"}
+    }))
+    .expect("a ConfigMap");
+    cms.create(&Default::default(), &made)
+        .await
+        .expect("create c");
+    case.write("c.yaml", &configmap("c", &[("k", "from-git")]));
+    let second = case.apply(&[]).await;
+    second.expect_code(0);
+    assert_eq!(second.action_of(&case.id("ConfigMap", "c")), "configured");
+    assert_eq!(
+        case.configmap_value("c", "k").await.as_deref(),
+        Some("from-git")
+    );
+
+    // Another inventory's object, new to this one: refused, not taken over.
+    let other = Case::new("firstread-other").await;
+    other.write("d.yaml", &configmap("d", &[("k", "mine")]));
+    other.apply(&[]).await.expect_code(0);
+    let dir = other.dir.path().to_str().expect("utf-8");
+    let taken = driftless(&[
+        "apply",
+        dir,
+        "--inventory",
+        &case.inventory,
+        "-n",
+        other.name(),
+    ])
+    .await;
+    assert_ne!(taken.code, Some(0), "{}", taken.stdout);
+    assert!(
+        taken.stderr.contains(&other.inventory),
+        "names the inventory that owns it: {}",
+        taken.stderr
+    );
+    assert_eq!(
+        other.configmap_value("d", "k").await.as_deref(),
+        Some("mine")
+    );
+}
+
 #[tokio::test]
 async fn changed_value_is_configured() {
     let case = Case::new("update").await;

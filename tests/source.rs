@@ -179,6 +179,60 @@ async fn a_deleted_branch_is_reported_not_found() {
 }
 
 #[tokio::test]
+async fn snapshots_keep_executable_bits_and_symbolic_links_and_leave_out_submodules() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = TestRepo::new();
+    repo.commit(
+        &[
+            ("app/a.yaml", "a: 1\n"),
+            ("app/run.sh", "#!/bin/sh\n"),
+            ("app/deep/b.yaml", "b: 1\n"),
+        ],
+        "init",
+    );
+    let work = repo.work_path();
+    std::fs::set_permissions(
+        work.join("app/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    std::os::unix::fs::symlink("a.yaml", work.join("app/link.yaml")).expect("symlink");
+    repo.commit(&[], "modes");
+    // A gitlink (a submodule's commit) in the tree: nothing to write out for it.
+    run(git_in(work).args([
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        "160000,4b825dc642cb6eb9a060e54bf8d69288fbee4904,app/module",
+    ]));
+    run(git_in(work).args(["commit", "-q", "-m", "a submodule"]));
+    let head = run(git_in(work).args(["rev-parse", "HEAD"]))
+        .trim()
+        .to_string();
+    repo.push();
+    let daemon = GitDaemon::start(repo.base());
+    let (_dir, cache) = cache();
+    let req = request(&daemon.url(repo.name()), None);
+    cache.fetch(&req).await.expect("fetch");
+    let snap = cache.snapshot(&req, &head, "app").await.expect("snapshot");
+    let mode = |p: &str| {
+        std::fs::metadata(snap.root.join(p))
+            .expect("written")
+            .permissions()
+            .mode()
+    };
+    assert_ne!(mode("run.sh") & 0o100, 0, "run.sh keeps its executable bit");
+    assert_eq!(mode("a.yaml") & 0o111, 0);
+    let link = std::fs::read_link(snap.root.join("link.yaml")).expect("a symbolic link");
+    assert_eq!(link, std::path::Path::new("a.yaml"));
+    assert_eq!(
+        std::fs::read_to_string(snap.root.join("deep/b.yaml")).expect("nested"),
+        "b: 1\n"
+    );
+    assert!(!snap.root.join("module").exists(), "no submodule content");
+}
+
+#[tokio::test]
 async fn snapshots_hold_only_the_path_and_never_change() {
     let repo = TestRepo::new();
     let c1 = repo.commit(
@@ -199,6 +253,22 @@ async fn snapshots_hold_only_the_path_and_never_change() {
     cache.fetch(&req).await.expect("fetch again");
     let text = std::fs::read_to_string(snap.root.join("web/a.yaml")).expect("read");
     assert_eq!(text, "a: 1\n", "a snapshot is immutable");
+    // The repository's object reader, started by the first snapshot, finds what a later
+    // fetch brought.
+    let c2 = cache.fetch(&req).await.expect("fetch").revision.sha;
+    let snap2 = cache
+        .snapshot(&req, &c2, "apps/web")
+        .await
+        .expect("snapshot 2");
+    let text = std::fs::read_to_string(snap2.root.join("a.yaml")).expect("read 2");
+    assert_eq!(text, "a: 2\n");
+    assert!(
+        matches!(
+            cache.snapshot(&req, &c1, "apps/web/a.yaml").await,
+            Err(SourceError::PathNotFound { .. })
+        ),
+        "a file is not a directory to render"
+    );
 
     assert!(matches!(
         cache.snapshot(&req, &c1, "../etc").await,

@@ -52,6 +52,9 @@ pub struct Metrics {
     /// Pull-request previews posted by GitSync and result (`changes`, `unchanged`, `fails`,
     /// `error`).
     pub previews: Family<ResultLabels, Counter>,
+    /// Reconciles finished, whatever they did: after a restart, the first pass is done when
+    /// it reaches the number of GitSyncs.
+    pub reconciles: Counter,
 }
 
 impl Default for Metrics {
@@ -70,6 +73,7 @@ impl Default for Metrics {
             renders: Family::default(),
             notifications: Family::default(),
             previews: Family::default(),
+            reconciles: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -114,6 +118,11 @@ impl Default for Metrics {
             "previews",
             "Pull-request previews by GitSync and result (changes, unchanged, fails, error)",
             m.previews.clone(),
+        );
+        r.register(
+            "reconciles",
+            "Reconciles finished (a sync, a failure, or a GitSync found in sync)",
+            m.reconciles.clone(),
         );
         m
     }

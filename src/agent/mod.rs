@@ -182,6 +182,7 @@ pub async fn run(config: kube::Config, opts: AgentOptions) -> Result<(), AgentEr
     tokio::spawn(notify_status::run(
         ctx.client.clone(),
         opts.namespace.clone(),
+        ctx.notifier.alerts(),
     ));
     tokio::spawn(previews::run(
         ctx.clone(),
@@ -292,6 +293,7 @@ async fn reconcile_with_finalizer(
         }
     })
     .await;
+    ctx.metrics.reconciles.inc();
     match result {
         Ok(action) => {
             if let Ok(mut f) = ctx.failures.lock() {

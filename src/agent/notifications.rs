@@ -7,12 +7,14 @@
 //! Uses the pure `notify::filter` and `notify::targets`; `report` and `reconcile` call it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector;
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 
@@ -33,6 +35,9 @@ const BLOCKED_EVERY: Duration = Duration::from_secs(60);
 /// Consecutive failed deliveries after which a Provider gets a Warning event.
 const KEEPS_FAILING: u32 = 3;
 
+/// The Alerts the agent watches (`notify_status` fills it once its controller starts).
+pub type AlertStore = Arc<OnceLock<reflector::Store<Alert>>>;
+
 /// What the agent keeps for notifications.
 pub struct Notifier {
     cluster: String,
@@ -42,6 +47,7 @@ pub struct Notifier {
     /// What each (GitSync, Alert) pair last sent, shared with the dispatcher.
     repeats: Arc<Mutex<Repeats>>,
     metrics: Arc<Metrics>,
+    alerts: AlertStore,
 }
 
 /// The GitSync a notification is about, owned (the dispatcher outlives the reconcile).
@@ -64,12 +70,14 @@ impl Notifier {
         let report = reporter(metrics.clone(), recorder, refs.clone());
         let queues = Queues::new(PER_PROVIDER, report);
         let repeats: Arc<Mutex<Repeats>> = Arc::default();
+        let alerts = AlertStore::default();
         let dispatcher = Dispatcher {
             client,
             queues,
             repeats: repeats.clone(),
             refs,
             metrics: metrics.clone(),
+            alerts: alerts.clone(),
         };
         tokio::spawn(dispatcher.run(rx));
         Notifier {
@@ -78,7 +86,13 @@ impl Notifier {
             repeats,
             metrics,
             blocked: Mutex::default(),
+            alerts,
         }
+    }
+
+    /// Where the watched Alerts go.
+    pub fn alerts(&self) -> AlertStore {
+        self.alerts.clone()
     }
 
     /// Describes `kind` for `gs`; the caller adds commit, counts and objects.
@@ -192,6 +206,7 @@ struct Dispatcher {
     repeats: Arc<Mutex<Repeats>>,
     refs: ProviderRefs,
     metrics: Arc<Metrics>,
+    alerts: AlertStore,
 }
 
 impl Dispatcher {
@@ -203,15 +218,8 @@ impl Dispatcher {
 
     /// Hands `n` to the Provider of every Alert of the namespace that hears it.
     async fn dispatch(&self, gs: &GitSyncId, n: &Notification) {
-        let api: Api<Alert> = Api::namespaced(self.client.clone(), &gs.namespace);
-        let alerts = match api.list(&ListParams::default()).await {
-            Ok(list) => list.items,
-            // No Alert CRD (an older chart): notifications are off, quietly.
-            Err(kube::Error::Api(e)) if e.code == 404 => return,
-            Err(e) => {
-                tracing::warn!(namespace = %gs.namespace, "cannot list Alerts: {e}");
-                return;
-            }
+        let Some(alerts) = self.alerts_of(&gs.namespace).await else {
+            return;
         };
         for alert in alerts.iter().filter(|a| !a.spec.suspend) {
             let Ok(rule) = Rule::compile(&alert.spec) else {
@@ -228,6 +236,27 @@ impl Dispatcher {
                 .unwrap_or(true);
             if admitted {
                 self.deliver(alert, &rule, n).await;
+            }
+        }
+    }
+
+    /// The Alerts of `namespace`: from the watch once it has listed them all (no request per
+    /// notification: a sync sends two), listed until then. `None` when they cannot be read.
+    async fn alerts_of(&self, namespace: &str) -> Option<Vec<Arc<Alert>>> {
+        if let Some(store) = self.alerts.get()
+            && store.wait_until_ready().now_or_never().is_some()
+        {
+            let mine = |a: &Arc<Alert>| a.namespace().as_deref() == Some(namespace);
+            return Some(store.state().into_iter().filter(mine).collect());
+        }
+        let api: Api<Alert> = Api::namespaced(self.client.clone(), namespace);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => Some(list.items.into_iter().map(Arc::new).collect()),
+            // No Alert CRD (an older chart): notifications are off, quietly.
+            Err(kube::Error::Api(e)) if e.code == 404 => None,
+            Err(e) => {
+                tracing::warn!(%namespace, "cannot list Alerts: {e}");
+                None
             }
         }
     }

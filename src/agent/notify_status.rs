@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::notifications::AlertStore;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -28,7 +29,10 @@ const RECHECK: Duration = Duration::from_secs(60);
 
 /// Runs both controllers until the process stops; returns at once (with a warning) when the
 /// Provider and Alert CRDs are not installed: notifications are then off.
-pub async fn run(client: Client, namespace: Option<String>) {
+///
+/// The Alerts' controller fills `alerts`: the dispatcher reads them there rather than listing
+/// them for every notification.
+pub async fn run(client: Client, namespace: Option<String>, alerts_seen: AlertStore) {
     let providers: Api<Provider> = scoped(&client, namespace.as_deref());
     let alerts: Api<Alert> = scoped(&client, namespace.as_deref());
     if let Err(e) = providers.list(&ListParams::default().limit(1)).await {
@@ -41,9 +45,10 @@ pub async fn run(client: Client, namespace: Option<String>) {
     let p = Controller::new(providers, watcher::Config::default())
         .run(check_provider, retry, ctx.clone())
         .for_each(|_| async {});
-    let a = Controller::new(alerts, watcher::Config::default())
-        .run(check_alert, retry, ctx)
-        .for_each(|_| async {});
+    let a = Controller::new(alerts, watcher::Config::default());
+    // (Set once: a second `run` would find it set and keep the first.)
+    let _ = alerts_seen.set(a.store());
+    let a = a.run(check_alert, retry, ctx).for_each(|_| async {});
     tokio::join!(p, a);
 }
 

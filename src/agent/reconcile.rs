@@ -22,7 +22,7 @@ use super::dependencies::{self, Waiting};
 use super::events::event;
 use super::metrics::SyncLabels;
 use super::reason::{ConditionStatus, Reason};
-use super::report::{Report, write_status};
+use super::report::{Report, write_status, write_status_if_changed};
 use super::source_status::{source_failure, warn_if_credentials_in_url, warn_if_history_rewritten};
 use super::status::{Attempt, RECONCILING, StepError, is_ready, step, with_condition, with_ready};
 use super::{AgentError, Context, notifications, rendering, warnings};
@@ -35,6 +35,12 @@ use crate::source::{Auth, FetchRequest, Fetched, GitRef, url};
 
 /// Annotation that asks for a sync now (any new value), as Flux's `reconcile.fluxcd.io/requestedAt`.
 pub const REQUESTED_AT: &str = "driftless.dev/requested-at";
+
+/// How old a fetch a reconcile may take, when it answers no sync request (see [`fetch_since`]).
+const FETCH_REUSE: Duration = Duration::from_secs(1);
+
+/// How long a sync runs before its status says `Reconciling`.
+const SHOW_PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
 /// How soon a GitSync waiting for its `dependsOn` looks again.
 const DEPENDENCY_REQUEUE: Duration = Duration::from_secs(5);
@@ -69,7 +75,7 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
         return report.fail(status, e, Some(&revision)).await;
     }
     if !needs_sync(&gs, &status, &revision) {
-        write_status(&ctx, &gs, status).await?;
+        write_status_if_changed(&ctx, &gs, status).await?;
         return Ok(Action::requeue(poll));
     }
     if let Err(waiting) = dependencies::ready(&ctx, &gs).await {
@@ -88,10 +94,11 @@ pub async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Ag
         ctx.notifier.send(&gs, n);
     }
     let status = attempting(status, &revision);
-    let synced = match render(&ctx, &gs, &req, &fetched, &status).await? {
-        Ok(manifests) => sync(&ctx, &gs, manifests, &revision).await,
-        Err(e) => Err(e),
+    let work = async {
+        let manifests = rendering::render_for(&ctx, &gs, &req, &fetched).await?;
+        sync(&ctx, &gs, manifests, &revision).await
     };
+    let synced = showing_progress(&ctx, &gs, &status, work).await?;
     let changes = match synced {
         Ok(changes) => changes,
         Err(e) => return report.fail(status, e, Some(&revision)).await,
@@ -125,7 +132,7 @@ async fn fetch(
         name: gs.name_any(),
     };
     let started = Instant::now();
-    let fetched = ctx.cache.fetch(&req).await;
+    let fetched = ctx.cache.fetch_since(&req, fetch_since(gs, started)).await;
     ctx.metrics
         .fetch_duration
         .get_or_create(&labels)
@@ -134,6 +141,24 @@ async fn fetch(
     let last_applied = status.last_applied_revision.as_deref();
     let fetched = fetched.map_err(|e| source_failure(&e, req.git_ref.as_ref(), last_applied))?;
     Ok((req, fetched))
+}
+
+/// The oldest fetch of its repository a reconcile of `gs` starting at `now` takes: one that
+/// started after the sync request it answers (a webhook's, the CLI's or the UI's
+/// `requested-at`, which must see the commit pushed before it), and otherwise one at most
+/// [`FETCH_REUSE`] old. A thousand GitSyncs of one repository created together share a
+/// fetch a second, not one per reconcile.
+fn fetch_since(gs: &GitSync, now: Instant) -> Instant {
+    let reuse = now.checked_sub(FETCH_REUSE).unwrap_or(now);
+    let requested = gs
+        .annotations()
+        .get(REQUESTED_AT)
+        .and_then(|r| r.parse::<Timestamp>().ok())
+        .map(|r| {
+            let age = Timestamp::now().duration_since(r).as_secs_f64().max(0.0);
+            now.checked_sub(Duration::from_secs_f64(age)).unwrap_or(now)
+        });
+    requested.map_or(reuse, |r| r.max(reuse))
 }
 
 /// Step 3, not ready yet: not a failure (no backoff, no warning event), so look again soon.
@@ -178,24 +203,27 @@ fn attempting(mut status: GitSyncStatus, revision: &str) -> GitSyncStatus {
     )
 }
 
-/// Step 4: renders the manifests while the Reconciling `status` goes out (neither needs the
-/// other); the status lands before anything is applied or the outcome is written.
+/// Steps 4 and 5 (`work`: render and sync), with `Reconciling=True` (`status`) written when
+/// they take longer than [`SHOW_PROGRESS_AFTER`]. A quicker sync writes its status once, with
+/// its outcome: a fleet of small GitSyncs costs one status write each, not two. The progress
+/// write is awaited before this returns, so it never lands after the outcome's.
 ///
 /// # Errors
-/// The outer error is a failure to write the status; the inner one a failed render.
-async fn render(
+/// A failure to write the progress status.
+async fn showing_progress<T>(
     ctx: &Context,
     gs: &GitSync,
-    req: &FetchRequest,
-    fetched: &Fetched,
     status: &GitSyncStatus,
-) -> Result<Result<Vec<Manifest>, StepError>, AgentError> {
-    let (rendered, written) = tokio::join!(
-        rendering::render_for(ctx, gs, req, fetched),
-        write_status(ctx, gs, status.clone()),
-    );
+    work: impl Future<Output = T>,
+) -> Result<T, AgentError> {
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => return Ok(done),
+        () = tokio::time::sleep(SHOW_PROGRESS_AFTER) => {}
+    }
+    let (done, written) = tokio::join!(work, write_status(ctx, gs, status.clone()));
     written?;
-    Ok(rendered)
+    Ok(done)
 }
 
 /// A sync is due for a new revision, a changed spec, a manual request, or when the drift
@@ -455,4 +483,33 @@ fn duration(value: Option<&str>, default: Duration) -> Duration {
     value
         .and_then(|v| crate::duration::parse(v).ok())
         .unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconcile_takes_a_recent_fetch_unless_it_answers_a_later_request() {
+        let now = Instant::now();
+        let mut gs = GitSync::new("app", Default::default());
+        assert_eq!(fetch_since(&gs, now), now - FETCH_REUSE);
+        // A request made just now (a webhook): only a fetch started after it will do.
+        let just_now = Timestamp::now().to_string();
+        gs.annotations_mut().insert(REQUESTED_AT.into(), just_now);
+        let since = fetch_since(&gs, now);
+        assert!(
+            since > now - Duration::from_millis(100),
+            "{:?}",
+            now - since
+        );
+        // An old request (served long ago) asks for no fresher fetch than a poll.
+        let old = (Timestamp::now() - Duration::from_secs(600)).to_string();
+        gs.annotations_mut().insert(REQUESTED_AT.into(), old);
+        assert_eq!(fetch_since(&gs, now), now - FETCH_REUSE);
+        // A request from a clock ahead of ours: a fetch from now on.
+        let ahead = (Timestamp::now() + Duration::from_secs(60)).to_string();
+        gs.annotations_mut().insert(REQUESTED_AT.into(), ahead);
+        assert_eq!(fetch_since(&gs, now), now);
+    }
 }

@@ -34,10 +34,9 @@ use crate::source::Fetched;
 pub(super) async fn write_status(
     ctx: &Context,
     gs: &GitSync,
-    mut status: GitSyncStatus,
+    status: GitSyncStatus,
 ) -> Result<(), AgentError> {
-    status.observed_generation = gs.meta().generation;
-    let status = with_credentials_condition(status, gs);
+    let status = completed(status, gs);
     let api: Api<GitSync> =
         Api::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
     let patch =
@@ -50,6 +49,39 @@ pub(super) async fn write_status(
     .await
     .map_err(AgentError::Status)?;
     Ok(())
+}
+
+/// Writes `status` as [`write_status`] does, unless the GitSync holds it already: a GitSync
+/// found in sync (an agent restarted, a poll without a new commit) costs no write.
+///
+/// # Errors
+/// [`AgentError::Status`] when the API refuses the write.
+pub(super) async fn write_status_if_changed(
+    ctx: &Context,
+    gs: &GitSync,
+    status: GitSyncStatus,
+) -> Result<(), AgentError> {
+    let status = completed(status, gs);
+    if gs.status.as_ref().is_some_and(|held| same(held, &status)) {
+        return Ok(());
+    }
+    write_status(ctx, gs, status).await
+}
+
+/// `status` with what every write refreshes: `observedGeneration`, `CredentialsInURL`.
+fn completed(mut status: GitSyncStatus, gs: &GitSync) -> GitSyncStatus {
+    status.observed_generation = gs.meta().generation;
+    with_credentials_condition(status, gs)
+}
+
+/// Two statuses that say the same, their conditions in any order.
+fn same(a: &GitSyncStatus, b: &GitSyncStatus) -> bool {
+    let sorted = |s: &GitSyncStatus| {
+        let mut s = s.clone();
+        s.conditions.sort_by(|x, y| x.type_.cmp(&y.type_));
+        serde_json::to_value(s).ok()
+    };
+    sorted(a).is_some_and(|a| Some(a) == sorted(b))
 }
 
 /// Reports the outcome of one sync attempt of one GitSync.
@@ -224,4 +256,38 @@ fn update_ignored(ignored: &mut BTreeMap<String, Vec<String>>, changes: &ChangeS
         in_set.insert(id);
     }
     ignored.retain(|id, _| in_set.contains(id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::status::with_condition;
+    use super::*;
+
+    #[test]
+    fn statuses_are_the_same_whatever_the_order_of_their_conditions() {
+        let ready = |s| with_condition(s, "Ready", ConditionStatus::True, Reason::Succeeded, "ok");
+        let stalled = |s| {
+            with_condition(
+                s,
+                "Stalled",
+                ConditionStatus::False,
+                Reason::Succeeded,
+                "no",
+            )
+        };
+        let a = stalled(ready(GitSyncStatus::default()));
+        let mut b = a.clone();
+        b.conditions.reverse();
+        assert!(same(&a, &b));
+        b.last_fetched_revision = Some("main@sha1:1".into());
+        assert!(!same(&a, &b));
+        let failed = with_condition(
+            a.clone(),
+            "Ready",
+            ConditionStatus::False,
+            Reason::Succeeded,
+            "x",
+        );
+        assert!(!same(&a, &failed));
+    }
 }

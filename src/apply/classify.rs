@@ -184,19 +184,38 @@ pub(crate) fn resolve_deferred(
     resolved
 }
 
-/// The previous inventory plus every desired object (new ones without hashes yet), written
-/// before anything is applied so that a crash mid-apply leaks nothing out of the inventory.
-pub(crate) fn union_inventory(previous: &Inventory, objects: &[DesiredObject]) -> Inventory {
+/// The previous inventory plus every desired object, written before anything is applied so
+/// that a crash mid-apply leaks nothing out of the inventory. An object whose dry-run told the
+/// hash of the fields its apply will own (`foretold`, by index) is recorded with it and its
+/// manifest hash, as the apply would record it; the other new ones without hashes yet. Either
+/// way an object whose apply did not happen never looks unchanged: the live fields differ.
+pub(crate) fn union_inventory(
+    previous: &Inventory,
+    objects: &[DesiredObject],
+    foretold: &HashMap<usize, String>,
+) -> Inventory {
     let mut union = previous.clone();
-    for object in objects.iter().filter(|o| o.need != Need::Skip) {
-        union
-            .entries
-            .entry(object.key.clone())
-            .or_insert_with(|| Entry {
-                version: object.id.version.clone(),
-                manifest_hash: String::new(),
-                fields_hash: String::new(),
-            });
+    for (idx, object) in objects.iter().enumerate() {
+        if object.need == Need::Skip {
+            continue;
+        }
+        let entry = union.entries.entry(object.key.clone());
+        match foretold.get(&idx) {
+            Some(fields) => {
+                entry.insert_entry(Entry {
+                    version: object.id.version.clone(),
+                    manifest_hash: object.hash.clone(),
+                    fields_hash: fields.clone(),
+                });
+            }
+            None => {
+                entry.or_insert_with(|| Entry {
+                    version: object.id.version.clone(),
+                    manifest_hash: String::new(),
+                    fields_hash: String::new(),
+                });
+            }
+        }
     }
     union
 }
@@ -393,18 +412,29 @@ mod tests {
             .insert(objects[1].key.clone(), entry("m", "f"));
         let gone = config_map("gone").key;
         previous.entries.insert(gone.clone(), entry("m2", "f2"));
-        let union = union_inventory(&previous, &objects);
+        let union = union_inventory(&previous, &objects, &HashMap::new());
         assert_eq!(union.entries.len(), 3);
         assert_eq!(union.entries[&objects[0].key], entry("", ""));
         assert_eq!(union.entries[&objects[1].key], entry("m", "f"));
         assert_eq!(union.entries[&gone], entry("m2", "f2"));
         assert!(!union.entries.contains_key(&objects[2].key));
+        // What the dry-run foretold is recorded as the apply would record it, for new and
+        // recorded objects alike: the final write then has nothing to change.
+        let foretold = HashMap::from([(0, "f0".to_string()), (1, "f1".to_string())]);
+        let union = union_inventory(&previous, &objects, &foretold);
+        let recorded = |o: &DesiredObject, f: &str| Entry {
+            manifest_hash: o.hash.clone(),
+            ..entry("", f)
+        };
+        assert_eq!(union.entries[&objects[0].key], recorded(&objects[0], "f0"));
+        assert_eq!(union.entries[&objects[1].key], recorded(&objects[1], "f1"));
+        assert_eq!(union.entries[&gone], entry("m2", "f2"));
     }
 
     #[test]
     fn the_final_inventory_has_the_applied_hashes_and_drops_the_pruned() {
         let objects = vec![config_map("a"), config_map("b")];
-        let union = union_inventory(&Inventory::default(), &objects);
+        let union = union_inventory(&Inventory::default(), &objects, &HashMap::new());
         let (pruned, failed) = (config_map("pruned").key, config_map("failed").key);
         let mut union = union;
         union.entries.insert(pruned.clone(), entry("p", "p"));

@@ -4,10 +4,11 @@
 //! masked. With `--dry-run`, the same requests tell what a real run would do
 //! ([`Engine::report_dry_run`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::Status;
 use serde_json::Value;
 
@@ -16,6 +17,7 @@ use super::classify::{defer_namespace_dependents, missing_namespaces, waits_for_
 use super::desired::{DesiredObject, Need, attributed};
 use super::engine::Engine;
 use super::live::LiveMap;
+use super::managed::owned_fields_hash;
 use super::ssa::{self, Conflicts, Mode};
 use super::{SyncError, SyncOptions, progress_start, progress_tick, protect, redact};
 use crate::change::{Action, ChangeSet};
@@ -90,7 +92,7 @@ impl Engine {
         opts: &SyncOptions,
         pass: Pass<'_>,
         warnings: &Arc<ApiWarnings>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Answers, SyncError> {
         let missing = missing_namespaces(objects, live);
         let selected = selected(objects, pass, &missing);
         let total = match pass {
@@ -98,33 +100,33 @@ impl Engine {
             Pass::Deferred(only) => only.len(),
         };
         progress_start(opts, "dry-run", total);
-        let refusals = self.send(objects, selected, opts, warnings).await;
+        let (refusals, answers) = self.send(objects, selected, opts, warnings).await;
         let mut failures = judge(objects, refusals, opts);
         if matches!(pass, Pass::First) {
             defer_namespace_dependents(objects, &missing);
         }
         failures.sort();
         if failures.is_empty() {
-            Ok(())
+            Ok(answers)
         } else {
             Err(SyncError::DryRun(failures))
         }
     }
 
     /// Sends the dry-runs of `selected` (indices into `objects`), `opts.concurrency` at a time.
-    /// Returns the refusals, by index.
+    /// Returns the refusals, by index, and what the answers tell.
     async fn send(
         &self,
         objects: &[DesiredObject],
         selected: Vec<usize>,
         opts: &SyncOptions,
         warnings: &Arc<ApiWarnings>,
-    ) -> Vec<(usize, Refusal)> {
+    ) -> (Vec<(usize, Refusal)>, Answers) {
         let client = self.client();
         let conflicts = Conflicts::forced_if(opts.force_conflicts);
         // NB: indices, not references, go through the stream: a closure taking a reference is
         // what makes the compiler unable to prove the sync's future `Send`.
-        let results: Vec<Option<(usize, Refusal)>> =
+        let results: Vec<(usize, Result<ObjectMeta, Refusal>)> =
             stream::iter(selected.into_iter().filter_map(|idx| {
                 let object = &objects[idx];
                 let resource = object.resource.as_ref()?;
@@ -140,7 +142,7 @@ impl Engine {
                     async move {
                         let result = attribute(warnings, idx, dry_run).await;
                         progress_tick(opts);
-                        result.err().map(|e| (idx, Refusal(e)))
+                        (idx, result.map(|o| o.metadata).map_err(Refusal))
                     }
                     .boxed(),
                 )
@@ -148,7 +150,15 @@ impl Engine {
             .buffer_unordered(opts.concurrency.max(1))
             .collect()
             .await;
-        results.into_iter().flatten().collect()
+        let mut refusals = Vec::new();
+        let mut answers = Answers::default();
+        for (idx, result) in results {
+            match result {
+                Ok(meta) => answers.record(idx, &meta, objects[idx].need),
+                Err(refusal) => refusals.push((idx, refusal)),
+            }
+        }
+        (refusals, answers)
     }
 
     /// In dry-run mode: reports what a real run would do, comparing the dry-run result with
@@ -194,6 +204,35 @@ impl Engine {
         }
         changes.warnings = attributed(warnings, objects);
         changes
+    }
+}
+
+/// What the dry-run's answers tell, by object index.
+#[derive(Debug, Default)]
+pub(super) struct Answers {
+    /// The objects found in the cluster already: a dry-run create has no `resourceVersion`
+    /// (nothing was stored), an apply to a live object carries the object's.
+    pub existing: HashSet<usize>,
+    /// The [`owned_fields_hash`] the apply will give each plain apply: what the inventory
+    /// records for it before the apply (the API server computes the same managed fields for a
+    /// dry-run as for the write).
+    pub fields: HashMap<usize, String>,
+}
+
+impl Answers {
+    fn record(&mut self, idx: usize, answer: &ObjectMeta, need: Need) {
+        if answer
+            .resource_version
+            .as_deref()
+            .is_some_and(|v| !v.is_empty())
+        {
+            self.existing.insert(idx);
+        }
+        let hash = owned_fields_hash(answer);
+        // An adoption rewrites the managed fields before its apply: not known ahead.
+        if need == Need::Apply && !hash.is_empty() {
+            self.fields.insert(idx, hash);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
-//! Step 4 of the sync, reading the live state: which objects to read (the set's and the
-//! inventory's) and in how many requests — a LIST per (kind, namespace) holding many of
-//! them, a GET per object of the others — on top of the reads of [`super::live`].
+//! Step 4 of the sync, reading the live state: which objects to read (the inventory's, and
+//! the set's that it records or all of them, see [`Scope`]) and in how many requests — a
+//! LIST per (kind, namespace) holding many of them, a GET per object of the others — on top
+//! of the reads of [`super::live`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +14,19 @@ use crate::cluster::{ApiWarnings, Catalog, Resource};
 use crate::inventory::Inventory;
 use crate::object::ObjectKey;
 
+/// Which of the set's objects step 4 reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// Every one.
+    Everything,
+    /// Those the inventory records, and hooks (a previous run's hook is deleted before the
+    /// hook is created again). The others are new to this inventory and most often absent: the
+    /// dry-run tells whether they exist (its answer carries their `resourceVersion`), and the
+    /// sync reads them and starts over from this step when one does. A small GitSync's first
+    /// sync sends no read at all.
+    Recorded,
+}
+
 impl Engine {
     /// Reads the live metadata of every object of the set and of the inventory: a LIST per
     /// (kind, namespace) holding many of them, a GET per object where it holds few (or where
@@ -22,11 +36,12 @@ impl Engine {
         &self,
         items: &[DesiredObject],
         previous: &Inventory,
+        scope: Scope,
         opts: &SyncOptions,
         warnings: &Arc<ApiWarnings>,
     ) -> Result<LiveMap, SyncError> {
         let catalog = self.catalog();
-        let (wanted, subjects) = wanted(items, previous, &catalog);
+        let (wanted, subjects) = wanted(items, previous, scope, &catalog);
         let (lists, singles) = split_reads(&wanted);
         // The lists and the single reads at once: neither waits for the other's round trip.
         let singles = reads_in(&wanted, &singles.into_keys().collect());
@@ -66,17 +81,21 @@ type Wanted<'a> = (
     &'a Resource,
 );
 
-/// Every object to read: those of the set whose kind is served, with their index, and those
-/// only the inventory names. And for each (kind, namespace) of the set, the first object of
-/// it: what a list's API warnings are recorded for.
+/// Every object to read: those of the set in `scope` whose kind is served, with their index,
+/// and those only the inventory names. And for each (kind, namespace) of the set, the first
+/// object of it: what a list's API warnings are recorded for.
 fn wanted<'a>(
     objects: &'a [DesiredObject],
     previous: &'a Inventory,
+    scope: Scope,
     catalog: &'a Catalog,
 ) -> (Vec<Wanted<'a>>, HashMap<Target, usize>) {
     let mut wanted: Vec<Wanted> = Vec::new();
     let mut subjects: HashMap<Target, usize> = HashMap::new();
     for (idx, object) in objects.iter().enumerate() {
+        if !in_scope(object, previous, scope) {
+            continue;
+        }
         if let Some(r) = &object.resource {
             wanted.push((Some((idx, object)), &object.key, r));
             subjects.entry(target_of(&object.key, r)).or_insert(idx);
@@ -91,6 +110,13 @@ fn wanted<'a>(
         }
     }
     (wanted, subjects)
+}
+
+/// True when step 4 reads `object` of the set.
+pub(super) fn in_scope(object: &DesiredObject, previous: &Inventory, scope: Scope) -> bool {
+    scope == Scope::Everything
+        || object.hook.is_some()
+        || previous.entries.contains_key(&object.key)
 }
 
 /// The single reads of the `wanted` objects of `targets`, each named for its errors by its
@@ -155,7 +181,7 @@ mod tests {
         manifests.extend(few.map(|n| manifest("v1", "ConfigMap", Some("small"), &n)));
         let objects = desired(manifests);
         let (inventory, catalog) = (Inventory::default(), Catalog::default());
-        let (wanted, subjects) = wanted(&objects, &inventory, &catalog);
+        let (wanted, subjects) = wanted(&objects, &inventory, Scope::Everything, &catalog);
         let (lists, singles) = split_reads(&wanted);
         let namespaces =
             |reads: &Reads| -> Vec<Option<String>> { reads.keys().map(|t| t.3.clone()).collect() };
@@ -164,6 +190,26 @@ mod tests {
         let gets = reads_in(&wanted, &singles.into_keys().collect());
         assert_eq!(gets.len(), live::SINGLE_READS_UP_TO);
         assert!(gets[0].0.starts_with("few-"), "{:?}", gets[0].0);
+        // Objects new to the inventory are left to the dry-run, but hooks.
+        let mut recorded = Inventory::default();
+        recorded.entries.insert(
+            objects[0].key.clone(),
+            crate::inventory::Entry {
+                version: "v1".into(),
+                manifest_hash: String::new(),
+                fields_hash: String::new(),
+            },
+        );
+        let mut hook = objects[1].clone();
+        hook.hook = Some(crate::apply::phases::Hook {
+            phase: crate::apply::phases::HookPhase::PreSync,
+            delete_on_success: false,
+            delete_on_failure: false,
+        });
+        assert!(in_scope(&objects[0], &recorded, Scope::Recorded));
+        assert!(in_scope(&hook, &recorded, Scope::Recorded));
+        assert!(!in_scope(&objects[2], &recorded, Scope::Recorded));
+        assert!(in_scope(&objects[2], &recorded, Scope::Everything));
         // A list's warnings go to the first object of its kind and namespace.
         assert_eq!(subjects.len(), 2);
         assert!(

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::classify::{self, check_conflicts, order_changes, union_inventory};
-use super::desired::{DesiredObject, attributed};
-use super::dry_run::Pass;
+use super::desired::{DesiredObject, Need, attributed};
+use super::dry_run::{Answers, Pass};
 use super::engine::Engine;
 use super::live::LiveMap;
+use super::read::{Scope, in_scope};
 use super::{SyncError, SyncOptions, check_inventory_name, ignore, protect, wait};
 use crate::change::ChangeSet;
 use crate::cluster::ApiWarnings;
@@ -55,27 +56,17 @@ impl Engine {
         clock.phase("inventory read");
         // 3. Empty-set guard.
         check_empty_set(empty, &stored.inventory, opts)?;
-        // 4. Read live metadata. The API server's warnings are kept by object index.
+        // 4.–7. Read the live state, decide, dry-run.
         let warnings = Arc::new(ApiWarnings::default());
-        let live = self.read_live(&objects, &stored.inventory, opts, &warnings);
-        let live = live.await?;
-        clock.phase("live state read");
-        // 5. Ownership; and driftless's own objects are never pruned.
-        check_ownership(&objects, &live, &stored.inventory, opts)?;
-        // 6. Classify.
-        let mut changes = classify::classify(&mut objects, &live, &stored.inventory, opts);
-        // 6b. Leave to other managers what the ignore rules and `Merge` give them.
-        (self.tailor_to_live(&mut objects, &live, opts, &mut changes)).await?;
-        // 7. Dry-run.
-        let first = self.dry_run(&mut objects, &live, opts, Pass::First, &warnings);
-        first.await?;
-        clock.phase("dry-run");
+        let checked = self.check(&mut objects, &stored.inventory, opts, &warnings, clock);
+        let (live, mut changes, answers) = checked.await?;
         if opts.dry_run {
             let report = self.report_dry_run(&objects, &live, changes, &warnings);
             return Ok(report.await);
         }
-        // 8. Record the union inventory.
-        let union = union_inventory(&stored.inventory, &objects);
+        // 8. Record the union inventory (with the hashes the dry-run foretold: when the apply
+        // gives the same, the final inventory is this one and step 12 writes nothing).
+        let union = union_inventory(&stored.inventory, &objects, &answers.fields);
         let stored = store.write(&stored, &union).await?;
         clock.phase("inventory written");
         // 9. and 10. Apply the cluster stage, wait for it, apply the rest.
@@ -105,6 +96,75 @@ impl Engine {
             wait::healthy(self.client(), &objects, opts, &mut changes).await?;
         }
         Ok(changes)
+    }
+
+    /// Steps 4 to 7: reads the live state, checks ownership, classifies, tailors and dry-runs.
+    /// The set's objects new to the inventory are not read at first ([`Scope::Recorded`]);
+    /// when the dry-run finds one of them in the cluster, or refuses anything, the steps start
+    /// over reading every object, so that ownership, adoption, ignore annotations and
+    /// `IfNotPresent` see what is live, and a refusal is judged knowing it.
+    async fn check(
+        &self,
+        objects: &mut [DesiredObject],
+        inventory: &Inventory,
+        opts: &SyncOptions,
+        warnings: &Arc<ApiWarnings>,
+        clock: &Clock,
+    ) -> Result<(LiveMap, ChangeSet, Answers), SyncError> {
+        let first = if opts.dry_run {
+            Scope::Everything
+        } else {
+            Scope::Recorded
+        };
+        let needs: Vec<Need> = objects.iter().map(|o| o.need).collect();
+        let unread: HashSet<usize> = (0..objects.len())
+            .filter(|&i| !in_scope(&objects[i], inventory, first))
+            .collect();
+        let tried = self.check_in(objects, inventory, first, opts, warnings, clock);
+        match tried.await {
+            Ok((live, changes, answers)) if answers.existing.is_disjoint(&unread) => {
+                return Ok((live, changes, answers));
+            }
+            Err(SyncError::DryRun(_)) if !unread.is_empty() => {}
+            Err(e) => return Err(e),
+            Ok((_, _, answers)) => {
+                let found = answers.existing.intersection(&unread).count();
+                tracing::debug!(found, "objects new to the inventory exist: reading them");
+            }
+        }
+        for (object, need) in objects.iter_mut().zip(needs) {
+            object.need = need;
+        }
+        // (The warnings are kept once per object and message: the second pass adds none twice.)
+        let again = self.check_in(objects, inventory, Scope::Everything, opts, warnings, clock);
+        again.await
+    }
+
+    /// Steps 4 to 7 once, reading the set's objects in `scope`.
+    async fn check_in(
+        &self,
+        objects: &mut [DesiredObject],
+        inventory: &Inventory,
+        scope: Scope,
+        opts: &SyncOptions,
+        warnings: &Arc<ApiWarnings>,
+        clock: &Clock,
+    ) -> Result<(LiveMap, ChangeSet, Answers), SyncError> {
+        // 4. Read live metadata. The API server's warnings are kept by object index.
+        let live = self.read_live(objects, inventory, scope, opts, warnings);
+        let live = live.await?;
+        clock.phase("live state read");
+        // 5. Ownership; and driftless's own objects are never pruned.
+        check_ownership(objects, &live, inventory, opts)?;
+        // 6. Classify.
+        let mut changes = classify::classify(objects, &live, inventory, opts);
+        // 6b. Leave to other managers what the ignore rules and `Merge` give them.
+        (self.tailor_to_live(objects, &live, opts, &mut changes)).await?;
+        // 7. Dry-run.
+        let first = self.dry_run(objects, &live, opts, Pass::First, warnings);
+        let answers = first.await?;
+        clock.phase("dry-run");
+        Ok((live, changes, answers))
     }
 }
 

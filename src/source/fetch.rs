@@ -73,6 +73,9 @@ pub enum SourceError {
         seen: String,
         detail: String,
     },
+    /// A commit's tree could not be written out (a malformed or hostile tree object).
+    #[error("cannot check out {revision}: {reason}")]
+    Checkout { revision: String, reason: String },
     /// The cache directory is not usable (full, read-only).
     #[error("cache directory {path}: {source}")]
     Cache {
@@ -86,7 +89,12 @@ pub enum SourceError {
 pub struct GitCache {
     pub(super) root: PathBuf,
     repos: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RepoState>>>>,
+    /// Each repository's object reader (see `objects`), started by its first snapshot.
+    readers: Mutex<HashMap<PathBuf, ReaderSlot>>,
 }
+
+/// A repository's object reader, one user at a time; `None` until started or after it failed.
+pub(super) type ReaderSlot = Arc<tokio::sync::Mutex<Option<super::objects::Reader>>>;
 
 /// What a repository's lock guards: its last fetches (see [`GitCache::fetch`]).
 #[derive(Default)]
@@ -101,6 +109,7 @@ impl GitCache {
         GitCache {
             root: root.into(),
             repos: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -122,6 +131,14 @@ impl GitCache {
     fn scratch(&self) -> &Path {
         // Credentials and snapshots live beside the repositories, on the same volume.
         self.root.as_path()
+    }
+
+    pub(super) fn reader(&self, dir: &Path) -> ReaderSlot {
+        let mut readers = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        readers.entry(dir.to_path_buf()).or_default().clone()
     }
 
     pub(super) fn state(&self, dir: &Path) -> Arc<tokio::sync::Mutex<RepoState>> {
@@ -158,7 +175,19 @@ impl GitCache {
     /// # Errors
     /// See [`SourceError`]; the cache keeps its previous state on failure.
     pub async fn fetch(&self, req: &FetchRequest) -> Result<Fetched, SourceError> {
-        let asked = Instant::now();
+        self.fetch_since(req, Instant::now()).await
+    }
+
+    /// Fetches the ref of `req`, or takes the result of a fetch of it that started at `asked`
+    /// or later (it has seen every commit pushed before `asked`).
+    ///
+    /// # Errors
+    /// See [`SourceError`]; the cache keeps its previous state on failure.
+    pub async fn fetch_since(
+        &self,
+        req: &FetchRequest,
+        asked: Instant,
+    ) -> Result<Fetched, SourceError> {
         let dir = self.repo_dir(req);
         let state = self.state(&dir);
         let mut state = state.lock().await;

@@ -6,7 +6,8 @@
 //! and commit references and picks the tag a range resolves to (both pure logic); [`auth`]
 //! turns credentials into what git and ssh read, never a command line; [`git`] runs the `git`
 //! CLI (and OpenSSH) bounded in time; [`fetch`] keeps the repository cache, fetches
-//! incrementally, makes snapshots and pushes the sync tag; [`keys`] makes deploy keys;
+//! incrementally, makes snapshots (written out by [`objects`]' long-lived readers) and pushes the
+//! sync tag; [`keys`] makes deploy keys;
 //! [`verify`] checks commit and tag signatures. Its output, a checked-out tree at a
 //! [`Revision`], feeds [`crate::render`].
 
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod fetch;
 pub mod git;
 pub mod keys;
+mod objects;
 pub mod refs;
 mod snapshot;
 mod tag;

@@ -4,7 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::fetch::{FetchRequest, GitCache, SourceError, cache_error};
-use super::git::GitError;
+use super::objects::{ObjectError, Reader};
 
 /// A commit's tree (or one directory of it) extracted to a private temporary directory,
 /// removed when dropped. Never a working tree that a later fetch could change.
@@ -34,50 +34,53 @@ impl GitCache {
             .prefix("snap-")
             .tempdir_in(&snaps)
             .map_err(|e| cache_error(&snaps, e))?;
-        // A private index and work tree: read the (sub)tree, check it out. Fast (git writes
-        // the files directly) and never touches the cached repository's state.
+        // The (sub)tree written out by the repository's object reader: no process per
+        // snapshot, and never the cached repository's index or work tree.
         let out = tmp.path().join("tree");
         std::fs::create_dir_all(&out).map_err(|e| cache_error(&out, e))?;
-        let index = tmp.path().join("index").display().to_string();
-        let env = [("GIT_INDEX_FILE", index.as_str())];
         let tree = if path.is_empty() {
             sha.to_string()
         } else {
             format!("{sha}:{path}")
         };
         let revision = format!("commit {sha}");
-        let git = self.git(req);
-        match git
-            .run_env(
-                &dir,
-                "read-tree",
-                &["read-tree", "--end-of-options", &tree],
-                &env,
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(GitError::Failed { stderr, .. })
-                if stderr.to_lowercase().contains("not a valid object name")
-                    || stderr.contains("not a tree object") =>
-            {
+        let slot = self.reader(&dir);
+        let mut reader = slot.lock().await;
+        if reader.is_none() {
+            *reader = Some(Reader::start(&dir).map_err(|e| checkout_error(&revision, &e))?);
+        }
+        let Some(started) = reader.as_mut() else {
+            return Err(SourceError::PathNotFound { path, revision });
+        };
+        let written = tokio::time::timeout(req.timeout, started.write_tree(&tree, &out)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(ObjectError::Missing(_))) => {
                 return Err(SourceError::PathNotFound { path, revision });
             }
-            Err(e) => return Err(e.into()),
+            Ok(Err(e)) => {
+                *reader = None;
+                return Err(checkout_error(&revision, &e));
+            }
+            Err(_) => {
+                *reader = None;
+                let e = ObjectError::Protocol(format!("no answer within {:?}", req.timeout));
+                return Err(checkout_error(&revision, &e));
+            }
         }
-        let work_tree = format!("--work-tree={}", out.display());
-        git.run_env(
-            &dir,
-            "checkout-index",
-            &[&work_tree, "checkout-index", "--all", "--force"],
-            &env,
-        )
-        .await?;
+        drop(reader);
         let root = out;
         if !root.is_dir() {
             return Err(SourceError::PathNotFound { path, revision });
         }
         Ok(Snapshot { _dir: tmp, root })
+    }
+}
+
+fn checkout_error(revision: &str, e: &ObjectError) -> SourceError {
+    SourceError::Checkout {
+        revision: revision.to_string(),
+        reason: e.to_string(),
     }
 }
 
