@@ -15,6 +15,7 @@ mod ancestry;
 pub mod auth;
 pub mod fetch;
 pub mod git;
+mod host_key;
 pub mod keys;
 mod objects;
 pub mod refs;
