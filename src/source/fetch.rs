@@ -211,7 +211,7 @@ impl GitCache {
             Err(SourceError::Git(GitError::Failed { stderr, .. }))
                 if stderr.contains("Host key verification failed") =>
             {
-                return Err(super::host_key::host_key_error(req, &stderr).await);
+                return Err(host_key_error(req, &stderr).await);
             }
             other => other?,
         };
@@ -472,6 +472,17 @@ fn remove_stale_locks(dir: &Path) {
                 }
             }
         }
+    }
+}
+
+/// [`SourceError::HostKey`]: the server, the keys it presents, ssh's last words.
+async fn host_key_error(req: &FetchRequest, stderr: &str) -> SourceError {
+    let host = req.url.host().unwrap_or("").to_string();
+    let port = req.url.port().unwrap_or(22).to_string();
+    SourceError::HostKey {
+        seen: super::host_key::presented(&host, &port).await,
+        host: format!("{host}:{port}"),
+        detail: stderr.lines().last().unwrap_or("").trim().to_string(),
     }
 }
 

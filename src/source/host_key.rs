@@ -3,17 +3,14 @@
 
 use std::time::Duration;
 
-use super::fetch::{FetchRequest, SourceError};
 
-/// Builds [`SourceError::HostKey`], naming the fingerprints the server presents (asked again
-/// with `ssh-keyscan`, since ssh in batch mode does not print them for an unknown host).
-pub(super) async fn host_key_error(req: &FetchRequest, stderr: &str) -> SourceError {
-    let host = req.url.host().unwrap_or("").to_string();
-    let port = req.url.port().unwrap_or(22).to_string();
+/// The fingerprints of the keys `host:port` presents (asked again with `ssh-keyscan`, since
+/// ssh in batch mode does not print them for an unknown host), for the host key error.
+pub(super) async fn presented(host: &str, port: &str) -> String {
     let scan = tokio::time::timeout(
         Duration::from_secs(10),
         tokio::process::Command::new("ssh-keyscan")
-            .args(["-T", "5", "-p", &port, "--", &host])
+            .args(["-T", "5", "-p", port, "--", host])
             .output(),
     )
     .await;
@@ -31,15 +28,9 @@ pub(super) async fn host_key_error(req: &FetchRequest, stderr: &str) -> SourceEr
             Some(format!("{fp} ({})", line.split(' ').next().unwrap_or("")))
         })
         .collect();
-    let seen = if seen.is_empty() {
+    if seen.is_empty() {
         "a key that could not be read again".to_string()
     } else {
         seen.join(", ")
-    };
-    let detail = stderr.lines().last().unwrap_or("").trim().to_string();
-    SourceError::HostKey {
-        host: format!("{host}:{port}"),
-        seen,
-        detail,
     }
 }
