@@ -20,7 +20,6 @@ use super::applied::AppliedSet;
 use super::crd::{GitSync, GitSyncStatus, RefSpec};
 use super::dependencies::{self, Waiting};
 use super::events::event;
-use super::metrics::SyncLabels;
 use super::reason::{ConditionStatus, Reason};
 use super::report::{Report, write_status, write_status_if_changed};
 use super::source_status::{source_failure, warn_if_credentials_in_url, warn_if_history_rewritten};
@@ -127,15 +126,10 @@ async fn fetch(
     status: &GitSyncStatus,
 ) -> Result<(FetchRequest, Fetched), StepError> {
     let req = request(ctx, gs).await?;
-    let labels = SyncLabels {
-        namespace: gs.namespace().unwrap_or_default(),
-        name: gs.name_any(),
-    };
     let started = Instant::now();
     let fetched = ctx.cache.fetch_since(&req, fetch_since(gs, started)).await;
     ctx.metrics
         .fetch_duration
-        .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     tracing::debug!(ms = started.elapsed().as_millis(), "fetched");
     let last_applied = status.last_applied_revision.as_deref();
