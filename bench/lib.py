@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -86,14 +87,17 @@ class Kube:
     def connect(self, timeout=60):
         return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
 
-    def watch_until(self, what, path, timeout, check, name=None, start=None):
-        """Lists the collection at `path` (one object of it with `name`), opens its watch, calls
+    def watch_until(self, what, path, timeout, check, name=None, start=None, selector=None):
+        """Lists the collection at `path` (one object of it with `name`, or those matching the label
+        `selector`), opens its watch, calls
         `start` (what the wait measures: a commit's notification, a sync's creation), then
         follows the watch until `check(objects by name)` is true. The harness sees a change the
         moment the API server sends it, with no polling GETs loading the machine the tool is
         measured on, and its own setup is not in the measured time."""
         deadline = time.monotonic() + timeout
         query = f"fieldSelector=metadata.name%3D{name}" if name else ""
+        if selector:
+            query += ("&" if query else "") + "labelSelector=" + urllib.parse.quote(selector)
         start = [start]
         while True:
             objs = {}
