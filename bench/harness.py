@@ -30,6 +30,7 @@ from urllib.parse import quote
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,12 @@ ARGO = ("argocd", "argocd-ha")
 SMALL = 100  # sizes up to this get --small-reps repetitions
 
 
+class ArgoCannotRecord(RuntimeError):
+    """Argo CD applied a sync but cannot write its result into the Application: with every object
+    listed in its status (about 440 bytes each), a big Application is over etcd's request limit
+    (1.5 MiB by default) and the controller retries the write for ever."""
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -90,6 +97,8 @@ class Bench:
         self.git = None
         self.seq = 0
         self.id = format(int(time.time()) % 0x10000, "04x")  # names unique to this run
+        self.too_big = {}  # Argo CD tool -> the smallest N it could not record (larger N are skipped)
+        self.argo_log = {"offsets": {}, "refused": set(), "scanned": 0.0, "lock": threading.Lock()}
 
     # --- infrastructure --------------------------------------------------------------------
 
@@ -372,9 +381,34 @@ $HTTP["url"] =~ "^/git/" {{
             obj = objs.get(name)
             if obj and fail_message(obj):
                 raise RuntimeError(f"{tool} {ctl_ns}/{name} failed: {fail_message(obj)}")
+            if tool in ARGO and self.argo_refused(name):
+                raise ArgoCannotRecord(f"{tool} applied {name} but etcd refuses its status as too large")
             return obj is not None and self.applied(obj, sha)
+        # (Argo CD: a stuck status makes no watch event, hence a look at its log every 15 s.)
         (kube or self.kube).watch_until(f"{tool} {ctl_ns}/{name} applied at {sha[:8]}",
-                                        self.sync_path(tool, ctl_ns), timeout, done, name, start)
+                                        self.sync_path(tool, ctl_ns), timeout, done, name, start,
+                                        idle=15 if tool in ARGO else None)
+
+    def argo_refused(self, app):
+        """Whether Argo CD's controller has logged that etcd refused `app`'s status as too large.
+        Reads only the log's new lines, at most every 5 s (the check runs on each watch event)."""
+        st = self.argo_log
+        with st["lock"]:
+            ctl = [p for p in self.proc if p.name == "argocd-application-controller"]
+            if ctl and time.monotonic() - st["scanned"] >= 5:
+                st["scanned"] = time.monotonic()
+                path = ctl[0].logfile
+                with open(path, "rb") as f:
+                    f.seek(st["offsets"].get(path, 0))
+                    data = f.read()
+                data = data[:data.rfind(b"\n") + 1]  # whole lines only
+                st["offsets"][path] = st["offsets"].get(path, 0) + len(data)
+                for line in data.splitlines():
+                    if b"request is too large" in line:
+                        m = re.search(rb'"application":"([^"]+)"', line)
+                        if m:
+                            st["refused"].add(m.group(1).decode())
+            return app in st["refused"]
 
     def resync(self, tool, ctl_ns, name, timeout):
         """Asks for an unchanged re-sync and waits until the tool has done it; returns the mark
@@ -446,13 +480,22 @@ $HTTP["url"] =~ "^/git/" {{
         sha = self.commit(tree, f"{n} objects")
         timeout = 120 + n * 0.5
         change = 3 in self.args.workloads and (n == 1000 or self.args.smoke)
+        if self.too_big.get(tool, n + 1) <= n:
+            log(f"{tool} N={n} rep={rep}: skipped (it could not record a sync of {self.too_big[tool]} objects)")
+            return
         try:
             if tool in AGENTS:
                 self.namespace(ctl)
                 self.start_tool(tool)
                 start, marks = self.timed(lambda: self.create_source(tool, ctl, url),
                                           lambda: self.create_sync(tool, ctl, "app", url, "app", ns))
-                self.wait_applied(tool, ctl, "app", sha, timeout, start)
+                try:
+                    self.wait_applied(tool, ctl, "app", sha, timeout, start)
+                except ArgoCannotRecord as e:
+                    log(f"{e}; recorded as failed, its later workloads and larger N skipped")
+                    self.too_big[tool] = n
+                    self.record(1, tool, n, rep, time.monotonic() - marks[0][0], marks[0], {"failed": str(e)})
+                    return
                 self.record(1, tool, n, rep, time.monotonic() - marks[0][0], marks[0])
                 if 2 in self.args.workloads:
                     time.sleep(1)  # let status writes and events of the first sync settle
@@ -619,6 +662,9 @@ $HTTP["url"] =~ "^/git/" {{
                 try:
                     self.wait_applied(tool, big_ctl, "app", big_sha, timeout, kube=Kube(KUBECONFIG))
                     big_end.append(time.monotonic())
+                except ArgoCannotRecord as e:  # its objects are all written: the smalls no longer wait
+                    big_end.append(time.monotonic())
+                    big_err.append(e)
                 except Exception as e:  # (re-raised, or recorded as a lower bound, below)
                     big_err.append(e)
             watcher = threading.Thread(target=follow_big, daemon=True)
@@ -631,6 +677,9 @@ $HTTP["url"] =~ "^/git/" {{
                      "during_big": during}
             if big_end:
                 extra["big_s"] = round(big_end[0] - mark[0], 3)
+                if big_err:
+                    log(f"{big_err[0]}; the big sync recorded as failed")
+                    extra["big_failed"] = str(big_err[0])
             elif big_err and not isinstance(big_err[0], TimeoutError):
                 raise big_err[0]
             else:

@@ -93,11 +93,16 @@ def table(results, workload):
             bound = any(r.get("timed_out") for r in rows) and workload != 6  # (6: the big sync's time)
             ratio = f"{d / s:.2f}" if d and s and tool != "driftless" else ""
             frac = f"{c / s:.0%}" if c and s and not tool.startswith("ceiling") else ""
-            line = (f"| {n:,} | {tool} | {len(rows)} | {'≥ ' if bound else ''}{fmt(s)} | {spread(rows, 'seconds')} | {ratio} | {frac} | "
+            failed = any(r.get("failed") for r in rows)
+            cell = f"failed after {fmt(s)}" if failed else f"{'≥ ' if bound else ''}{fmt(s)}"
+            ratio = "" if failed else ratio
+            line = (f"| {n:,} | {tool} | {len(rows)} | {cell} | {spread(rows, 'seconds')} | {ratio} | {frac} | "
                     f"{fmt(med(rows, 'requests'))} ({fmt(med(rows, 'dry_runs'))} / {fmt(med(rows, 'real_writes'))}) | {fmt(med(rows, 'peak_rss_mib'), 0)} | "
                     f"{fmt(med(rows, 'cpu_s'))} |")
             for _, key in extra:
-                line += f" {'≥ ' if bound and key == 'big_s' else ''}{fmt(med(rows, key))} |"
+                mark = "failed after " if key == "big_s" and any(r.get("big_failed") for r in rows) else \
+                    "≥ " if key == "big_s" and any(r.get("timed_out") for r in rows) else ""
+                line += f" {mark}{fmt(med(rows, key))} |"
             lines.append(line)
     return "\n".join(lines) + "\n"
 
