@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -86,14 +87,19 @@ class Kube:
     def connect(self, timeout=60):
         return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
 
-    def watch_until(self, what, path, timeout, check, name=None, start=None):
-        """Lists the collection at `path` (one object of it with `name`), opens its watch, calls
+    def watch_until(self, what, path, timeout, check, name=None, start=None, selector=None, idle=None):
+        """Lists the collection at `path` (one object of it with `name`, or those matching the label
+        `selector`), opens its watch, calls
         `start` (what the wait measures: a commit's notification, a sync's creation), then
         follows the watch until `check(objects by name)` is true. The harness sees a change the
         moment the API server sends it, with no polling GETs loading the machine the tool is
-        measured on, and its own setup is not in the measured time."""
+        measured on, and its own setup is not in the measured time. With `idle` (seconds), a
+        watch silent that long is listed again and `check` called: for a check that also looks
+        outside the API (a tool's log)."""
         deadline = time.monotonic() + timeout
         query = f"fieldSelector=metadata.name%3D{name}" if name else ""
+        if selector:
+            query += ("&" if query else "") + "labelSelector=" + urllib.parse.quote(selector)
         start = [start]
         while True:
             objs = {}
@@ -104,7 +110,7 @@ class Kube:
                 return
             rv = listed["metadata"]["resourceVersion"]
             try:
-                if self._follow(path, query, rv, objs, check, deadline, start):
+                if self._follow(path, query, rv, objs, check, deadline, start, idle):
                     return
             except TimeoutError:  # the socket's (socket.timeout is TimeoutError)
                 pass
@@ -112,7 +118,7 @@ class Kube:
                 raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
             # The watch ended early (its server-side timeout, or 410 Gone): list again.
 
-    def _follow(self, path, query, rv, objs, check, deadline, start):
+    def _follow(self, path, query, rv, objs, check, deadline, start, idle=None):
         """Applies the watch events from `rv` to `objs`, calling start[0] (once) when the watch
         is open; True once `check` holds, False when the watch ends first (deadline passed,
         stream closed, or an ERROR event)."""
@@ -135,7 +141,7 @@ class Kube:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                conn.sock.settimeout(left)
+                conn.sock.settimeout(min(left, idle) if idle else left)
                 line = r.readline()
                 if not line:
                     return False

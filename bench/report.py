@@ -5,8 +5,9 @@ import math
 import os
 import statistics
 
-TOOLS = ["driftless", "flux", "flux-c20", "kubectl", "ceiling", "ceiling-h1", "ceiling-v"]
-COLORS = {"driftless": "#1b9e77", "flux": "#d95f02", "flux-c20": "#7570b3", "kubectl": "#e7298a",
+TOOLS = ["driftless", "flux", "flux-c20", "argocd", "argocd-ha", "kubectl", "ceiling", "ceiling-h1", "ceiling-v"]
+COLORS = {"driftless": "#1b9e77", "flux": "#d95f02", "flux-c20": "#7570b3", "argocd": "#e6ab02",
+          "argocd-ha": "#a6761d", "kubectl": "#e7298a",
           "ceiling": "#666666", "ceiling-h1": "#999999", "ceiling-v": "#bbbbbb"}
 TITLES = {
     1: "Workload 1 — first sync of one path with N mixed objects (seconds)",
@@ -14,6 +15,13 @@ TITLES = {
     3: "Workload 3 — one object changed among N (seconds from commit to applied)",
     4: "Workload 4 — many syncs of 4 objects each from one repository (seconds to all applied)",
     5: "Workload 5 — notification latency, commit → applied (seconds, p50 and p95)",
+    6: "Workload 6 — fairness: small changes while one big sync runs (commit → applied of each small "
+       "change, p50 and p95, seconds; N = the big sync's objects)",
+}
+EXTRA = {  # workload -> the columns after the common ones: (header, key)
+    5: [("p95 s", "p95")],
+    6: [("p95 s", "p95"), ("small changes", "small"), ("of them during the big sync", "during_big"),
+        ("big sync s", "big_s")],
 }
 TARGETS = [
     # (workload, n, metric, peer, factor, description)
@@ -70,9 +78,10 @@ def table(results, workload):
     g = groups(results, workload)
     if not g:
         return "_Not measured in this run._\n"
+    extra = EXTRA.get(workload, [])
     lines = ["| N | tool | runs | median s | min–max s | driftless ÷ tool (time) | fraction of ceiling | "
-             "API requests (dry-runs / writes) | peak RSS MiB | CPU s |" + (" p95 s |" if workload == 5 else ""),
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if workload == 5 else "")]
+             "API requests (dry-runs / writes) | peak RSS MiB | CPU s |" + "".join(f" {h} |" for h, _ in extra),
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(extra)]
     for n in sorted({k[0] for k in g}):
         d = med(g.get((n, "driftless"), []), "seconds")
         c = ceiling(g, n)
@@ -81,14 +90,19 @@ def table(results, workload):
             if not rows:
                 continue
             s = med(rows, "seconds")
-            bound = any(r.get("timed_out") for r in rows)
+            bound = any(r.get("timed_out") for r in rows) and workload != 6  # (6: the big sync's time)
             ratio = f"{d / s:.2f}" if d and s and tool != "driftless" else ""
             frac = f"{c / s:.0%}" if c and s and not tool.startswith("ceiling") else ""
-            line = (f"| {n:,} | {tool} | {len(rows)} | {'≥ ' if bound else ''}{fmt(s)} | {spread(rows, 'seconds')} | {ratio} | {frac} | "
+            failed = any(r.get("failed") for r in rows)
+            cell = f"failed after {fmt(s)}" if failed else f"{'≥ ' if bound else ''}{fmt(s)}"
+            ratio = "" if failed else ratio
+            line = (f"| {n:,} | {tool} | {len(rows)} | {cell} | {spread(rows, 'seconds')} | {ratio} | {frac} | "
                     f"{fmt(med(rows, 'requests'))} ({fmt(med(rows, 'dry_runs'))} / {fmt(med(rows, 'real_writes'))}) | {fmt(med(rows, 'peak_rss_mib'), 0)} | "
                     f"{fmt(med(rows, 'cpu_s'))} |")
-            if workload == 5:
-                line += f" {fmt(med(rows, 'p95'))} |"
+            for _, key in extra:
+                mark = "failed after " if key == "big_s" and any(r.get("big_failed") for r in rows) else \
+                    "≥ " if key == "big_s" and any(r.get("timed_out") for r in rows) else ""
+                line += f" {mark}{fmt(med(rows, key))} |"
             lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -199,7 +213,7 @@ def profiles(results):
         if not sizes:
             continue
         n = max(sizes)
-        for tool in ("driftless", "flux", "flux-c20", "kubectl"):
+        for tool in ("driftless", "flux", "flux-c20", "argocd", "argocd-ha", "kubectl"):
             rows = [r for r in g.get((n, tool), []) if r.get("phases")]
             if not rows:
                 continue
@@ -251,6 +265,11 @@ def write(results_path, doc_path, notes_path):
         "one GitRepository + one Kustomization per app (prune on, drift detection as default); `flux` = "
         "default concurrency, `flux-c20` = both controllers with `--concurrent=20`; notifications through "
         "the `reconcile.fluxcd.io/requestedAt` annotation on the GitRepository.",
+        f"- Argo CD: {m.get('argocd', '?')} (wrapper module `tools/bench/argocd/go.mod`), application controller + "
+        "repo-server + Redis as local processes, one Application per app (automated sync with prune and self-heal, "
+        "`ServerSideApply=true`); `argocd` = the install's defaults, `argocd-ha` = the high-availability guide's "
+        "settings for ~1,000 applications (see the notes); re-syncs and notifications through the "
+        "`argocd.argoproj.io/refresh` annotation (no argocd-server, hence no webhook).",
         f"- kubectl {m['kubectl']}: `KUBECTL_APPLYSET=true kubectl apply --server-side --force-conflicts "
         "--prune --applyset=NAME -n NS -R -f DIR` (namespace created beforehand, untimed: the ApplySet parent "
         "lives in it).",
@@ -267,17 +286,18 @@ def write(results_path, doc_path, notes_path):
         "How each number is taken: agents are timed from creating the sync object (workload 1), from the "
         "re-sync request (2), from the notification right after the push (3, 5) to the moment the harness "
         "(following a watch opened before it starts the clock, with its own user agent: no polling) sees the "
-        "sync object Ready at the commit, or the changed ConfigMap; kubectl and the ceiling are timed as the command's wall time. API requests are every "
+        "sync object Ready at the commit (Argo CD: Synced at the commit and its last sync operation Succeeded there), "
+        "or the changed ConfigMap (3, 5, and each small change of 6; 6's big sync from its creation); kubectl and the ceiling are timed as the command's wall time. API requests are every "
         "finished non-watch request of the tool's user agents in the audit log during the workload. Peak RSS "
-        "is VmHWM (reset before each workload), summed over Flux's two controllers; CPU seconds include "
-        "waited-for children (driftless's `git`). \"driftless ÷ tool\" below 1 means driftless is faster; "
+        "is VmHWM (reset before each workload), summed over Flux's two controllers and over Argo CD's controller, "
+        "repo-server and Redis; CPU seconds include waited-for children (driftless's and the repo-server's `git`). \"driftless ÷ tool\" below 1 means driftless is faster; "
         "\"fraction of ceiling\" is ceiling time ÷ tool time.",
         "",
         "## Targets",
         "",
         targets(results),
     ]
-    for w in (1, 2, 3, 4, 5):
+    for w in (1, 2, 3, 4, 5, 6):
         out += [f"## {TITLES[w]}", "", table(results, w)]
         if w == 1 and has_chart:
             out += [f"![workload 1: time vs N]({os.path.basename(svg)})", ""]

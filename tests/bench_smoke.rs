@@ -1,8 +1,9 @@
 //! The benchmark harness cannot rot: `scripts/bench --smoke` runs every workload against every
-//! tool (driftless, Flux at both concurrencies, kubectl, the ceiling client) with tiny sizes and
-//! one repetition, on its own cluster (`target/bench-smoke-cluster`, ports from 24800) so it
-//! never disturbs the shared dev cluster. The first run builds Flux's two controllers from their
-//! wrapper modules (`tools/bench/`, several minutes; cached in `~/.cache/driftless` after).
+//! tool (driftless, Flux and Argo CD each in two settings, kubectl, the ceiling client) with tiny
+//! sizes and one repetition, on its own cluster (`target/bench-smoke-cluster`, ports from 24800,
+//! or from `DRIFTLESS_BENCH_PORT_BASE` when set) so it never disturbs the shared dev cluster. The
+//! first run builds Flux's two controllers and Argo CD from their wrapper modules
+//! (`tools/bench/`, several minutes each; cached in `~/.cache/driftless` after).
 
 use std::path::Path;
 use std::process::Command;
@@ -19,7 +20,10 @@ fn bench_smoke_every_tool_and_workload_has_a_positive_time() {
             "DRIFTLESS_BENCH_CLUSTER_DIR",
             root.join("target/bench-smoke-cluster"),
         )
-        .env("DRIFTLESS_BENCH_PORT_BASE", "24800")
+        .env(
+            "DRIFTLESS_BENCH_PORT_BASE",
+            std::env::var("DRIFTLESS_BENCH_PORT_BASE").unwrap_or_else(|_| "24800".into()),
+        )
         .output()
         .expect("scripts/bench runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -42,17 +46,20 @@ fn bench_smoke_every_tool_and_workload_has_a_positive_time() {
         "driftless",
         "flux",
         "flux-c20",
+        "argocd",
+        "argocd-ha",
         "kubectl",
         "ceiling",
         "ceiling-h1",
     ];
-    let agents = ["driftless", "flux", "flux-c20"];
+    let agents = &all[..5];
     for (workload, tools) in [
         (1, &all[..]),
         (2, &all[..]),
-        (3, &all[..4]),
-        (4, &agents[..]),
-        (5, &agents[..]),
+        (3, &all[..6]),
+        (4, agents),
+        (5, agents),
+        (6, agents),
     ] {
         for tool in tools {
             let row = rows
@@ -67,6 +74,12 @@ fn bench_smoke_every_tool_and_workload_has_a_positive_time() {
                 assert!(
                     row["requests"].as_u64().is_some_and(|n| n > 0),
                     "requests counted: {row}"
+                );
+            }
+            if workload == 6 {
+                assert!(
+                    row["big_s"].as_f64().is_some_and(|s| s > 0.0) && row["p95"].is_number(),
+                    "workload 6 records the big sync and the p95: {row}"
                 );
             }
         }
