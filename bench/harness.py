@@ -586,9 +586,26 @@ $HTTP["url"] =~ "^/git/" {{
                 log(f"{tool}: {e} ({done[0]} applied); recorded as a lower bound")
                 extra.update(timed_out=True, applied=done[0])
             self.record(4, tool, count, rep, time.monotonic() - marks[0][0], marks[0], extra)
+            if tool == "driftless" and 7 in self.args.workloads and not extra.get("timed_out"):
+                self.restart(tool, count)
         finally:
             self.stop_tool()
             self.cleanup(ns, ctl)
+
+    # --- workload 7: a restart with every GitSync in sync (driftless) ----------------------------
+
+    def restart(self, tool, count):
+        """Workload 7, right after workload 4 applied: the agent stopped and started again with
+        `count` GitSyncs in sync. Timed from the start of the new process (before it has listed
+        anything) until it has reconciled each GitSync once (`driftless_reconciles_total`, each
+        reconcile counted when it ends); its requests and writes in that time, from the audit
+        log (issue #25: within 10 s, at most 3 requests a GitSync, no write)."""
+        self.stop_tool()
+        mark = (time.monotonic(), self.audit.offset(), 0.0, time.time())
+        self.start_tool(tool)
+        wait_until(f"{count} reconciles after a restart", self.args.many_timeout,
+                   lambda: metric(DRIFTLESS_PORT, "driftless_reconciles_total") >= count, interval=0.25)
+        self.record(7, tool, count, 0, time.monotonic() - mark[0], mark)
 
     # --- workload 5: notification latency --------------------------------------------------------
 
@@ -918,6 +935,20 @@ def http_ok(port, path):
         return False
 
 
+def metric(port, name):
+    """The value of an unlabelled metric on the agent's /metrics (0 when it cannot be read)."""
+    import http.client
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/metrics")
+        for line in c.getresponse().read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
 def http_post(port, path, body, token):
     import http.client
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -961,7 +992,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny N, one repetition, workloads 1-3, 4, 5 and 6 tiny")
     p.add_argument("--tools", default="driftless,flux,flux-c20,argocd,argocd-ha,kubectl,ceiling,ceiling-h1,ceiling-v")
-    p.add_argument("--workloads", default="1,2,3,4,5,6")
+    p.add_argument("--workloads", default="1,2,3,4,5,6,7")
     p.add_argument("--sizes", default="100,1000,5000")
     p.add_argument("--reps", type=int, default=5,
                    help="repetitions for sizes between the small ones and --full-reps-up-to")

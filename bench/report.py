@@ -17,6 +17,8 @@ TITLES = {
     5: "Workload 5 — notification latency, commit → applied (seconds, p50 and p95)",
     6: "Workload 6 — fairness: small changes while one big sync runs (commit → applied of each small "
        "change, p50 and p95, seconds; N = the big sync's objects)",
+    7: "Workload 7 — the agent restarted with N GitSyncs in sync (seconds until each was reconciled once; "
+       "right after workload 4)",
 }
 EXTRA = {  # workload -> the columns after the common ones: (header, key)
     5: [("p95 s", "p95")],
@@ -297,7 +299,7 @@ def write(results_path, doc_path, notes_path):
         "",
         targets(results),
     ]
-    for w in (1, 2, 3, 4, 5, 6):
+    for w in (1, 2, 3, 4, 5, 6, 7):
         out += [f"## {TITLES[w]}", "", table(results, w)]
         if w == 1 and has_chart:
             out += [f"![workload 1: time vs N]({os.path.basename(svg)})", ""]

@@ -60,6 +60,7 @@ fn bench_smoke_every_tool_and_workload_has_a_positive_time() {
         (4, agents),
         (5, agents),
         (6, agents),
+        (7, &all[..1]),
     ] {
         for tool in tools {
             let row = rows
@@ -75,6 +76,10 @@ fn bench_smoke_every_tool_and_workload_has_a_positive_time() {
                     row["requests"].as_u64().is_some_and(|n| n > 0),
                     "requests counted: {row}"
                 );
+            }
+            if workload == 7 {
+                // The agent restarted with every GitSync in sync writes nothing.
+                assert_eq!(row["writes"], 0, "a restart writes nothing: {row}");
             }
             if workload == 6 {
                 assert!(
