@@ -77,6 +77,26 @@ async fn immutable_selector_change_needs_force() {
     let again = case.apply(&[]).await;
     again.expect_code(0);
     assert_eq!(again.action_of(&case.id("Deployment", "web")), "unchanged");
+
+    // Another inventory, to which the Deployment is new: its dry-run is refused, `--force`
+    // would recreate it, but it belongs to this case's inventory: refused, not recreated.
+    let uid = case.deployment("web").await.expect("web").metadata.uid;
+    let alone = tempfile::tempdir().expect("a directory");
+    std::fs::write(
+        alone.path().join("deploy.yaml"),
+        tracked_deployment("stable"),
+    )
+    .expect("write");
+    let other = case
+        .apply_from(alone.path(), "other-inventory", &["--force"])
+        .await;
+    assert_ne!(other.code, Some(0), "{}", other.stdout);
+    assert!(other.stderr.contains(&case.inventory), "{}", other.stderr);
+    let live = case.deployment("web").await.expect("web exists");
+    assert_eq!(
+        live.metadata.uid, uid,
+        "not recreated for another inventory"
+    );
 }
 
 #[tokio::test]

@@ -122,15 +122,21 @@ impl Engine {
             .collect();
         let tried = self.check_in(objects, inventory, first, opts, warnings, clock);
         match tried.await {
-            Ok((live, changes, answers)) if answers.existing.is_disjoint(&unread) => {
-                return Ok((live, changes, answers));
+            Ok((live, changes, answers)) => {
+                // A refusal `--force` turned into a recreate is of an object that exists too.
+                let found = unread
+                    .iter()
+                    .filter(|&&i| {
+                        answers.existing.contains(&i) || objects[i].need == Need::Recreate
+                    })
+                    .count();
+                if found == 0 {
+                    return Ok((live, changes, answers));
+                }
+                tracing::debug!(found, "objects new to the inventory exist: reading them");
             }
             Err(SyncError::DryRun(_)) if !unread.is_empty() => {}
             Err(e) => return Err(e),
-            Ok((_, _, answers)) => {
-                let found = answers.existing.intersection(&unread).count();
-                tracing::debug!(found, "objects new to the inventory exist: reading them");
-            }
         }
         for (object, need) in objects.iter_mut().zip(needs) {
             object.need = need;

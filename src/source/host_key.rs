@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-
 /// The fingerprints of the keys `host:port` presents (asked again with `ssh-keyscan`, since
 /// ssh in batch mode does not print them for an unknown host), for the host key error.
 pub(super) async fn presented(host: &str, port: &str) -> String {
