@@ -71,6 +71,7 @@ UA = {  # audit log user agents of each tool's requests
 AGENTS = ("driftless", "flux", "flux-c20", "argocd", "argocd-ha")
 ARGO = ("argocd", "argocd-ha")
 SMALL = 100  # sizes up to this get --small-reps repetitions
+MANY_CONCURRENCY = 16  # workload 4's floor: the agent's default --concurrency
 
 
 class ArgoCannotRecord(RuntimeError):
@@ -563,6 +564,11 @@ $HTTP["url"] =~ "^/git/" {{
         sha = self.commit(tree, f"{count} apps")
         self.namespace(ns)
         self.namespace(ctl)
+        if tool.startswith("ceiling"):
+            try:
+                return self.many_floor(tool, tree, count, rep)
+            finally:
+                self.cleanup(ns, ctl)
         try:
             self.start_tool(tool)
             start, marks = self.timed(lambda: self.create_source(tool, ctl, url),
@@ -591,6 +597,23 @@ $HTTP["url"] =~ "^/git/" {{
         finally:
             self.stop_tool()
             self.cleanup(ns, ctl)
+
+    def many_floor(self, tool, tree, count, rep):
+        """Workload 4's floor: the ceiling client sending the requests of the `count` apps'
+        objects alone, as one set (the applies; `ceiling-v`: every dry-run, then every apply),
+        at the agent's default concurrency (16 GitSyncs at once): what the objects cost the API
+        server without a single request per sync (status, inventory, finalizer, event)."""
+        flat = os.path.join(self.work, f"many-floor-{tool}")
+        shutil.rmtree(flat, ignore_errors=True)
+        os.makedirs(flat)
+        for i in range(count):
+            shutil.copy(os.path.join(tree, f"apps/app-{i:04d}/app.yaml"), os.path.join(flat, f"app-{i:04d}.yaml"))
+        argv = [os.environ["BENCH_CEILING_BIN"], f"--kubeconfig={KUBECONFIG}", "--dir", flat,
+                "--concurrency", str(MANY_CONCURRENCY)]
+        argv += {"ceiling": [], "ceiling-h1": ["--http1"], "ceiling-v": ["--validate"]}[tool]
+        mark = self.mark()
+        secs, usage = run_measured(argv, os.path.join(self.work, "logs", f"{tool}.log"), None)
+        self.record(4, tool, count, rep, secs, mark, {"objects": count * 4}, usage=usage)
 
     # --- workload 7: a restart with every GitSync in sync (driftless) ----------------------------
 
@@ -742,8 +765,10 @@ $HTTP["url"] =~ "^/git/" {{
             self.kube.delete(f"{ARGO_APPS}?labelSelector={quote(ARGO_CTL_LABEL)}")
         self.start_git_server()
         # The big sizes last: a run cut short (Ctrl-C saves what was measured) loses the least.
-        small = [n for n in a.sizes if n <= a.full_reps_up_to]
-        big = [n for n in a.sizes if n > a.full_reps_up_to]
+        # (Workloads 1-3 share their runs: only they take the sizes.)
+        sizes = a.sizes if {1, 2, 3} & set(a.workloads) else []
+        small = [n for n in sizes if n <= a.full_reps_up_to]
+        big = [n for n in sizes if n > a.full_reps_up_to]
         try:
             for n in small:
                 self.warm_up(n)
@@ -752,7 +777,7 @@ $HTTP["url"] =~ "^/git/" {{
                         self.single_set(tool, n, rep)
             if 4 in a.workloads:
                 for rep in range(a.many_reps):
-                    for tool in [t for t in a.tools if t in AGENTS]:
+                    for tool in [t for t in a.tools if t in AGENTS or t.startswith("ceiling")]:
                         self.many(tool, a.many, rep)
             if 5 in a.workloads:
                 for tool in [t for t in a.tools if t in AGENTS]:

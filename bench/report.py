@@ -151,7 +151,43 @@ def targets(results):
         if size == 1000 and f and c:
             lines.append(f"| (context) the most any tool could be faster than Flux here: flux ÷ ceiling (N = 1,000) | "
                          f"{fmt(f)} / {fmt(c)} = {f / c:.1f}× | — |")
+    lines += fleet_targets(results)
     return "\n".join(lines) + "\n"
+
+
+def met(ok):
+    return "yes" if ok else "**no**"
+
+
+def fleet_targets(results):
+    """Issue #25's targets for workloads 4 and 7: driftless's own figures against fixed bounds,
+    with workload 4's floor (its objects' requests alone, sent by the ceiling client) beside."""
+    lines = []
+    g = groups(results, 4)
+    for size in sorted({n for n, tool in g if tool == "driftless"}):
+        rows = g[(size, "driftless")]
+        s, cpu = med(rows, "seconds"), med(rows, "cpu_s")
+        other = med([{"v": (r["requests"] - r["dry_runs"] - (r.get("phases") or {}).get("apply", [0])[0]) / size}
+                     for r in rows], "v")
+        lines.append(f"| workload 4 (N = {size:,}) in at most 15 s | driftless {fmt(s)} s | {met(s <= 15)} |")
+        lines.append(f"| workload 4 (N = {size:,}) in at most 8 CPU seconds | driftless {fmt(cpu)} CPU s | "
+                     f"{met(cpu <= 8)} |")
+        lines.append(f"| workload 4 (N = {size:,}): at most 5 requests per GitSync besides its objects' dry-runs "
+                     f"and applies | driftless {other:.1f} | {met(other <= 5)} |")
+        for tool in ("ceiling-v", "ceiling-h1"):
+            v = med(g.get((size, tool), []), "seconds")
+            if v:
+                what = "dry-runs, then applies" if tool == "ceiling-v" else "applies"
+                lines.append(f"| (context) workload 4's floor: its {size * 4:,} objects' {what} alone, as one set "
+                             f"at concurrency 16 ({tool}) | {fmt(v)} s | — |")
+    g = groups(results, 7)
+    for size in sorted({n for n, tool in g if tool == "driftless"}):
+        rows = g[(size, "driftless")]
+        s, per, writes = med(rows, "seconds"), med(rows, "requests") / size, max(r["writes"] for r in rows)
+        lines.append(f"| workload 7: restarted with {size:,} GitSyncs in sync, each reconciled once in at most "
+                     f"10 s with at most 3 requests per GitSync and no write | {fmt(s)} s, {per:.3f} requests "
+                     f"per GitSync, {writes} writes | {met(s <= 10 and per <= 3 and writes == 0)} |")
+    return lines
 
 
 def chart(results, path):
@@ -242,9 +278,9 @@ def write(results_path, doc_path, notes_path):
         "tables comes from bench/notes.md. Do not edit by hand: rerun the bench, or "
         "`scripts/bench --report-only` after editing bench/notes.md. -->",
         "",
-        "driftless side by side with Flux v2 and `kubectl apply --server-side --prune --applyset`, and "
-        "with the API server's own server-side-apply ceiling, on the same machine and cluster in one run "
-        "(issue #5). Rerun with `scripts/bench` (see the README).",
+        "driftless side by side with Flux v2, Argo CD and `kubectl apply --server-side --prune --applyset`, "
+        "and with the API server's own server-side-apply ceiling, on the same machine and cluster in one run "
+        "(issues #5 and #25). Rerun with `scripts/bench` (see the README).",
         "",
         "## Machine, versions, command",
         "",

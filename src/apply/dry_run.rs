@@ -100,8 +100,8 @@ impl Engine {
             Pass::Deferred(only) => only.len(),
         };
         progress_start(opts, "dry-run", total);
-        let (refusals, answers) = self.send(objects, selected, opts, warnings).await;
-        let mut failures = judge(objects, refusals, opts);
+        let (refusals, mut answers) = self.send(objects, selected, opts, warnings).await;
+        let mut failures = judge(objects, refusals, opts, &mut answers);
         if matches!(pass, Pass::First) {
             defer_namespace_dependents(objects, &missing);
         }
@@ -211,7 +211,8 @@ impl Engine {
 #[derive(Debug, Default)]
 pub(super) struct Answers {
     /// The objects found in the cluster already: a dry-run create has no `resourceVersion`
-    /// (nothing was stored), an apply to a live object carries the object's.
+    /// (nothing was stored), an apply to a live object carries the object's; and the objects
+    /// refused for a field that cannot change, which `--force` recreates.
     pub existing: HashSet<usize>,
     /// The [`owned_fields_hash`] the apply will give each plain apply: what the inventory
     /// records for it before the apply (the API server computes the same managed fields for a
@@ -254,11 +255,13 @@ fn selected(objects: &[DesiredObject], pass: Pass<'_>, missing: &HashSet<String>
 }
 
 /// Turns the refusals into failures, but those `--force` recreates (an immutable field, not
-/// of a protected object): those objects are marked [`Need::Recreate`].
+/// of a protected object): those objects are marked [`Need::Recreate`], and `answers` records
+/// that they exist (only a live object has a field that cannot change).
 fn judge(
     objects: &mut [DesiredObject],
     refusals: Vec<(usize, Refusal)>,
     opts: &SyncOptions,
+    answers: &mut Answers,
 ) -> Vec<String> {
     let mut failures = Vec::new();
     for (idx, refusal) in refusals {
@@ -270,6 +273,7 @@ fn judge(
             failures.push(format!("{}: {refused}", object.source));
         } else if force && immutable {
             object.need = Need::Recreate;
+            answers.existing.insert(idx);
         } else {
             let hint = if immutable {
                 " (use --force to recreate it)"
@@ -355,7 +359,8 @@ mod tests {
                 (1, refusal("denied by policy", &[])),
             ]
         };
-        let failures = judge(&mut objects, refusals(), &opts(false));
+        let mut answers = Answers::default();
+        let failures = judge(&mut objects, refusals(), &opts(false), &mut answers);
         assert_eq!(failures.len(), 2);
         assert!(
             failures[0].ends_with("(use --force to recreate it)"),
@@ -363,9 +368,11 @@ mod tests {
         );
         assert!(failures[1].ends_with("denied by policy"), "{failures:?}");
         assert_eq!(objects[0].need, Need::Apply);
-        let failures = judge(&mut objects, refusals(), &opts(true));
+        assert!(answers.existing.is_empty());
+        let failures = judge(&mut objects, refusals(), &opts(true), &mut answers);
         assert_eq!(failures.len(), 1, "{failures:?}");
         assert_eq!(objects[0].need, Need::Recreate);
+        assert!(answers.existing.contains(&0), "a recreated object exists");
     }
 
     #[test]
@@ -373,7 +380,9 @@ mod tests {
         let mut objects = vec![config_map("a")];
         let mut o = opts(true);
         o.protected = crate::apply::Protected::none().with(objects[0].key.clone());
-        let failures = judge(&mut objects, vec![(0, refusal("immutable", &[]))], &o);
+        let mut answers = Answers::default();
+        let refused = vec![(0, refusal("immutable", &[]))];
+        let failures = judge(&mut objects, refused, &o, &mut answers);
         assert_eq!(failures.len(), 1);
         assert_eq!(objects[0].need, Need::Apply);
     }

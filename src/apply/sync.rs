@@ -123,13 +123,8 @@ impl Engine {
         let tried = self.check_in(objects, inventory, first, opts, warnings, clock);
         match tried.await {
             Ok((live, changes, answers)) => {
-                // A refusal `--force` turned into a recreate is of an object that exists too.
-                let found = unread
-                    .iter()
-                    .filter(|&&i| {
-                        answers.existing.contains(&i) || objects[i].need == Need::Recreate
-                    })
-                    .count();
+                let found = unread.iter().filter(|&&i| answers.existing.contains(&i));
+                let found = found.count();
                 if found == 0 {
                     return Ok((live, changes, answers));
                 }
