@@ -126,7 +126,7 @@ impl Engine {
         let conflicts = Conflicts::forced_if(opts.force_conflicts);
         // NB: indices, not references, go through the stream: a closure taking a reference is
         // what makes the compiler unable to prove the sync's future `Send`.
-        let results: Vec<(usize, Result<ObjectMeta, Refusal>)> =
+        let results: Vec<(usize, Result<Answer, Refusal>)> =
             stream::iter(selected.into_iter().filter_map(|idx| {
                 let object = &objects[idx];
                 let resource = object.resource.as_ref()?;
@@ -138,11 +138,15 @@ impl Engine {
                     Mode::DryRun,
                     conflicts,
                 );
+                let need = object.need;
                 Some(
                     async move {
                         let result = attribute(warnings, idx, dry_run).await;
                         progress_tick(opts);
-                        (idx, result.map(|o| o.metadata).map_err(Refusal))
+                        // Reduced at once: the whole answers of a large set, managed fields
+                        // and all, held until the last one came, were 25 MB at 5,000 objects.
+                        let answer = result.map(|o| Answer::of(&o.metadata, need));
+                        (idx, answer.map_err(Refusal))
                     }
                     .boxed(),
                 )
@@ -154,7 +158,7 @@ impl Engine {
         let mut answers = Answers::default();
         for (idx, result) in results {
             match result {
-                Ok(meta) => answers.record(idx, &meta, objects[idx].need),
+                Ok(answer) => answers.record(idx, answer),
                 Err(refusal) => refusals.push((idx, refusal)),
             }
         }
@@ -220,18 +224,33 @@ pub(super) struct Answers {
     pub fields: HashMap<usize, String>,
 }
 
-impl Answers {
-    fn record(&mut self, idx: usize, answer: &ObjectMeta, need: Need) {
-        if answer
+/// What one dry-run's answer tells.
+#[derive(Debug)]
+struct Answer {
+    existed: bool,
+    fields: Option<String>,
+}
+
+impl Answer {
+    /// Reads the answer's metadata for an object whose need is `need`.
+    fn of(answer: &ObjectMeta, need: Need) -> Self {
+        let existed = answer
             .resource_version
             .as_deref()
-            .is_some_and(|v| !v.is_empty())
-        {
-            self.existing.insert(idx);
-        }
+            .is_some_and(|v| !v.is_empty());
         let hash = owned_fields_hash(answer);
         // An adoption rewrites the managed fields before its apply: not known ahead.
-        if need == Need::Apply && !hash.is_empty() {
+        let fields = (need == Need::Apply && !hash.is_empty()).then_some(hash);
+        Answer { existed, fields }
+    }
+}
+
+impl Answers {
+    fn record(&mut self, idx: usize, answer: Answer) {
+        if answer.existed {
+            self.existing.insert(idx);
+        }
+        if let Some(hash) = answer.fields {
             self.fields.insert(idx, hash);
         }
     }
@@ -403,5 +422,46 @@ mod tests {
         assert!(selected(&objects, Pass::First, &missing).is_empty());
         let only = HashSet::from([3]);
         assert_eq!(selected(&objects, Pass::Deferred(&only), &missing), [3]);
+    }
+
+    #[test]
+    fn an_answer_tells_whether_the_object_existed_and_the_fields_an_apply_will_own() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+        let ours = ManagedFieldsEntry {
+            manager: Some(crate::object::FIELD_MANAGER.into()),
+            operation: Some("Apply".into()),
+            api_version: Some("v1".into()),
+            fields_v1: Some(FieldsV1(serde_json::json!({"f:data": {"f:key": {}}}))),
+            ..ManagedFieldsEntry::default()
+        };
+        let created = ObjectMeta {
+            managed_fields: Some(vec![ours]),
+            ..ObjectMeta::default()
+        };
+        let answer = Answer::of(&created, Need::Apply);
+        assert!(
+            !answer.existed,
+            "a dry-run create stores nothing: no resourceVersion"
+        );
+        assert_eq!(
+            answer.fields.as_deref(),
+            Some(&*owned_fields_hash(&created))
+        );
+        let live = ObjectMeta {
+            resource_version: Some("42".into()),
+            ..created
+        };
+        let adopted = Answer::of(&live, Need::Adopt);
+        assert!(adopted.existed);
+        assert_eq!(
+            adopted.fields, None,
+            "an adoption's fields are not known ahead"
+        );
+
+        let mut answers = Answers::default();
+        answers.record(3, Answer::of(&live, Need::Apply));
+        answers.record(4, Answer::of(&ObjectMeta::default(), Need::Apply));
+        assert_eq!(answers.existing, HashSet::from([3]));
+        assert_eq!(answers.fields.keys().collect::<Vec<_>>(), [&3]);
     }
 }
