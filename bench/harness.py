@@ -515,11 +515,7 @@ $HTTP["url"] =~ "^/git/" {{
                             "--prune", f"--applyset=bench-{tag}", "-n", ns, "-R", "-f", os.path.join(tree, "app")]
                     env = dict(os.environ, KUBECTL_APPLYSET="true")
                 else:
-                    argv = self.ceiling_argv(tree)
-                    if tool == "ceiling-h1":
-                        argv.append("--http1")
-                    if tool == "ceiling-v":
-                        argv.append("--validate")
+                    argv = self.ceiling_argv(tool, os.path.join(tree, "app"), self.args.ceiling_concurrency)
                     env = None
                 for w in (1, 2, 3):
                     if w != 1 and w not in self.args.workloads or w == 3 and (not change or tool.startswith("ceiling")):
@@ -534,10 +530,13 @@ $HTTP["url"] =~ "^/git/" {{
             self.stop_tool()
             self.cleanup(ns, ctl)
 
-    def ceiling_argv(self, tree):
-        """The ceiling client applying the manifests of `tree` at driftless's concurrency."""
-        return [os.environ["BENCH_CEILING_BIN"], f"--kubeconfig={KUBECONFIG}", "--dir",
-                os.path.join(tree, "app"), "--concurrency", str(self.args.ceiling_concurrency)]
+    def ceiling_argv(self, tool, directory, concurrency):
+        """The ceiling client `tool` applying the manifests in `directory`, `concurrency` at a
+        time: over HTTP/2 (`ceiling`), HTTP/1.1 (`ceiling-h1`), or dry-running them all first
+        (`ceiling-v`)."""
+        flags = {"ceiling": [], "ceiling-h1": ["--http1"], "ceiling-v": ["--validate"]}[tool]
+        return [os.environ["BENCH_CEILING_BIN"], f"--kubeconfig={KUBECONFIG}", "--dir", directory,
+                "--concurrency", str(concurrency)] + flags
 
     def warm_up(self, n):
         """One untimed first sync of N objects (by the ceiling client) before the measured
@@ -548,7 +547,8 @@ $HTTP["url"] =~ "^/git/" {{
         tree, _ = self.new_repo(f"single-{tag}")
         self.gen(tree, n, ns)
         try:
-            secs, _ = run_measured(self.ceiling_argv(tree), os.path.join(self.work, "logs", "warm-up.log"))
+            argv = self.ceiling_argv("ceiling", os.path.join(tree, "app"), self.args.ceiling_concurrency)
+            secs, _ = run_measured(argv, os.path.join(self.work, "logs", "warm-up.log"))
             log(f"warm-up at N={n} (untimed): {secs:.2f} s")
         finally:
             self.cleanup(ns)
@@ -608,9 +608,7 @@ $HTTP["url"] =~ "^/git/" {{
         os.makedirs(flat)
         for i in range(count):
             shutil.copy(os.path.join(tree, f"apps/app-{i:04d}/app.yaml"), os.path.join(flat, f"app-{i:04d}.yaml"))
-        argv = [os.environ["BENCH_CEILING_BIN"], f"--kubeconfig={KUBECONFIG}", "--dir", flat,
-                "--concurrency", str(MANY_CONCURRENCY)]
-        argv += {"ceiling": [], "ceiling-h1": ["--http1"], "ceiling-v": ["--validate"]}[tool]
+        argv = self.ceiling_argv(tool, flat, MANY_CONCURRENCY)
         mark = self.mark()
         secs, usage = run_measured(argv, os.path.join(self.work, "logs", f"{tool}.log"), None)
         self.record(4, tool, count, rep, secs, mark, {"objects": count * 4}, usage=usage)

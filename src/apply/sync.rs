@@ -122,12 +122,11 @@ impl Engine {
             .collect();
         let tried = self.check_in(objects, inventory, first, opts, warnings, clock);
         match tried.await {
-            Ok((live, changes, answers)) => {
-                let found = unread.iter().filter(|&&i| answers.existing.contains(&i));
-                let found = found.count();
-                if found == 0 {
-                    return Ok((live, changes, answers));
-                }
+            Ok((live, changes, answers)) if answers.existing.is_disjoint(&unread) => {
+                return Ok((live, changes, answers));
+            }
+            Ok((_, _, answers)) => {
+                let found = answers.existing.intersection(&unread).count();
                 tracing::debug!(found, "objects new to the inventory exist: reading them");
             }
             Err(SyncError::DryRun(_)) if !unread.is_empty() => {}
