@@ -39,7 +39,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import Audit, Kube, Proc, git, log, run_measured, wait_until  # noqa: E402
+from lib import MANY_CONCURRENCY, Audit, Kube, Proc, git, log, run_measured, wait_until  # noqa: E402
 import report  # noqa: E402
 
 ROOT = os.environ.get("BENCH_ROOT", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -71,7 +71,6 @@ UA = {  # audit log user agents of each tool's requests
 AGENTS = ("driftless", "flux", "flux-c20", "argocd", "argocd-ha")
 ARGO = ("argocd", "argocd-ha")
 SMALL = 100  # sizes up to this get --small-reps repetitions
-MANY_CONCURRENCY = 16  # workload 4's floor: the agent's default --concurrency
 
 
 class ArgoCannotRecord(RuntimeError):

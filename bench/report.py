@@ -5,6 +5,8 @@ import math
 import os
 import statistics
 
+from lib import MANY_CONCURRENCY
+
 TOOLS = ["driftless", "flux", "flux-c20", "argocd", "argocd-ha", "kubectl", "ceiling", "ceiling-h1", "ceiling-v"]
 COLORS = {"driftless": "#1b9e77", "flux": "#d95f02", "flux-c20": "#7570b3", "argocd": "#e6ab02",
           "argocd-ha": "#a6761d", "kubectl": "#e7298a",
@@ -121,7 +123,7 @@ def targets(results):
                 continue
             x = p / d
             lines.append(f"| {desc} | {peer} {fmt(p)} / driftless {fmt(d)} = {x:.1f}× | "
-                         f"{'yes' if x >= factor else '**no**'} |")
+                         f"{met(x >= factor)} |")
     # memory: driftless peak at most a quarter of Flux's two controllers, per workload
     worst = None
     for w in (1, 2, 3, 4, 5):
@@ -136,13 +138,13 @@ def targets(results):
     if worst:
         r, w, size, peer, d, p = worst
         lines.append(f"| peak memory at most ¼ of Flux's two controllers (worst case) | workload {w}, N = {size:,}: "
-                     f"driftless {d:.0f} MiB / {peer} {p:.0f} MiB = {r:.2f} | {'yes' if r <= 0.25 else '**no**'} |")
+                     f"driftless {d:.0f} MiB / {peer} {p:.0f} MiB = {r:.2f} | {met(r <= 0.25)} |")
     g = groups(results, 1)
     for size in sorted({k[0] for k in g}):
         d, c = med(g.get((size, "driftless"), []), "seconds"), ceiling(g, size)
         if d and c:
             lines.append(f"| workload 1 within 70 % of the ceiling (N = {size:,}) | ceiling {fmt(c)} s / driftless "
-                         f"{fmt(d)} s = {c / d:.0%} | {'yes' if c / d >= 0.7 else '**no**'} |")
+                         f"{fmt(d)} s = {c / d:.0%} | {met(c / d >= 0.7)} |")
         v = ceiling(g, size, ("ceiling-v",))
         if d and v:
             lines.append(f"| (context) workload 1 against the validating ceiling, dry-run then apply (N = {size:,}) | "
@@ -179,7 +181,7 @@ def fleet_targets(results):
             if v:
                 what = "dry-runs, then applies" if tool == "ceiling-v" else "applies"
                 lines.append(f"| (context) workload 4's floor: its {size * 4:,} objects' {what} alone, as one set "
-                             f"at concurrency 16 ({tool}) | {fmt(v)} s | — |")
+                             f"at concurrency {MANY_CONCURRENCY} ({tool}) | {fmt(v)} s | — |")
     g = groups(results, 7)
     for size in sorted({n for n, tool in g if tool == "driftless"}):
         rows = g[(size, "driftless")]

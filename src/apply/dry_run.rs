@@ -238,9 +238,10 @@ impl Answer {
             .resource_version
             .as_deref()
             .is_some_and(|v| !v.is_empty());
-        let hash = owned_fields_hash(answer);
         // An adoption rewrites the managed fields before its apply: not known ahead.
-        let fields = (need == Need::Apply && !hash.is_empty()).then_some(hash);
+        let fields = (need == Need::Apply)
+            .then(|| owned_fields_hash(answer))
+            .filter(|hash| !hash.is_empty());
         Answer { existed, fields }
     }
 }
